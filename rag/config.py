@@ -1,0 +1,109 @@
+"""One settings dataclass, overridable by ``RAG_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from .errors import RagError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The shipped sample corpus lives beside the package in a source checkout.
+DEFAULT_CORPUS = PACKAGE_DIR.parent / "corpus"
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that changes what gets indexed or answered.
+
+    The fields marked "index" are saved in the index manifest; an index built
+    with other values is rebuilt, never mixed.
+    """
+
+    corpus: tuple[str, ...] = ()  # files or folders; empty means the shipped corpus/
+    index_dir: str = ""  # empty means a folder under the user cache named after the corpus
+    model: str = DEFAULT_MODEL  # index: sentence-transformers model name or path
+    chunk_tokens: int = 128  # index: target chunk size in cl100k tokens
+    chunk_overlap: int = 32  # index: tokens repeated from the previous chunk
+    title_in_embedding: bool = True  # index: embed "title\ntext" rather than the bare text
+    dtype: str = "auto"  # auto | float32 | bfloat16 (embedding precision)
+    batch_size: int = 64
+    ann_threshold: int = 200_000  # chunks above which an HNSW index replaces exact search
+    k: int = 5
+    rrf_k: int = 60
+    candidates: int = 50  # hits taken from each retriever before fusion
+    abstain_threshold: float = 0.30  # calibrated on seed + RealTime QA questions (README)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, then ``RAG_<FIELD>`` variables, then explicit non-None overrides."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"RAG_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, raw, f.type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("corpus"), (str, Path)):
+            values["corpus"] = (str(values["corpus"]),)
+        if "corpus" in values:
+            values["corpus"] = tuple(str(p) for p in values["corpus"])  # type: ignore[union-attr]
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.chunk_tokens < 16:
+            raise RagError(f"chunk_tokens must be at least 16 (got {self.chunk_tokens})")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens // 2 + 1:
+            raise RagError(
+                f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})"
+            )
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise RagError(f"dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
+        if self.k < 1:
+            raise RagError(f"k must be at least 1 (got {self.k})")
+
+    @property
+    def corpus_paths(self) -> list[Path]:
+        return [Path(p) for p in self.corpus] if self.corpus else [DEFAULT_CORPUS]
+
+    @property
+    def index_path(self) -> Path:
+        if self.index_dir:
+            return Path(self.index_dir)
+        paths = sorted(str(p.resolve()) for p in self.corpus_paths)
+        digest = hashlib.sha1("\n".join(paths).encode()).hexdigest()[:10]
+        name = self.corpus_paths[0].resolve().name or "corpus"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return cache / "rag" / "indexes" / f"{name}-{digest}"
+
+    def index_signature(self) -> dict[str, object]:
+        """The settings an index depends on (saved in, and checked against, its manifest)."""
+        return {
+            "model": self.model,
+            "chunk_tokens": self.chunk_tokens,
+            "chunk_overlap": self.chunk_overlap,
+            "title_in_embedding": self.title_in_embedding,
+        }
+
+
+def _parse(name: str, raw: str, typ: object) -> object:
+    typ = str(typ)
+    try:
+        if "tuple" in typ:
+            return tuple(p for p in raw.split(os.pathsep) if p)
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+        if typ == "bool":
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+    except ValueError:
+        raise RagError(f"RAG_{name.upper()}={raw!r} is not a valid {typ}") from None
+    return raw

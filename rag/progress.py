@@ -1,0 +1,43 @@
+"""Progress for long work: a tqdm bar on a terminal, a plain line every few seconds in a pipe."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class ProgressPrinter:
+    """A ``progress(done, total)`` callback that shows chunks embedded and the ETA."""
+
+    def __init__(self, desc: str = "Embedding", unit: str = "chunk", stream=None, every_s: float = 5.0) -> None:
+        self.desc, self.unit = desc, unit
+        self.stream = stream or sys.stderr
+        self.every_s = every_s
+        self._bar = None
+        self._t0 = time.monotonic()
+        self._last = 0.0
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.tty:
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=self.stream, dynamic_ncols=True)
+            self._bar.update(done - self._bar.n)
+            if done >= total:
+                self.close()
+            return
+        now = time.monotonic()
+        if done >= total or now - self._last >= self.every_s:
+            self._last = now
+            elapsed = now - self._t0
+            rate = done / elapsed if elapsed > 0 else 0.0
+            eta = (total - done) / rate if rate > 0 else 0.0
+            print(f"{self.desc}: {done}/{total} {self.unit}s ({100 * done / max(total, 1):.0f}%, "
+                  f"{rate:.0f} {self.unit}s/s, ETA {eta:.0f}s)", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

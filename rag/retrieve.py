@@ -1,0 +1,191 @@
+"""Retrieval: FAISS dense search and BM25 fused by reciprocal rank fusion, with filters.
+
+Every retriever answers the same call, ``search(query, k, filters) -> list[Hit]``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .index import IndexReader
+from .types import Hit
+
+_WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Date range (ISO, inclusive) and source substrings; empty means no filter."""
+
+    since: str = ""
+    until: str = ""
+    sources: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.sources)
+
+
+# ---------------------------------------------------------------- BM25
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english").stemWord
+    except ImportError:
+        return lambda w: w
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased, stemmed words without English stopwords."""
+    stem, stop = _stemmer(), _stopwords()
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in stop]
+
+
+def build_bm25(texts: list[str], folder: Path) -> None:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    corpus_tokens = [bm25_tokens(t) or ["<empty>"] for t in texts]
+    if corpus_tokens:
+        retriever.index(corpus_tokens, show_progress=False)
+    retriever.save(str(folder))
+
+
+def load_bm25(folder: Path):
+    import bm25s
+
+    return bm25s.BM25.load(str(folder), mmap=False)
+
+
+# ---------------------------------------------------------------- retrievers
+
+
+class DenseRetriever:
+    def __init__(self, index: IndexReader, embedder) -> None:
+        self.index, self.embedder = index, embedder
+
+    def search(self, query: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None) -> list[Hit]:
+        if self.index.n_chunks == 0:
+            return []
+        import faiss
+
+        q = self.embedder.encode_query(query) if vector is None else vector
+        params = None
+        if filters:
+            allowed = self.index.allowed_ids(filters.since, filters.until, list(filters.sources))
+            if allowed is not None and len(allowed) == 0:
+                return []
+            sel = faiss.IDSelectorBatch(allowed)
+            params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(128, k))
+                      if isinstance(self.index.faiss, faiss.IndexHNSW) else faiss.SearchParameters(sel=sel))
+        k = min(k, self.index.n_chunks)
+        scores, ids = self.index.faiss.search(q.reshape(1, -1).astype(np.float32), k, params=params)
+        return [
+            Hit(chunk_id=int(i), chunk=None, score=float(s), dense_score=float(s), dense_rank=r + 1)  # type: ignore[arg-type]
+            for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0
+        ]
+
+
+class BM25Retriever:
+    def __init__(self, index: IndexReader) -> None:
+        self.index = index
+
+    def search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
+        if self.index.n_chunks == 0:
+            return []
+        bm25 = self.index.bm25
+        vocab = bm25.vocab_dict
+        tokens = [t for t in bm25_tokens(query) if t in vocab]
+        if not tokens:
+            return []
+        mask = None
+        if filters:
+            allowed = self.index.allowed_ids(filters.since, filters.until, list(filters.sources))
+            if allowed is not None:
+                if len(allowed) == 0:
+                    return []
+                mask = np.zeros(self.index.n_chunks, dtype=np.float32)
+                mask[allowed] = 1.0
+        k = min(k, self.index.n_chunks)
+        docs, scores = bm25.retrieve([tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask)
+        return [
+            Hit(chunk_id=int(i), chunk=None, score=float(s), bm25_rank=r + 1)  # type: ignore[arg-type]
+            for r, (i, s) in enumerate(zip(docs[0], scores[0])) if s > 0
+        ]
+
+
+class HybridRetriever:
+    """Dense + BM25 fused by reciprocal rank fusion; near-duplicate passages collapsed."""
+
+    def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 50) -> None:
+        self.index = index
+        self.dense = DenseRetriever(index, embedder)
+        self.bm25 = BM25Retriever(index)
+        self.rrf_k, self.candidates = rrf_k, candidates
+
+    def search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
+        n = max(self.candidates, k * 4)
+        fused: dict[int, Hit] = {}
+        for hits in (self.dense.search(query, n, filters), self.bm25.search(query, n, filters)):
+            for h in hits:
+                rank = h.dense_rank or h.bm25_rank or n
+                cur = fused.setdefault(h.chunk_id, Hit(h.chunk_id, None, 0.0))  # type: ignore[arg-type]
+                cur.score += 1.0 / (self.rrf_k + rank)
+                if h.dense_rank:
+                    cur.dense_rank, cur.dense_score = h.dense_rank, h.dense_score
+                if h.bm25_rank:
+                    cur.bm25_rank = h.bm25_rank
+        ranked = sorted(fused.values(), key=lambda h: -h.score)
+        return attach_and_collapse(self.index, ranked, k)
+
+
+def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[Hit]:
+    """Fetch chunk text for the best hits, dropping near-duplicates of a better hit."""
+    out: list[Hit] = []
+    seen: list[set[int]] = []
+    pos = 0
+    while len(out) < k and pos < len(ranked):
+        batch = ranked[pos : pos + max(2 * k, 10)]
+        pos += len(batch)
+        chunks = index.chunks([h.chunk_id for h in batch])
+        for h in batch:
+            h.chunk = chunks[h.chunk_id]
+            sh = shingles(h.chunk.text)
+            if any(_jaccard(sh, s) >= 0.6 for s in seen):
+                continue
+            seen.append(sh)
+            out.append(h)
+            if len(out) == k:
+                break
+    return out
+
+
+def shingles(text: str, n: int = 4) -> set[int]:
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return {hash(" ".join(words))}
+    return {hash(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)}
+
+
+def _jaccard(a: set[int], b: set[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+RETRIEVERS = {"hybrid": HybridRetriever, "dense": DenseRetriever, "bm25": BM25Retriever}

@@ -1,0 +1,101 @@
+"""Dataclasses that flow through the pipeline: files -> documents -> chunks -> hits -> answer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Document:
+    """One article: its full text and what we know about it."""
+
+    doc_id: str
+    text: str
+    title: str = ""
+    date: str = ""  # ISO YYYY-MM-DD, or "" when unknown
+    source: str = ""
+    url: str = ""
+    path: str = ""  # file the document came from
+    line: int = 0  # line number within a JSONL file, 0 otherwise
+
+
+@dataclass
+class Chunk:
+    """A passage of a document; ``text == document.text[start:end]``."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    n_tokens: int
+    title: str = ""
+    date: str = ""
+    source: str = ""
+    url: str = ""
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its fused score and the ranks it had in each retriever."""
+
+    chunk_id: int
+    chunk: Chunk
+    score: float
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass
+class Citation:
+    """A numbered passage shown to the user: [n] -> title, date, source, exact span."""
+
+    n: int
+    doc_id: str
+    title: str
+    date: str
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    url: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    """What ``ask`` returns."""
+
+    question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    confidence: float = 0.0
+    standalone_question: str = ""
+
+    def to_dict(self) -> dict:
+        """The documented ``ask --json`` object."""
+        return {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
+        }
+
+
+@dataclass
+class SkippedInput:
+    """An input that could not be read, with where and why."""
+
+    path: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.reason}"
