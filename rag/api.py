@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import answer as extractive
 from .config import Settings
-from .errors import QuestionError
+from .errors import CorpusError, QuestionError, RagError
 from .index import (
     BuildReport,
     IndexReader,
@@ -26,6 +26,7 @@ from .ingest import list_files
 from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse
 from .types import Answer, Hit
 
+RERANK_DEPTH = 10  # passages whose sentences are scored; the best-evidenced come first
 _PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
 
 
@@ -87,6 +88,9 @@ class Rag:
     def needs_index(self) -> str:
         """Why the index must be (re)built before answering, or "" when it is current."""
         index_dir = self.settings.index_path
+        for p in self.settings.corpus_paths:
+            if not p.exists():
+                raise CorpusError(f"corpus path not found: {p}")
         manifest = read_manifest(index_dir)
         if manifest is None:
             return f"no index yet in {index_dir}"
@@ -137,25 +141,35 @@ class Rag:
         reader = self.reader
         if retriever == "hybrid":
             return HybridRetriever(reader, self.embedder, self.settings.rrf_k, self.settings.candidates).search(query, k, filters)
+        if retriever not in ("dense", "bm25"):
+            raise RagError(f"unknown retriever {retriever!r}; use hybrid, dense or bm25")
         base = DenseRetriever(reader, self.embedder) if retriever == "dense" else BM25Retriever(reader)
         ranked = base.search(query, max(k * 4, self.settings.candidates), filters)
         return attach_and_collapse(reader, ranked, k)
 
     def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
-            conversation: Conversation | None = None) -> Answer:
-        """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain."""
+            conversation: Conversation | None = None, retrieve_k: int = 0) -> Answer:
+        """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain.
+
+        The answer and citations use the top ``k`` passages; ``retrieve_k`` ranks more
+        (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs.
+        """
+        k = k or self.settings.k
         question = (question or "").strip()
         if not question:
             raise QuestionError("the question is empty; ask something about the articles")
         t0 = time.perf_counter()
         query = conversation.contextualize(question) if conversation else question
-        hits = self.search(query, k, filters)
+        ranked = self.search(query, max(k, retrieve_k, RERANK_DEPTH), filters)
         t1 = time.perf_counter()
-        reader = self.reader
+        ranked, sentences = self._rerank_by_evidence(query, question, ranked)
+        hits = ranked[:k]
+        if conversation and conversation.turns:
+            # A follow-up asks for something new: what the last answer said is not an answer again.
+            said = set(conversation.turns[-1].answer.evidence)
+            sentences = [s for s in sentences if (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
         citations = extractive.citations_for(hits)
-        sentences = extractive.score_sentences(query, question, extractive.candidate_sentences(hits),
-                                               self.embedder, self._idf(reader))
-        text, chosen = extractive.compose(question, sentences)
+        text, chosen = extractive.compose(question, [s for s in sentences if s.n <= k])
         confidence = chosen[0].score if chosen else 0.0
         abstained = confidence < self.settings.abstain_threshold
         t2 = time.perf_counter()
@@ -167,10 +181,29 @@ class Rag:
             timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
             confidence=confidence,
             standalone_question=query,
+            retrieved=ranked,
+            evidence=[] if abstained else [(hits[s.n - 1].chunk.doc_id, s.start) for s in chosen],
         )
         if conversation is not None:
             conversation.turns.append(Turn(question, result))
         return result
+
+    def _rerank_by_evidence(self, query: str, question: str, ranked: list[Hit]) -> tuple[list[Hit], list]:
+        """Order the top passages by their best answer sentence; return them and the scored sentences.
+
+        Sentence numbers (``n``) are the passages' positions after the reordering.
+        """
+        pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
+        sentences = extractive.score_sentences(query, question, extractive.candidate_sentences(pool),
+                                               self.embedder, self._idf(self.reader))
+        best: dict[int, float] = {}
+        for s in sentences:
+            best[s.n] = max(best.get(s.n, -1.0), s.score)
+        order = sorted(range(len(pool)), key=lambda i: (-best.get(i + 1, -1.0), i))
+        renumber = {old + 1: new + 1 for new, old in enumerate(order)}
+        for s in sentences:
+            s.n = renumber[s.n]
+        return [pool[i] for i in order] + rest, sentences
 
     def _idf(self, reader: IndexReader):
         bm25 = reader.bm25

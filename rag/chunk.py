@@ -94,7 +94,8 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
             break
         # Step back over trailing sentences that fit in the overlap, but always advance.
         back, k = 0, j
-        while k - 1 > i and back + units[k - 1][2] <= overlap:
+        # A step back that would leave no room for the next sentence would only repeat text.
+        while k - 1 > i and back + units[k - 1][2] <= overlap and back + units[k - 1][2] + units[j][2] <= max_tokens:
             k -= 1
             back += units[k][2]
         i = k
@@ -107,6 +108,12 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tu
     piece_start, n = None, 0
     for ws, we in words:
         wn = len(enc.encode_ordinary(text[ws:we]))
+        if wn > max_tokens:  # one "word" longer than a chunk (a URL, a hash): cut it on tokens
+            if piece_start is not None:
+                yield from _trimmed(text, piece_start, ws, n)
+                piece_start, n = None, 0
+            yield from _split_tokens(text, ws, we, max_tokens)
+            continue
         if piece_start is not None and n + wn > max_tokens:
             yield from _trimmed(text, piece_start, ws, n)
             piece_start, n = None, 0
@@ -115,6 +122,23 @@ def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tu
         n += wn
     if piece_start is not None:
         yield from _trimmed(text, piece_start, end, n)
+
+
+def _split_tokens(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int, int]]:
+    enc = encoding()
+    tokens = enc.encode_ordinary(text[start:end])
+    pos = start
+    for i in range(0, len(tokens), max_tokens):
+        piece = enc.decode(tokens[i : i + max_tokens])
+        # Decoding can split a multi-byte character; keep spans on what the text really holds.
+        length = len(piece) if text.startswith(piece, pos) else len(piece.rstrip("\ufffd"))
+        length = max(1, min(length, end - pos))
+        yield from _trimmed(text, pos, pos + length, min(max_tokens, len(tokens) - i))
+        pos += length
+        if pos >= end:
+            return
+    if pos < end:
+        yield from _trimmed(text, pos, end, count_tokens(text[pos:end]))
 
 
 def _trimmed(text: str, s: int, e: int, n: int) -> Iterator[tuple[int, int, int]]:

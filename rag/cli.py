@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import textwrap
+from pathlib import Path
 
 from .api import Conversation, Rag
 from .config import Settings
@@ -50,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
     _common(p)
     _query_opts(p)
+
+    p = sub.add_parser("eval", help="batch-answer a question set and report metrics")
+    p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
+    _common(p)
+    p.add_argument("-k", dest="ks", default="1,3,5,10", metavar="1,3,5,10", help="cut-offs for recall@k")
+    p.add_argument("--llm", default="none", help="answer backend (default: none, the extractive answer)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("stats", help="show what is indexed")
     _common(p)
@@ -206,7 +215,39 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "stats": cmd_stats}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, load_questions, plot_recall, summary_markdown
+
+    if args.llm != "none":
+        raise RagError(f"unknown --llm {args.llm!r}; available: none")
+    try:
+        ks = sorted({int(x) for x in args.ks.split(",") if x.strip()})
+    except ValueError:
+        raise RagError(f"-k {args.ks!r}: give comma-separated numbers such as 1,3,5,10") from None
+    if not ks or ks[0] < 1:
+        raise RagError("-k needs positive numbers such as 1,3,5,10")
+    questions, skipped = load_questions(args.questions)
+    for s in skipped:
+        warn(f"warning: skipped {s}")
+    out = args.out or Path("runs") / args.questions.name.split(".")[0]
+    rag = Rag(settings_from(args))
+    ensure_index(rag)
+    progress = ProgressPrinter(desc="Answering", unit="question")
+    try:
+        summary, _ = evaluate(rag, questions, ks, out, progress=progress)
+    finally:
+        progress.close()
+    if not plot_recall(summary, ks, out / "recall_at_k.png"):
+        warn("warning: matplotlib is not installed, so no plot was drawn (pip install -e '.[eval]')")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(summary_markdown(summary))
+        print(f"Results in {out}/ (results.jsonl, summary.json, summary.md, recall_at_k.png)")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats}
 
 
 def main(argv: list[str] | None = None) -> int:

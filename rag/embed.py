@@ -229,14 +229,14 @@ class NumpyBertEncoder:
         x = _layer_norm(x, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self.eps)
         b, d = len(encs), x.shape[-1]
         hd = d // self.heads
-        bias = ((1.0 - mask) * -1e9)[:, None, None, :]
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
             q, k, v = (
                 self._lin(x, p + f"attention.self.{name}").reshape(b, n, self.heads, hd).transpose(0, 2, 1, 3)
                 for name in ("query", "key", "value")
             )
-            att = q @ k.transpose(0, 1, 3, 2) / np.sqrt(hd) + bias
+            att = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / np.sqrt(hd)) + bias
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
             ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
@@ -269,7 +269,7 @@ def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.n
 def _gelu(x: np.ndarray) -> np.ndarray:
     # Exact (erf) GELU as in BERT; math.erf vectorised via numpy's frompyfunc is slow,
     # so use the Abramowitz-Stegun erf approximation (max error 1.5e-7).
-    z = x / np.sqrt(2.0)
+    z = x * np.float32(1.0 / np.sqrt(2.0))
     s = np.sign(z)
     a = np.abs(z)
     t = 1.0 / (1.0 + 0.3275911 * a)

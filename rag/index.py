@@ -98,7 +98,14 @@ class IndexReader:
         except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
             raise IndexError_(f"index at {gen_dir} is damaged ({e}); run 'python -m rag index' to rebuild") from None
         self._bm25 = None
+        self._vectors = None
         self.n_chunks = int(self.manifest["chunks"])
+
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        """The stored unit vectors of the given chunks."""
+        if self._vectors is None:
+            self._vectors = np.load(self.dir / "vectors.npy", mmap_mode="r")
+        return np.asarray(self._vectors[ids], dtype=np.float32)
 
     @property
     def bm25(self):

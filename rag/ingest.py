@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +75,9 @@ def read_corpus(paths: list[Path]) -> IngestResult:
             if isinstance(item, SkippedInput):
                 result.skipped.append(item)
                 continue
+            if item.doc_id in seen_ids and not item.line:
+                # Same file name in two folders: qualify the id with its folder.
+                item.doc_id = f"{Path(item.path).parent.name}/{item.doc_id}"
             if item.doc_id in seen_ids:
                 result.skipped.append(
                     SkippedInput(item.path, item.line,
@@ -148,7 +152,7 @@ def _read_jsonl(path: Path) -> Iterator[Document | SkippedInput]:
                 if not raw.strip():
                     continue
                 yield _jsonl_line(path, stem, lineno, raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         yield SkippedInput(str(path), 0, f"cannot read file: {e}")
 
 
@@ -242,7 +246,10 @@ def _folder_metadata(folder: Path, cache: dict[Path, dict]) -> dict:
 
 
 def _html_to_text(html: str) -> tuple[str, dict[str, str]]:
-    import trafilatura
+    try:
+        import trafilatura
+    except ImportError as e:
+        raise CorpusError(f"reading HTML needs trafilatura and lxml_html_clean ({e}); pip install -e .") from None
 
     text = trafilatura.extract(
         html, include_comments=False, include_tables=False, favor_precision=True, with_metadata=False

@@ -105,6 +105,14 @@ class BM25Retriever:
     def __init__(self, index: IndexReader) -> None:
         self.index = index
 
+    def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
+        """BM25 scores of the given chunks for ``query`` (0 where no query word occurs)."""
+        bm25 = self.index.bm25
+        tokens = [t for t in bm25_tokens(query) if t in bm25.vocab_dict]
+        if not tokens:
+            return np.zeros(len(ids), dtype=np.float32)
+        return np.asarray(bm25.get_scores(tokens), dtype=np.float32)[ids]
+
     def search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
         if self.index.n_chunks == 0:
             return []
@@ -130,18 +138,29 @@ class BM25Retriever:
 
 
 class HybridRetriever:
-    """Dense + BM25 fused by reciprocal rank fusion; near-duplicate passages collapsed."""
+    """Dense + BM25 fused by reciprocal rank fusion, then the fused pool re-scored.
 
-    def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 50) -> None:
+    RRF picks the candidate pool robustly without comparing raw scores. Within the
+    pool, a convex mix of the dense cosine and the max-normalised BM25 score ranks
+    the passages; on the seed questions this lifted the top passage's answer rate
+    from 65% to 84% (README, "Retrieval choices"). Near-duplicates are then collapsed.
+    """
+
+    def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 50,
+                 dense_weight: float = 0.5) -> None:
         self.index = index
+        self.embedder = embedder
         self.dense = DenseRetriever(index, embedder)
         self.bm25 = BM25Retriever(index)
-        self.rrf_k, self.candidates = rrf_k, candidates
+        self.rrf_k, self.candidates, self.dense_weight = rrf_k, candidates, dense_weight
 
     def search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
+        if self.index.n_chunks == 0:
+            return []
         n = max(self.candidates, k * 4)
+        qvec = self.embedder.encode_query(query)
         fused: dict[int, Hit] = {}
-        for hits in (self.dense.search(query, n, filters), self.bm25.search(query, n, filters)):
+        for hits in (self.dense.search(query, n, filters, vector=qvec), self.bm25.search(query, n, filters)):
             for h in hits:
                 rank = h.dense_rank or h.bm25_rank or n
                 cur = fused.setdefault(h.chunk_id, Hit(h.chunk_id, None, 0.0))  # type: ignore[arg-type]
@@ -150,8 +169,22 @@ class HybridRetriever:
                     cur.dense_rank, cur.dense_score = h.dense_rank, h.dense_score
                 if h.bm25_rank:
                     cur.bm25_rank = h.bm25_rank
-        ranked = sorted(fused.values(), key=lambda h: -h.score)
-        return attach_and_collapse(self.index, ranked, k)
+        pool = sorted(fused.values(), key=lambda h: -h.score)[: max(2 * n, 60)]
+        self._rescore(query, qvec, pool)
+        return attach_and_collapse(self.index, sorted(pool, key=lambda h: -h.score), k)
+
+    def _rescore(self, query: str, qvec: np.ndarray, pool: list[Hit]) -> None:
+        if not pool:
+            return
+        ids = np.array([h.chunk_id for h in pool], dtype=np.int64)
+        cos = self.index.vectors_for(ids) @ qvec
+        bm = self.bm25.scores_for(query, ids)
+        top = float(bm.max()) if len(bm) else 0.0
+        bm = bm / top if top > 0 else bm
+        w = self.dense_weight
+        for h, c, b in zip(pool, cos, bm):
+            h.dense_score = float(c)
+            h.score = float(w * c + (1 - w) * b)
 
 
 def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[Hit]:
@@ -187,5 +220,3 @@ def _jaccard(a: set[int], b: set[int]) -> float:
         return 0.0
     return len(a & b) / len(a | b)
 
-
-RETRIEVERS = {"hybrid": HybridRetriever, "dense": DenseRetriever, "bm25": BM25Retriever}

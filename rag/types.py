@@ -76,6 +76,8 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     confidence: float = 0.0
     standalone_question: str = ""
+    retrieved: list[Hit] = field(default_factory=list)  # every ranked passage, best first
+    evidence: list[tuple[str, int]] = field(default_factory=list)  # (doc_id, start) of the answer sentences
 
     def to_dict(self) -> dict:
         """The documented ``ask --json`` object."""

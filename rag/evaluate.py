@@ -1,0 +1,212 @@
+"""Batch answering of question sets with metrics: the same ``Rag.ask`` path as the CLI.
+
+Question files are JSONL: ``{"id", "question", "answers": [...], "docs": [...], "unanswerable": false}``;
+``docs`` and ``unanswerable`` are optional, a line with ``"answerable": false`` (RealTime QA's
+field) is left out of the recall metrics, other fields are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .api import Rag
+from .chunk import count_tokens, encoding
+from .errors import RagError
+from .metrics import (
+    answer_recall_at_tokens,
+    citation_markers,
+    contains_answer,
+    first_answer_rank,
+    percentile,
+    token_f1,
+)
+from .types import SkippedInput
+
+TOKEN_BUDGETS = (512, 1024)
+
+
+def load_questions(path: Path) -> tuple[list[dict], list[SkippedInput]]:
+    """Questions from a JSONL file; bad lines are skipped and reported with their line number."""
+    if not path.is_file():
+        raise RagError(f"question file not found: {path}")
+    questions, skipped, ids = [], [], set()
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                q = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                skipped.append(SkippedInput(str(path), lineno, f"not valid JSON ({e})"))
+                continue
+            if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not q["question"].strip():
+                skipped.append(SkippedInput(str(path), lineno, 'no "question" field'))
+                continue
+            answers = q.get("answers") or []
+            if isinstance(answers, str):
+                answers = [answers]
+            q["answers"] = [str(a) for a in answers if str(a).strip()]
+            q["docs"] = [str(d) for d in q.get("docs") or []]
+            q["id"] = str(q.get("id") or f"line{lineno}")
+            if q["id"] in ids:
+                skipped.append(SkippedInput(str(path), lineno, f"duplicate id {q['id']!r}"))
+                continue
+            ids.add(q["id"])
+            q["unanswerable"] = bool(q.get("unanswerable", False))
+            q["scored"] = bool(q["answers"]) and q.get("answerable", True) is not False and not q["unanswerable"]
+            questions.append(q)
+    if not questions:
+        raise RagError(f"{path}: no questions found")
+    return questions, skipped
+
+
+def _truncate(text: str, n: int) -> str:
+    enc = encoding()
+    return enc.decode(enc.encode_ordinary(text)[: max(n, 0)])
+
+
+def answer_one(rag: Rag, q: dict, ks: list[int]) -> dict:
+    """Answer one question and compute its per-question metric values."""
+    t0 = time.perf_counter()
+    depth = max(max(ks), 16)
+    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth)
+    latency = (time.perf_counter() - t0) * 1000
+    passages = [h.chunk.text for h in ans.retrieved]
+    doc_ids = [h.chunk.doc_id for h in ans.retrieved]
+    row = {
+        "id": q["id"], "question": q["question"], "answers": q["answers"], "docs": q["docs"],
+        "unanswerable": q["unanswerable"], "scored": q["scored"],
+        "answer": ans.answer, "abstained": ans.abstained, "confidence": round(ans.confidence, 4),
+        "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
+    }
+    metrics: dict[str, float | None] = {}
+    if q["scored"]:
+        for k in ks:
+            metrics[f"answer_recall@{k}"] = float(contains_answer("\n".join(passages[:k]), q["answers"]))
+        for budget in TOKEN_BUDGETS:
+            metrics[f"answer_recall@{budget}tok"] = float(
+                answer_recall_at_tokens(passages, q["answers"], budget, count_tokens, _truncate))
+        rank = first_answer_rank(passages, q["answers"])
+        metrics["rr"] = 1.0 / rank if rank else 0.0
+        metrics["answer_hit"] = float(not ans.abstained and contains_answer(ans.answer, q["answers"]))
+        metrics["token_f1"] = 0.0 if ans.abstained else token_f1(ans.answer, q["answers"])
+    if q["docs"]:
+        for k in ks:
+            metrics[f"source_recall@{k}"] = float(any(d in q["docs"] for d in doc_ids[:k]))
+    markers = citation_markers(ans.answer)
+    metrics["citations_total"] = len(markers)
+    metrics["citations_valid"] = sum(1 for m in markers if 1 <= m <= len(ans.citations))
+    row["metrics"] = metrics
+    return row
+
+
+def summarize(rows: list[dict], ks: list[int]) -> dict:
+    """Aggregate per-question rows into the summary metrics."""
+    scored = [r for r in rows if r["scored"]]
+    with_docs = [r for r in rows if r["docs"]]
+    unans = [r for r in rows if r["unanswerable"]]
+    abstained = [r for r in rows if r["abstained"]]
+
+    def mean(rs: list[dict], key: str) -> float | None:
+        vals = [r["metrics"][key] for r in rs if r["metrics"].get(key) is not None]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    s: dict[str, object] = {"questions": len(rows), "answerable": len(scored)}
+    for k in ks:
+        s[f"answer_recall@{k}"] = mean(scored, f"answer_recall@{k}")
+    for budget in TOKEN_BUDGETS:
+        s[f"answer_recall@{budget}tok"] = mean(scored, f"answer_recall@{budget}tok")
+    for k in ks:
+        s[f"source_recall@{k}"] = mean(with_docs, f"source_recall@{k}")
+    s["mrr"] = mean(scored, "rr")
+    s["answer_hit"] = mean(scored, "answer_hit")
+    s["token_f1"] = mean(scored, "token_f1")
+    true_abst = sum(1 for r in abstained if r["unanswerable"])
+    s["abstention_precision"] = round(true_abst / len(abstained), 4) if abstained and unans else None
+    s["abstention_recall"] = round(true_abst / len(unans), 4) if unans else None
+    s["false_abstention_rate"] = round(sum(r["abstained"] for r in scored) / len(scored), 4) if scored else None
+    total = sum(r["metrics"]["citations_total"] for r in rows)
+    s["citation_validity"] = round(sum(r["metrics"]["citations_valid"] for r in rows) / total, 4) if total else None
+    lat = [r["latency_ms"] for r in rows]
+    s["latency_ms_p50"] = round(percentile(lat, 50), 2)
+    s["latency_ms_p95"] = round(percentile(lat, 95), 2)
+    s["primary"] = "answer_recall@1024tok"
+    return s
+
+
+def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[dict]]:
+    """Answer every question (resuming from ``out_dir/results.jsonl``) and write the reports."""
+    rows: dict[str, dict] = {}
+    results_path = out_dir / "results.jsonl" if out_dir else None
+    if results_path and results_path.exists():
+        for line in results_path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                rows[row["id"]] = row
+            except (ValueError, KeyError):
+                continue  # a line cut short by an interruption is answered again
+    wanted = {q["id"] for q in questions}
+    rows = {i: r for i, r in rows.items() if i in wanted}
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        # Rewrite without any torn last line, then append as we go.
+        results_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
+    todo = [q for q in questions if q["id"] not in rows]
+    done = len(questions) - len(todo)
+    fh = results_path.open("a") if results_path else None
+    try:
+        for q in todo:
+            row = answer_one(rag, q, ks)
+            rows[q["id"]] = row
+            if fh:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                fh.flush()
+            done += 1
+            if progress:
+                progress(done, len(questions))
+    finally:
+        if fh:
+            fh.close()
+    ordered = [rows[q["id"]] for q in questions]
+    summary = summarize(ordered, ks)
+    if out_dir:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        (out_dir / "summary.md").write_text(summary_markdown(summary))
+    return summary, ordered
+
+
+def summary_markdown(summary: dict) -> str:
+    lines = ["| metric | value |", "|---|---|"]
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.3f}"
+        lines.append(f"| {key} | {value if value is not None else 'n/a'} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_recall(summary: dict, ks: list[int], path: Path) -> bool:
+    """A PNG of answer recall against k; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ys = [summary.get(f"answer_recall@{k}") or 0.0 for k in ks]
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    ax.plot(ks, ys, marker="o")
+    ax.set_xlabel("k (passages)")
+    ax.set_ylabel("answer recall")
+    ax.set_ylim(0, 1)
+    ax.set_xticks(ks)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"Answer recall@k ({summary['answerable']} answerable questions)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True

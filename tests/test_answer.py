@@ -1,0 +1,182 @@
+"""Answers: citations, [n] markers, abstention, follow-up questions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from rag import Answer, Citation, Conversation, Filters, QuestionError, Rag
+from rag.answer import NOT_FOUND, Sentence, answer_type, compose
+from rag.api import Turn
+
+QUESTION = "Who offered to mediate between Kabul and Islamabad?"
+NONSENSE = "zzzz qqqq xxxx?"
+MARKED = re.compile(r"(.+?) \[(\d+)\]")
+
+
+def marked_sentences(answer: Answer) -> list[tuple[str, int]]:
+    """The answer as (sentence, citation number) pairs; fails if any text is left unmarked."""
+    pairs = [(m.group(1).strip(), int(m.group(2))) for m in MARKED.finditer(answer.answer)]
+    assert MARKED.sub("", answer.answer).strip() == "", answer.answer
+    return pairs
+
+
+def assert_well_cited(answer: Answer, k: int) -> None:
+    assert [c.n for c in answer.citations] == list(range(1, k + 1))
+    pairs = marked_sentences(answer)
+    assert pairs, answer.answer
+    for sentence, n in pairs:
+        assert 1 <= n <= len(answer.citations)
+        assert sentence in answer.citations[n - 1].text  # the marker points at the passage it quotes
+
+
+# ---------------------------------------------------------------- fake model
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", None])
+def test_empty_question_is_refused(fake_rag, question):
+    with pytest.raises(QuestionError, match="empty"):
+        fake_rag.ask(question)
+
+
+def test_empty_question_is_refused_before_touching_the_index(fake_settings):
+    with pytest.raises(QuestionError):
+        Rag(fake_settings).ask("  ")  # no index was built: the question is checked first
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_answer_cites_numbered_passages_and_markers_point_at_them(fake_rag, tmp_corpus, k):
+    answer = fake_rag.ask(QUESTION, k=k)
+    assert answer.question == QUESTION and not answer.abstained
+    assert_well_cited(answer, k)
+    for c in answer.citations:
+        assert isinstance(c, Citation)
+        assert (tmp_corpus / f"{c.doc_id}.txt").read_text(encoding="utf-8")[c.start : c.end] == c.text
+        assert c.title and c.date and c.source
+    assert "004_f1ed5df54c6c908a" in {c.doc_id for c in answer.citations}
+    assert set(answer.timings_ms) == {"retrieve", "answer", "total"}
+    assert 0 < answer.confidence <= 1.5
+
+
+def test_answer_to_dict_has_the_documented_keys(fake_rag):
+    d = fake_rag.ask(QUESTION).to_dict()
+    assert set(d) == {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert set(d["citations"][0]) >= {"n", "doc_id", "title", "date", "source", "start", "end", "text", "score"}
+
+
+def test_question_with_no_overlap_abstains(fake_rag):
+    answer = fake_rag.ask(NONSENSE)
+    assert answer.abstained is True
+    assert answer.answer == NOT_FOUND and answer.answer.startswith("Not found in the corpus")
+    assert answer.confidence < fake_rag.settings.abstain_threshold
+    assert not MARKED.search(answer.answer)  # no claim, so no marker
+
+
+def test_the_abstain_threshold_decides(fake_rag):
+    # confidence is the best sentence's score; the answer abstains when it is under the threshold.
+    confidence = fake_rag.ask(QUESTION).confidence
+    never = Rag(fake_rag.settings.with_(abstain_threshold=-1.0))
+    always = Rag(fake_rag.settings.with_(abstain_threshold=confidence + 1e-6))
+    assert not never.ask(NONSENSE).abstained
+    assert always.ask(QUESTION).abstained
+    assert not Rag(fake_rag.settings.with_(abstain_threshold=confidence - 1e-6)).ask(QUESTION).abstained
+
+
+def test_filters_restrict_the_cited_passages(fake_rag):
+    answer = fake_rag.ask("What did the Taliban delegation discuss in Tehran?", filters=Filters(until="2019-12-31"))
+    assert answer.citations
+    assert all(c.date <= "2019-12-31" for c in answer.citations)
+
+
+def test_ask_records_the_turn_in_the_conversation(fake_rag):
+    conversation = Conversation()
+    first = fake_rag.ask(QUESTION, conversation=conversation)
+    second = fake_rag.ask("whom did he call?", conversation=conversation)
+    assert [t.question for t in conversation.turns] == [QUESTION, "whom did he call?"]
+    assert first.standalone_question == QUESTION
+    assert second.standalone_question.startswith("whom did he call? " + QUESTION)
+
+
+# ---------------------------------------------------------------- pieces
+
+
+def turn(question: str, answer: str, abstained: bool = False) -> Turn:
+    return Turn(question, Answer(question=question, answer=answer, abstained=abstained))
+
+
+def test_contextualize_joins_a_follow_up_with_the_previous_turn():
+    conv = Conversation([turn(QUESTION, "Iran’s Foreign Minister Abbas Araghchi offered to mediate. [1]")])
+    query = conv.contextualize("whom did he call?")
+    assert query.startswith("whom did he call? " + QUESTION)
+    assert "Abbas Araghchi" in query and "[1]" not in query
+
+
+def test_contextualize_leaves_standalone_questions_alone():
+    assert Conversation().contextualize("whom did he call?") == "whom did he call?"
+    conv = Conversation([turn(QUESTION, "Abbas Araghchi offered. [1]")])
+    standalone = "Which Pakistani defence minister said the talks had hit a total impasse?"
+    assert conv.contextualize(standalone) == standalone
+
+
+def test_contextualize_takes_no_names_from_an_abstained_answer():
+    conv = Conversation([turn(QUESTION, NOT_FOUND, abstained=True)])
+    assert conv.contextualize("and then?") == f"and then? {QUESTION}"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Who offered to mediate?", "name"),
+        ("Whom did he call?", "name"),
+        ("Which country hosted the talks?", "name"),
+        ("Where did the talks collapse?", "name"),
+        ("How many troops remained?", "number"),
+        ("What percentage of territory?", "number"),
+        ("When did the delegation visit?", "date"),
+        ("In what year was it signed?", "date"),
+        ("Why did the talks fail?", ""),
+    ],
+)
+def test_answer_type(question, kind):
+    assert answer_type(question) == kind
+
+
+def test_compose_adds_a_runner_up_only_if_it_scores_close_and_says_something_new():
+    best = Sentence(1, 0, 10, "Araghchi offered to mediate between Kabul and Islamabad.", score=0.9)
+    same = Sentence(2, 0, 10, "Araghchi offered mediation between Kabul and Islamabad.", score=0.85)
+    new = Sentence(3, 0, 10, "He spoke by phone with Ishaq Dar about border tensions.", score=0.8)
+    weak = Sentence(4, 0, 10, "Analysts warned about trade routes and security.", score=0.5)
+    text, chosen = compose("Who offered to mediate?", [best, same, new, weak])
+    assert chosen == [best, new]
+    assert text == f"{best.text} [1] {new.text} [3]"
+    assert compose("q", []) == ("", [])
+
+
+# ---------------------------------------------------------------- real model
+
+
+@pytest.mark.slow
+def test_real_answer_names_iran_and_cites_the_article(real_rag):
+    answer = real_rag.ask(QUESTION)
+    assert not answer.abstained
+    assert "Iran" in answer.answer and "Araghchi" in answer.answer
+    assert answer.citations[0].doc_id == "004_f1ed5df54c6c908a"
+    assert_well_cited(answer, real_rag.settings.k)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("question", [NONSENSE, "Who won the 2018 FIFA World Cup?"])
+def test_real_model_abstains_when_the_corpus_has_no_answer(real_rag, question):
+    answer = real_rag.ask(question)
+    assert answer.abstained and answer.answer == NOT_FOUND
+
+
+@pytest.mark.slow
+def test_real_follow_up_question_uses_the_conversation(real_rag):
+    conversation = Conversation()
+    first = real_rag.ask(QUESTION, conversation=conversation)
+    assert "Araghchi" in first.answer
+    second = real_rag.ask("whom did he call?", conversation=conversation)
+    assert not second.abstained
+    assert "Ishaq Dar" in second.answer

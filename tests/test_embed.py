@@ -1,0 +1,120 @@
+"""Embedders: the registry, the fake used by unit tests, and the real model's precision paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import rag.embed
+from rag import Rag, UnknownModelError
+from rag.config import DEFAULT_CORPUS
+from rag.embed import NumpyBertEncoder, SentenceTransformerEmbedder, get_embedder, resolve_model_path
+from rag.ingest import read_corpus
+
+REAL_MODEL = "all-MiniLM-L6-v2"
+
+
+def corpus_sentences() -> list[str]:
+    """A few sentences of the shipped articles, of different lengths (so batches are padded)."""
+    doc = next(d for d in read_corpus([DEFAULT_CORPUS]).documents if d.doc_id == "004_f1ed5df54c6c908a")
+    paragraphs = [p.strip() for p in doc.text.split("\n\n") if len(p.strip()) > 40]
+    return [*paragraphs[:4], "Who offered to mediate between Kabul and Islamabad?", "Ishaq Dar"]
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+# ---------------------------------------------------------------- registry and fake
+
+
+def test_registered_prefix_resolves_to_the_fake_and_is_cached():
+    e = get_embedder("fake-64")
+    assert e is get_embedder("fake-64")
+    assert (e.name, e.dim, e.dtype) == ("fake-64", 64, "float32")
+
+
+def test_fake_embedder_is_unit_length_deterministic_and_word_sensitive():
+    e = get_embedder("fake-64")
+    texts = ["Iran offered to mediate", "Iran offered mediation talks", "harbour ferry storm", ""]
+    v = e.encode(texts)
+    assert v.shape == (4, 64) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    assert np.array_equal(v, type(e)().encode(texts))  # another instance, same vectors
+    assert np.allclose(e.encode_query(texts[0]), v[0]) and np.allclose(e.encode_short(texts[:2]), v[:2])
+    assert v[0] @ v[1] > v[0] @ v[2]
+    assert e.encode([]).shape == (0, 64)
+
+
+def test_unknown_model_is_a_clear_error_and_is_never_downloaded(tmp_path):
+    with pytest.raises(UnknownModelError, match="never downloaded"):
+        get_embedder("sentence-transformers/some-model-not-here")
+    with pytest.raises(UnknownModelError):
+        Rag(corpus=(str(DEFAULT_CORPUS),), index_dir=str(tmp_path / "idx"), model=str(tmp_path / "nope")).index()
+    assert not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_bundled_model_resolves_to_a_local_folder():
+    path = resolve_model_path(REAL_MODEL)
+    assert (path / "config.json").is_file() and (path / "modules.json").is_file()
+    assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == path
+
+
+def test_bf16_supported_is_a_bool():
+    assert isinstance(rag.embed.bf16_supported(), bool)
+
+
+# ---------------------------------------------------------------- real model
+
+
+@pytest.fixture(scope="module")
+def st_float32() -> SentenceTransformerEmbedder:
+    e = SentenceTransformerEmbedder(REAL_MODEL, "float32")
+    e.warm()
+    return e
+
+
+@pytest.mark.slow
+def test_bfloat16_embeddings_match_float32(st_float32, real_rag):
+    if not rag.embed.bf16_supported():
+        pytest.skip("this CPU has no native bfloat16 (AMX or AVX-512 BF16)")
+    # real_rag indexed with dtype "auto", which is bfloat16 on this CPU: reuse its model.
+    bf16 = (
+        real_rag.embedder
+        if real_rag.embedder.dtype == "bfloat16"
+        else SentenceTransformerEmbedder(REAL_MODEL, "bfloat16")
+    )
+    assert bf16.dtype == "bfloat16"
+    texts = corpus_sentences()
+    a, b = bf16.encode(texts), st_float32.encode(texts)
+    assert a.dtype == np.float32 and np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert cosines(a, b).min() >= 0.99
+
+
+@pytest.mark.slow
+def test_auto_dtype_follows_the_cpu():
+    e = SentenceTransformerEmbedder(REAL_MODEL, "auto")
+    assert e.dtype == ("bfloat16" if rag.embed.bf16_supported() else "float32")
+    assert e.dim == 384
+
+
+@pytest.mark.slow
+def test_numpy_bert_encoder_matches_sentence_transformers(st_float32):
+    encoder = NumpyBertEncoder.load(resolve_model_path(REAL_MODEL))
+    assert encoder is not None
+    texts = corpus_sentences()
+    expected = st_float32.encode(texts)
+    batched = encoder.encode(texts)  # one padded batch
+    single = np.stack([encoder.encode([t])[0] for t in texts])
+    assert batched.dtype == np.float32 and batched.shape == expected.shape == (len(texts), 384)
+    assert cosines(batched, expected).min() > 0.999
+    assert cosines(single, expected).min() > 0.999
+
+
+@pytest.mark.slow
+def test_queries_are_embedded_without_loading_torch(st_float32):
+    e = SentenceTransformerEmbedder(REAL_MODEL, "float32")
+    q = "Who offered to mediate between Kabul and Islamabad?"
+    v = e.encode_query(q)
+    assert e._model is None  # the fast numpy path, no torch model
+    assert float(v @ st_float32.encode([q])[0]) > 0.999

@@ -1,0 +1,429 @@
+"""The on-disk index: layout, incremental updates, rebuilds, and surviving interrupted builds."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rag.index
+from rag import IndexError_, Rag, Settings
+from rag.chunk import chunk_document
+from rag.index import current_generation, read_manifest
+from rag.ingest import read_corpus
+
+FAKE_MODEL = "fake-64"
+TESTS_DIR = Path(__file__).resolve().parent
+OLD = "The flamingo orchestra performed in Reykjavik on Sunday evening."
+NEW = "The penguin choir sang in Oslo on Monday morning."
+ALL_RETRIEVERS = ["hybrid", "dense", "bm25"]
+
+
+def texts(hits) -> list[str]:
+    return [h.chunk.text for h in hits]
+
+
+def doc_ids(hits) -> list[str]:
+    return [h.chunk.doc_id for h in hits]
+
+
+def current(index_dir: Path) -> str:
+    return (index_dir / "CURRENT").read_text().strip()
+
+
+# ---------------------------------------------------------------- layout
+
+
+def test_build_writes_a_generation_and_points_current_at_it(fake_rag):
+    index_dir = fake_rag.settings.index_path
+    gen = index_dir / current(index_dir)
+    assert gen.name == "gen-000001" and current_generation(index_dir) == gen
+    for name in ("manifest.json", "chunks.sqlite", "vectors.npy", "dense.faiss"):
+        assert (gen / name).is_file(), name
+    assert (gen / "bm25").is_dir() and any((gen / "bm25").iterdir())
+    assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_manifest_records_model_dimension_settings_and_document_hashes(fake_rag, tmp_corpus):
+    manifest = read_manifest(fake_rag.settings.index_path)
+    assert manifest["model"] == FAKE_MODEL
+    assert manifest["dimension"] == 64
+    assert manifest["settings"] == fake_rag.settings.index_signature()
+    assert manifest["settings"]["chunk_tokens"] == 128 and manifest["settings"]["chunk_overlap"] == 32
+    assert manifest["ann"] is False
+    assert manifest["corpus"] == [str(tmp_corpus.resolve())]
+    docs = manifest["documents"]
+    assert set(docs) == {p.stem for p in tmp_corpus.glob("*.txt")}
+    for doc_id, entry in docs.items():
+        assert len(entry["hash"]) == 32 and entry["path"] == str(tmp_corpus / f"{doc_id}.txt")
+    vectors = np.load(fake_rag.settings.index_path / current(fake_rag.settings.index_path) / "vectors.npy")
+    assert vectors.shape == (manifest["chunks"], 64) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_chunk_store_holds_exact_spans_of_the_documents(fake_rag, tmp_corpus):
+    reader = fake_rag.reader
+    chunks = reader.chunks(list(range(reader.n_chunks)))
+    assert len(chunks) == reader.n_chunks
+    for c in chunks.values():
+        text = (tmp_corpus / f"{c.doc_id}.txt").read_text(encoding="utf-8")
+        assert text[c.start : c.end] == c.text
+    assert reader.document("004_f1ed5df54c6c908a")["date"] == "2025-11-09"
+    assert reader.document("nope") is None
+
+
+def test_stats_describe_the_index(fake_rag):
+    stats = fake_rag.stats()
+    assert stats["indexed"] is True and stats["documents"] == 5
+    assert stats["model"] == FAKE_MODEL and stats["search"] == "exact"
+    assert stats["date_range"] == ["2018-12-31", "2025-11-09"]
+    assert stats["chunks"] == fake_rag.reader.n_chunks and stats["size_bytes"] > 0
+
+
+def test_stats_without_an_index(fake_settings):
+    assert Rag(fake_settings).stats() == {"index_dir": str(fake_settings.index_path), "indexed": False}
+
+
+def test_searching_without_an_index_says_how_to_build_one(fake_settings):
+    with pytest.raises(IndexError_, match="rag index"):
+        Rag(fake_settings).search("anything")
+
+
+# ---------------------------------------------------------------- incremental updates
+
+
+def test_reindex_without_changes_embeds_nothing(fake_rag):
+    gen = current(fake_rag.settings.index_path)
+    before = fake_rag.embedder.encoded
+    report = fake_rag.index()
+    assert report.changed is False and report.embedded == 0
+    assert report.unchanged == 5 and not (report.added or report.updated or report.removed)
+    assert fake_rag.embedder.encoded == before
+    assert current(fake_rag.settings.index_path) == gen
+    assert fake_rag.needs_index() == ""
+    assert fake_rag.ensure_index() is None
+
+
+def test_needs_index_notices_a_changed_file(fake_rag, tmp_corpus):
+    assert fake_rag.needs_index() == ""
+    (tmp_corpus / "extra.txt").write_text(OLD)
+    assert "changed" in fake_rag.needs_index()
+    report = fake_rag.ensure_index()
+    assert report is not None and report.added == ["extra"]
+    assert fake_rag.needs_index() == ""
+
+
+def test_modified_file_is_the_only_one_re_embedded(fake_rag, tmp_corpus):
+    path = tmp_corpus / "004_f1ed5df54c6c908a.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("Istanbul", "Geneva"), encoding="utf-8")
+    new_doc = next(d for d in read_corpus([tmp_corpus]).documents if d.doc_id == path.stem)
+    expected = len(chunk_document(new_doc, fake_rag.settings.chunk_tokens, fake_rag.settings.chunk_overlap))
+    before = fake_rag.embedder.encoded
+
+    report = fake_rag.index()
+
+    assert report.changed is True and report.updated == [path.stem]
+    assert report.added == [] and report.removed == [] and report.unchanged == 4
+    assert report.embedded == expected == fake_rag.embedder.encoded - before
+    assert current(fake_rag.settings.index_path) == "gen-000002"
+    assert [p.name for p in fake_rag.settings.index_path.glob("gen-*")] == ["gen-000002"]  # old one collected
+    for retriever in ALL_RETRIEVERS:
+        hits = fake_rag.search("peace talks Istanbul Geneva", k=10, retriever=retriever)
+        assert not any("Istanbul" in t for t in texts(hits)), retriever
+        assert any("Geneva" in t for t in texts(hits)), retriever
+
+
+@pytest.mark.parametrize("retriever", ALL_RETRIEVERS)
+def test_old_text_of_a_modified_file_no_longer_comes_back(fake_settings, tmp_corpus, retriever):
+    extra = tmp_corpus / "extra.txt"
+    extra.write_text(OLD)
+    r = Rag(fake_settings)
+    r.index()
+    assert OLD in texts(r.search("flamingo orchestra Reykjavik", k=3, retriever=retriever))[0]
+
+    extra.write_text(NEW)
+    report = r.index()
+
+    assert report.updated == ["extra"] and report.embedded == 1
+    assert not any("flamingo" in t for t in texts(r.search("flamingo orchestra Reykjavik", k=10, retriever=retriever)))
+    assert texts(r.search("penguin choir Oslo", k=3, retriever=retriever))[0] == NEW
+    # A fresh process (a new Rag) sees the same.
+    assert texts(Rag(fake_settings).search("penguin choir Oslo", k=1, retriever=retriever)) == [NEW]
+
+
+def test_an_open_rag_sees_a_new_generation_built_by_another(fake_settings, tmp_corpus):
+    extra = tmp_corpus / "extra.txt"
+    extra.write_text(OLD)
+    reader_side, writer_side = Rag(fake_settings), Rag(fake_settings)
+    writer_side.index()
+    assert texts(reader_side.search("flamingo orchestra Reykjavik", k=1)) == [OLD]
+    extra.write_text(NEW)
+    writer_side.index()
+    assert texts(reader_side.search("penguin choir Oslo", k=1)) == [NEW]  # no restart needed
+
+
+@pytest.mark.parametrize("retriever", ALL_RETRIEVERS)
+def test_deleted_file_is_removed_from_results(fake_rag, tmp_corpus, retriever):
+    query = "Araghchi mediate Kabul Islamabad Ishaq Dar"
+    assert "004_f1ed5df54c6c908a" in doc_ids(fake_rag.search(query, k=5, retriever=retriever))
+    (tmp_corpus / "004_f1ed5df54c6c908a.txt").unlink()
+
+    report = fake_rag.index()
+
+    assert report.removed == ["004_f1ed5df54c6c908a"] and report.embedded == 0 and report.unchanged == 4
+    assert "004_f1ed5df54c6c908a" not in read_manifest(fake_rag.settings.index_path)["documents"]
+    hits = fake_rag.search(query, k=50, retriever=retriever)
+    assert "004_f1ed5df54c6c908a" not in doc_ids(hits)
+    assert fake_rag.reader.document("004_f1ed5df54c6c908a") is None
+
+
+def test_identical_files_are_indexed_once(fake_settings, tmp_corpus):
+    original = tmp_corpus / "004_f1ed5df54c6c908a.txt"
+    # Same words, other whitespace: still a duplicate.
+    (tmp_corpus / "zz_copy.txt").write_text(original.read_text(encoding="utf-8").replace("\n\n", "\n \n"))
+    r = Rag(fake_settings)
+    report = r.index()
+    assert report.duplicates == {"zz_copy": "004_f1ed5df54c6c908a"}
+    assert report.documents == 5
+    manifest = read_manifest(fake_settings.index_path)
+    assert "zz_copy" not in manifest["documents"] and manifest["duplicates"] == report.duplicates
+    assert "zz_copy" not in doc_ids(r.search("Araghchi mediate Kabul Islamabad", k=20))
+    assert r.stats()["duplicates"] == 1
+
+
+def test_changed_chunk_settings_rebuild_the_whole_index(fake_rag):
+    n_before = fake_rag.reader.n_chunks
+    r = Rag(fake_rag.settings.with_(chunk_tokens=64, chunk_overlap=16))
+    assert "chunk_tokens" in r.needs_index()
+    report = r.index()
+    assert "chunk_tokens" in report.rebuilt_reason
+    assert (
+        report.changed
+        and report.unchanged == 0
+        and sorted(report.added) == sorted(read_manifest(r.settings.index_path)["documents"])
+    )
+    assert report.embedded == report.chunks > n_before
+    assert read_manifest(r.settings.index_path)["settings"]["chunk_tokens"] == 64
+    assert max(c.n_tokens for c in r.reader.chunks(list(range(r.reader.n_chunks))).values()) <= 64
+
+
+def test_another_model_rebuilds_the_index(fake_rag):
+    r = Rag(fake_rag.settings.with_(model="fake-other"))
+    report = r.index()
+    assert "model" in report.rebuilt_reason and report.embedded == report.chunks
+    assert read_manifest(r.settings.index_path)["model"] == "fake-other"
+
+
+def test_a_second_writer_is_refused(fake_rag):
+    index_dir = fake_rag.settings.index_path
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        (fake_rag.settings.corpus_paths[0] / "extra.txt").write_text(OLD)
+        with pytest.raises(IndexError_, match="another process is indexing"):
+            fake_rag.index()
+    assert fake_rag.index().added == ["extra"]
+
+
+def test_a_damaged_index_is_reported_not_crashed(fake_rag):
+    gen = fake_rag.settings.index_path / current(fake_rag.settings.index_path)
+    (gen / "dense.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexError_, match="damaged"):
+        Rag(fake_rag.settings).search("Iran")
+
+
+# ---------------------------------------------------------------- interrupted builds
+
+
+def assert_answers_from_v1(settings: Settings, gen_before: str) -> None:
+    index_dir = settings.index_path
+    assert current(index_dir) == gen_before
+    r = Rag(settings)
+    for retriever in ALL_RETRIEVERS:
+        found = texts(r.search("flamingo orchestra Reykjavik", k=3, retriever=retriever))
+        assert found and OLD in found[0], retriever
+        assert not any("penguin" in t for t in texts(r.search("penguin choir Oslo", k=10, retriever=retriever)))
+
+
+def test_failure_while_writing_keeps_the_previous_generation(fake_settings, tmp_corpus, monkeypatch):
+    extra = tmp_corpus / "extra.txt"
+    extra.write_text(OLD)
+    r = Rag(fake_settings)
+    r.index()
+    gen_before = current(fake_settings.index_path)
+    extra.write_text(NEW)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(rag.index, "_write_faiss", broken)
+        with pytest.raises(OSError, match="disk full"):
+            r.index()
+
+    assert_answers_from_v1(fake_settings, gen_before)
+    assert "changed" in r.needs_index()  # the stamps were not updated: the next run retries
+    report = r.index()
+    assert report.updated == ["extra"]
+    assert texts(r.search("penguin choir Oslo", k=1)) == [NEW]
+    assert not [p for p in fake_settings.index_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_failure_while_embedding_keeps_the_previous_generation(fake_settings, tmp_corpus, monkeypatch):
+    extra = tmp_corpus / "extra.txt"
+    extra.write_text(OLD)
+    settings = fake_settings.with_(batch_size=1)  # four texts per encode call: several calls
+    r = Rag(settings)
+    r.index()
+    gen_before = current(settings.index_path)
+    for p in tmp_corpus.glob("*.txt"):  # every document changes, so embedding takes several calls
+        p.write_text(p.read_text(encoding="utf-8").replace("Taliban", "Talib"), encoding="utf-8")
+    extra.write_text(NEW)
+
+    embedder = r.embedder
+    real_encode = embedder.encode
+    calls = []
+
+    def failing_encode(batch, batch_size=64):
+        calls.append(len(batch))
+        if len(calls) == 3:
+            raise RuntimeError("out of memory")
+        return real_encode(batch, batch_size)
+
+    monkeypatch.setattr(embedder, "encode", failing_encode)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        r.index()
+    assert len(calls) == 3
+    assert_answers_from_v1(settings, gen_before)
+
+    monkeypatch.undo()
+    report = r.index()
+    assert sorted(report.updated) == sorted(p.stem for p in tmp_corpus.glob("*.txt"))
+    assert texts(r.search("penguin choir Oslo", k=1))[0] == NEW
+
+
+def generated_corpus(folder: Path, n: int, extra_sentence: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = " ".join(
+            f"Report {i} sentence {j} describes the harbour, the council and ferry number {i * 7 + j}."
+            for j in range(6)
+        )
+        (folder / f"doc{i:04d}.txt").write_text(f"Article {i}\n\n{body} {extra_sentence}\n")
+
+
+KILL_SCRIPT = """
+import os, sys, time, pathlib
+sys.path.insert(0, {tests!r})
+from conftest import FakeEmbedder
+import rag, rag.embed, rag.index
+
+marker = pathlib.Path({marker!r})
+phase = {phase!r}
+
+class SlowEmbedder(FakeEmbedder):
+    def encode(self, texts, batch_size=64):
+        if phase == "embedding":
+            marker.write_text("embedding")
+            time.sleep(0.2)
+        return super().encode(texts, batch_size)
+
+real_write_faiss = rag.index._write_faiss
+
+def slow_write_faiss(path, vectors, ann):
+    real_write_faiss(path, vectors, ann)
+    marker.write_text("writing")
+    time.sleep(60)
+
+rag.index._write_faiss = slow_write_faiss
+rag.embed.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
+settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
+rag.Rag(settings).index()
+marker.write_text("finished")
+"""
+
+
+@pytest.mark.parametrize("phase", ["embedding", "writing"])
+def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
+    corpus, index_dir, marker = tmp_path / "corpus", tmp_path / "idx", tmp_path / "marker"
+    generated_corpus(corpus, 300, OLD)
+    settings = Settings.from_env(corpus=(str(corpus),), index_dir=str(index_dir), model=FAKE_MODEL)
+    v1 = Rag(settings).index()
+    assert v1.documents == 300
+    gen_before = current(index_dir)
+    generated_corpus(corpus, 300, NEW)  # every document changes
+
+    script = KILL_SCRIPT.format(
+        tests=str(TESTS_DIR), marker=str(marker), phase=phase, corpus=str(corpus), index=str(index_dir)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (marker.exists() and marker.read_text() == phase):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the indexing subprocess never got going"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert marker.read_text() == phase  # killed before it finished
+    if phase == "writing":  # the half-written generation is there, but not live
+        assert [p.name for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+    assert_answers_from_v1(settings, gen_before)
+    r = Rag(settings)
+    assert r.needs_index()
+    report = r.index()  # the lock died with the process; a later run succeeds and cleans up
+    assert len(report.updated) == 300
+    assert current(index_dir) != gen_before
+    assert texts(r.search("penguin choir Oslo", k=1, retriever="bm25"))[0].endswith(NEW)
+    assert not any("flamingo" in t for t in texts(r.search("flamingo orchestra Reykjavik", k=10)))
+    assert sorted(p.name for p in index_dir.iterdir() if p.is_dir()) == [current(index_dir)]
+
+
+# ---------------------------------------------------------------- approximate search
+
+
+def test_large_index_switches_to_hnsw_and_still_finds_the_document(fake_settings):
+    import faiss
+
+    settings = fake_settings.with_(ann_threshold=10)
+    r = Rag(settings)
+    report = r.index()
+    assert report.ann is True and report.chunks > 10
+    assert read_manifest(settings.index_path)["ann"] is True
+    assert isinstance(r.reader.faiss, faiss.IndexHNSW)
+    assert r.stats()["search"] == "hnsw"
+    query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
+    for retriever in ("dense", "hybrid"):
+        assert r.search(query, k=1, retriever=retriever)[0].chunk.doc_id == "004_f1ed5df54c6c908a"
+    # Exact and approximate search agree on this small index.
+    exact = Rag(fake_settings)
+    exact.index()
+    assert doc_ids(exact.search(query, k=5, retriever="dense")) == doc_ids(r.search(query, k=5, retriever="dense"))
+
+
+def test_hnsw_search_honours_filters(fake_settings):
+    from rag import Filters
+
+    r = Rag(fake_settings.with_(ann_threshold=10))
+    r.index()
+    hits = r.search("Iran Taliban talks", k=5, filters=Filters(until="2019-01-31"), retriever="dense")
+    assert hits and {h.chunk.date for h in hits} <= {"2018-12-31", "2019-01-23"}
+
+
+def test_index_json_report_is_serialisable(fake_rag):
+    report = fake_rag.index()
+    json.dumps({k: v for k, v in report.__dict__.items() if k != "skipped"})
