@@ -90,7 +90,10 @@ def main() -> None:
         rag = Rag(settings)
         report = rag.index()
         for kind in ("hybrid", "dense", "bm25"):
-            ranked = [[h.chunk.text for h in rag.search(q["question"], DEPTH, retriever=kind)] for q in questions]
+            if kind == "hybrid":  # the full ask path: hybrid retrieval, then the evidence re-ranking
+                ranked = [[h.chunk.text for h in rag.ask(q["question"], retrieve_k=DEPTH).retrieved] for q in questions]
+            else:
+                ranked = [[h.chunk.text for h in rag.search(q["question"], DEPTH, retriever=kind)] for q in questions]
             results[f"{size}/{overlap} {kind}"] = {**score(ranked, questions), "chunks": report.chunks,
                                                    "embed_s": round(report.embed_seconds, 1)}
             print(f"{size}/{overlap} {kind}: {results[f'{size}/{overlap} {kind}']}", flush=True)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 from .api import Conversation, Rag
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", default="none", help="answer backend (default: none, the extractive answer)")
     p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("bench", help="measure embedding speed, index build, query latency and memory")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print only JSON")
 
     p = sub.add_parser("stats", help="show what is indexed")
     _common(p)
@@ -174,6 +179,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
     filters = filters_from(args)
     ensure_index(rag)
+    # Load torch in the background: the first questions use the numpy encoder meanwhile.
+    threading.Thread(target=rag.embedder.warm, daemon=True).start()
     conversation = Conversation()
     interactive = sys.stdin.isatty()
     if interactive:
@@ -232,6 +239,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / args.questions.name.split(".")[0]
     rag = Rag(settings_from(args))
     ensure_index(rag)
+    rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
     progress = ProgressPrinter(desc="Answering", unit="question")
     try:
         summary, _ = evaluate(rag, questions, ks, out, progress=progress)
@@ -247,7 +255,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import main_bench
+
+    return main_bench(settings_from(args), args.json, log=warn)
+
+
+COMMANDS = {"bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats}
 
 
 def main(argv: list[str] | None = None) -> int:

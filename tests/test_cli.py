@@ -219,3 +219,26 @@ def test_index_warns_about_a_bad_file_and_indexes_the_rest(run_cli, tmp_path):
     assert ask.returncode == 0, ask.stderr
     assert json.loads(ask.stdout)["citations"][0]["doc_id"] == "good"
     assert "Indexing" not in ask.stderr
+
+
+# ---------------------------------------------------------------- eval
+
+
+@pytest.mark.slow
+def test_eval_writes_results_summary_and_plot(run_cli, index_dir, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": QUESTION, "answers": ["Araghchi"], "docs": ["004_f1ed5df54c6c908a"]}) + "\n"
+        + json.dumps({"id": "b", "question": "Who won the 2018 FIFA World Cup?", "answers": [], "unanswerable": True})
+        + "\n{broken\n"
+    )
+    out = tmp_path / "run"
+    proc = run_cli("eval", str(questions), "--index-dir", index_dir, "--out", str(out), "-k", "1,5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert f"{questions}:3" in proc.stderr  # the broken line is named
+    summary = json.loads(proc.stdout)
+    assert summary["questions"] == 2 and summary["answerable"] == 1
+    assert summary["answer_recall@5"] == 1.0 and summary["source_recall@1"] == 1.0
+    assert summary["abstention_recall"] == 1.0
+    assert {p.name for p in out.iterdir()} >= {"results.jsonl", "summary.json", "summary.md", "recall_at_k.png"}
+    assert (out / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"

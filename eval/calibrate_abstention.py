@@ -1,0 +1,51 @@
+"""Calibrate the abstention threshold on answerable and unanswerable questions.
+
+Usage: python eval/calibrate_abstention.py SETS...   where each SET is
+    QUESTIONS.jsonl:CORPUS:INDEX_DIR:LABEL
+LABEL is "auto" (a question is answerable when it has answers and is not marked
+unanswerable or "answerable": false) or "unanswerable" (every question is off-corpus
+for that corpus, e.g. questions about later events or another topic).
+Prints the confidence distribution and, for each threshold, the false-abstention
+rate on answerable questions and the abstention rate on unanswerable ones.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rag import Rag, Settings  # noqa: E402
+
+
+def main() -> None:
+    answerable, unanswerable = [], []
+    for spec in sys.argv[1:]:
+        qfile, corpus, index_dir, label = spec.split(":")
+        rag = Rag(Settings.from_env(corpus=(corpus,), index_dir=index_dir))
+        rag.ensure_index()
+        for line in open(qfile):
+            q = json.loads(line)
+            conf = rag.ask(q["question"]).confidence
+            if label == "unanswerable" or q.get("unanswerable"):
+                unanswerable.append(conf)
+            elif q.get("answers") and q.get("answerable", True):
+                answerable.append(conf)
+        print(f"{spec}: {len(answerable)} answerable, {len(unanswerable)} unanswerable so far", flush=True)
+    print("| threshold | false abstention (answerable) | abstention recall (unanswerable) |")
+    print("|---|---|---|")
+    best = None
+    for t in [x / 100 for x in range(20, 61, 2)]:
+        fa = sum(c < t for c in answerable) / len(answerable)
+        ar = sum(c < t for c in unanswerable) / len(unanswerable)
+        print(f"| {t:.2f} | {fa:.3f} | {ar:.3f} |")
+        if best is None or (ar - fa) > best[1]:
+            best = (t, ar - fa, fa, ar)
+    print(f"\nbest balanced threshold {best[0]:.2f}: false abstention {best[2]:.3f}, abstention recall {best[3]:.3f} "
+          f"({len(answerable)} answerable, {len(unanswerable)} unanswerable)")
+
+
+if __name__ == "__main__":
+    main()
