@@ -53,7 +53,7 @@ def main() -> None:
     hnsw.add(vecs)
     build = time.perf_counter() - t0
     print(f"{len(vecs)} vectors, {len(q)} queries, HNSW M=32 efConstruction=80 built in {build:.1f}s")
-    print("| efSearch | recall@%d vs exact | ms/query (HNSW) | ms/query (exact) |" % args.k)
+    print(f"| efSearch | recall@{args.k} vs exact | ms/query (HNSW) | ms/query (exact) |")
     print("|---|---|---|---|")
     for ef in (32, 64, 128, 256):
         hnsw.hnsw.efSearch = ef

@@ -2,9 +2,10 @@
 
 Usage: python eval/calibrate_abstention.py SETS...   where each SET is
     QUESTIONS.jsonl:CORPUS:INDEX_DIR:LABEL
-LABEL is "auto" (a question is answerable when it has answers and is not marked
-unanswerable or "answerable": false) or "unanswerable" (every question is off-corpus
-for that corpus, e.g. questions about later events or another topic).
+LABEL is "auto" (a question counts as answerable when an answer string is in the
+passages shown to the user, i.e. the evidence is there; questions marked unanswerable
+count as unanswerable; the rest are left out) or "unanswerable" (every question is
+off-corpus for that corpus, e.g. questions about later events or another topic).
 Prints the confidence distribution and, for each threshold, the false-abstention
 rate on answerable questions and the abstention rate on unanswerable ones.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag import Rag, Settings  # noqa: E402
+from rag.metrics import contains_answer  # noqa: E402
 
 
 def main() -> None:
@@ -28,11 +30,11 @@ def main() -> None:
         rag.ensure_index()
         for line in open(qfile):
             q = json.loads(line)
-            conf = rag.ask(q["question"]).confidence
+            ans = rag.ask(q["question"])
             if label == "unanswerable" or q.get("unanswerable"):
-                unanswerable.append(conf)
-            elif q.get("answers") and q.get("answerable", True):
-                answerable.append(conf)
+                unanswerable.append(ans.confidence)
+            elif any(contains_answer(c.text, q.get("answers") or []) for c in ans.citations):
+                answerable.append(ans.confidence)
         print(f"{spec}: {len(answerable)} answerable, {len(unanswerable)} unanswerable so far", flush=True)
     print("| threshold | false abstention (answerable) | abstention recall (unanswerable) |")
     print("|---|---|---|")

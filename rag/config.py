@@ -35,7 +35,7 @@ class Settings:
     k: int = 5
     rrf_k: int = 60
     candidates: int = 50  # hits taken from each retriever before fusion
-    abstain_threshold: float = 0.30  # calibrated on seed + RealTime QA questions (README)
+    abstain_threshold: float = 0.34  # calibrated on seed + RealTime QA questions (README)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:

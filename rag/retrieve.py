@@ -105,35 +105,31 @@ class BM25Retriever:
     def __init__(self, index: IndexReader) -> None:
         self.index = index
 
-    def scores_for(self, query: str, ids: np.ndarray) -> np.ndarray:
-        """BM25 scores of the given chunks for ``query`` (0 where no query word occurs)."""
+    def all_scores(self, query: str, filters: Filters = Filters()) -> np.ndarray | None:
+        """BM25 score of every chunk (0 where filtered out), or None when no query word is indexed."""
         bm25 = self.index.bm25
         tokens = [t for t in bm25_tokens(query) if t in bm25.vocab_dict]
-        if not tokens:
-            return np.zeros(len(ids), dtype=np.float32)
-        return np.asarray(bm25.get_scores(tokens), dtype=np.float32)[ids]
-
-    def search(self, query: str, k: int, filters: Filters = Filters()) -> list[Hit]:
-        if self.index.n_chunks == 0:
-            return []
-        bm25 = self.index.bm25
-        vocab = bm25.vocab_dict
-        tokens = [t for t in bm25_tokens(query) if t in vocab]
-        if not tokens:
-            return []
-        mask = None
+        if not tokens or self.index.n_chunks == 0:
+            return None
+        scores = np.asarray(bm25.get_scores(tokens), dtype=np.float32)
         if filters:
             allowed = self.index.allowed_ids(filters.since, filters.until, list(filters.sources))
             if allowed is not None:
-                if len(allowed) == 0:
-                    return []
-                mask = np.zeros(self.index.n_chunks, dtype=np.float32)
-                mask[allowed] = 1.0
-        k = min(k, self.index.n_chunks)
-        docs, scores = bm25.retrieve([tokens], k=k, show_progress=False, n_threads=1, weight_mask=mask)
+                mask = np.zeros(len(scores), dtype=bool)
+                mask[allowed] = True
+                scores[~mask] = 0.0
+        return scores
+
+    def search(self, query: str, k: int, filters: Filters = Filters(), scores: np.ndarray | None = None) -> list[Hit]:
+        scores = self.all_scores(query, filters) if scores is None else scores
+        if scores is None:
+            return []
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
         return [
-            Hit(chunk_id=int(i), chunk=None, score=float(s), bm25_rank=r + 1)  # type: ignore[arg-type]
-            for r, (i, s) in enumerate(zip(docs[0], scores[0])) if s > 0
+            Hit(chunk_id=int(i), chunk=None, score=float(scores[i]), bm25_rank=r + 1)  # type: ignore[arg-type]
+            for r, i in enumerate(top) if scores[i] > 0
         ]
 
 
@@ -159,8 +155,9 @@ class HybridRetriever:
             return []
         n = max(self.candidates, k * 4)
         qvec = self.embedder.encode_query(query)
+        bm25_scores = self.bm25.all_scores(query, filters)
         fused: dict[int, Hit] = {}
-        for hits in (self.dense.search(query, n, filters, vector=qvec), self.bm25.search(query, n, filters)):
+        for hits in (self.dense.search(query, n, filters, vector=qvec), self.bm25.search(query, n, filters, bm25_scores)):
             for h in hits:
                 rank = h.dense_rank or h.bm25_rank or n
                 cur = fused.setdefault(h.chunk_id, Hit(h.chunk_id, None, 0.0))  # type: ignore[arg-type]
@@ -170,15 +167,15 @@ class HybridRetriever:
                 if h.bm25_rank:
                     cur.bm25_rank = h.bm25_rank
         pool = sorted(fused.values(), key=lambda h: -h.score)[: max(2 * n, 60)]
-        self._rescore(query, qvec, pool)
+        self._rescore(qvec, bm25_scores, pool)
         return attach_and_collapse(self.index, sorted(pool, key=lambda h: -h.score), k)
 
-    def _rescore(self, query: str, qvec: np.ndarray, pool: list[Hit]) -> None:
+    def _rescore(self, qvec: np.ndarray, bm25_scores: np.ndarray | None, pool: list[Hit]) -> None:
         if not pool:
             return
         ids = np.array([h.chunk_id for h in pool], dtype=np.int64)
         cos = self.index.vectors_for(ids) @ qvec
-        bm = self.bm25.scores_for(query, ids)
+        bm = bm25_scores[ids] if bm25_scores is not None else np.zeros(len(ids), dtype=np.float32)
         top = float(bm.max()) if len(bm) else 0.0
         bm = bm / top if top > 0 else bm
         w = self.dense_weight

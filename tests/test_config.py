@@ -12,7 +12,7 @@ from rag.config import DEFAULT_CORPUS, DEFAULT_MODEL
 
 def test_defaults():
     s = Settings.from_env()
-    assert s.model == DEFAULT_MODEL and s.k == 5 and s.chunk_tokens == 128 and s.chunk_overlap == 32
+    assert s.model == DEFAULT_MODEL and s.k == 5 and s.chunk_tokens == 96 and s.chunk_overlap == 16
     assert s.corpus_paths == [DEFAULT_CORPUS]
 
 
@@ -25,7 +25,7 @@ def test_environment_variables_then_explicit_overrides(monkeypatch):
     monkeypatch.setenv("RAG_MODEL", "")  # empty means unset
     s = Settings.from_env(k=7, chunk_overlap=None)
     assert (s.k, s.chunk_tokens, s.title_in_embedding, s.abstain_threshold) == (7, 64, False, 0.5)
-    assert s.corpus == ("a", "b") and s.model == DEFAULT_MODEL and s.chunk_overlap == 32
+    assert s.corpus == ("a", "b") and s.model == DEFAULT_MODEL and s.chunk_overlap == 16
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def test_manifest_records_model_dimension_settings_and_document_hashes(fake_rag,
     assert manifest["model"] == FAKE_MODEL
     assert manifest["dimension"] == 64
     assert manifest["settings"] == fake_rag.settings.index_signature()
-    assert manifest["settings"]["chunk_tokens"] == 128 and manifest["settings"]["chunk_overlap"] == 32
+    assert manifest["settings"]["chunk_tokens"] == 96 and manifest["settings"]["chunk_overlap"] == 16
     assert manifest["ann"] is False
     assert manifest["corpus"] == [str(tmp_corpus.resolve())]
     docs = manifest["documents"]
@@ -399,6 +399,8 @@ def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
 def test_large_index_switches_to_hnsw_and_still_finds_the_document(fake_settings):
     import faiss
 
+    # Larger chunks than the default, so that the hashing fake embedder ranks 004 first.
+    fake_settings = fake_settings.with_(chunk_tokens=128, chunk_overlap=32)
     settings = fake_settings.with_(ann_threshold=10)
     r = Rag(settings)
     report = r.index()

@@ -44,18 +44,18 @@ def test_seed_questions_file_is_well_formed():
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="BELOW TARGET: the top-1 passage holds the answer for 23-24/37 (0.62-0.65) well-posed seed "
-    "questions at commit c87cbad, 30/37 (0.81) with the uncommitted hybrid re-scoring; the target is 0.97",
+    reason="BELOW TARGET: the passage shown first ([1]) holds the answer for 32/37 (0.86) well-posed seed "
+    "questions with 96-token chunks (0.91 with 192-token chunks, which lose 1-5 points of answer recall "
+    "at 1,024 tokens on RealTime QA); the target is 0.97. Misses put the answer in the next chunk.",
     strict=True,
 )
 def test_top_passage_contains_the_answer(real_rag):
     questions = well_posed(load_seed())
     misses = []
     for r in questions:
-        hits = real_rag.search(r["question"], k=1)
-        text = hits[0].chunk.text.lower() if hits else ""
-        if not any(a.lower() in text for a in r["answers"]):
-            misses.append(f"{r['id']} {r['question']!r} -> {hits[0].chunk.doc_id if hits else None}")
+        top = real_rag.ask(r["question"]).citations[0]  # the passage shown first, [1]
+        if not any(a.lower() in top.text.lower() for a in r["answers"]):
+            misses.append(f"{r['id']} {r['question']!r} -> {top.doc_id}")
     share = 1 - len(misses) / len(questions)
     assert share >= MIN_TOP1, (
         f"top-1 {share:.2f} ({len(questions) - len(misses)}/{len(questions)}); misses:\n" + "\n".join(misses)
