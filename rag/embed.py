@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -109,33 +110,38 @@ class SentenceTransformerEmbedder:
         self.dtype = ("bfloat16" if bf16_supported() else "float32") if dtype == "auto" else dtype
         self._model = None
         self._query_encoder: NumpyBertEncoder | None | bool = None
+        self._load_lock = threading.Lock()
         self.dim = _read_dim(self.path)
 
     @property
     def model(self):
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            try:
-                import torch
-                from sentence_transformers import SentenceTransformer
-            except ImportError as e:
-                raise RagError(f"sentence-transformers is not installed ({e})") from None
-            try:
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-            except ImportError:
-                pass
-            model = SentenceTransformer(str(self.path), device="cpu")
-            if self.dtype == "bfloat16":
-                model = model.to(torch.bfloat16)
-            self._model = model
-            get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self.dim = int(get_dim() or self.dim)
+        with self._load_lock:  # a preload thread and the indexer may ask at once
+            if self._model is None:
+                self._load()
         return self._model
+
+    def _load(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as e:
+            raise RagError(f"sentence-transformers is not installed ({e})") from None
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+        model = SentenceTransformer(str(self.path), device="cpu")
+        if self.dtype == "bfloat16":
+            model = model.to(torch.bfloat16)
+        self._model = model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or self.dim)
 
     def warm(self) -> None:
         """Load the torch model now, for a long-running process (faster per query)."""

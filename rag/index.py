@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ import numpy as np
 from .chunk import chunk_document
 from .config import Settings
 from .errors import IndexError_
-from .ingest import read_corpus
+from .ingest import list_files, read_corpus
 from .types import Chunk, Document, SkippedInput
 
 FORMAT_VERSION = 1
@@ -230,6 +231,40 @@ def build_index(
     t0 = time.perf_counter()
     index_dir = settings.index_path
     paths = paths or settings.corpus_paths
+    embedder = embedder or get_embedder(settings.model, settings.dtype)
+    preload = _preload_model(embedder, index_dir, paths)
+    try:
+        return _build(settings, index_dir, paths, progress, embedder, log, t0)
+    finally:
+        if preload is not None:
+            preload.join()
+
+
+def _preload_model(embedder, index_dir: Path, paths: list[Path]) -> threading.Thread | None:
+    """Load the model (seconds of imports) while the corpus is read, when embedding looks likely."""
+    manifest = read_manifest(index_dir)
+    if manifest is not None and manifest.get("stamps") == file_stamps(list_files(paths)):
+        return None
+    warm = getattr(embedder, "warm", None)
+    if warm is None:
+        return None
+    thread = threading.Thread(target=_quietly(warm), name="rag-model-preload", daemon=True)
+    thread.start()
+    return thread
+
+
+def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - the same error surfaces when the model is used
+            pass
+
+    return run
+
+
+def _build(settings: Settings, index_dir: Path, paths: list[Path], progress: Progress | None, embedder,
+           log: Callable[[str], None], t0: float) -> BuildReport:
     ingested = read_corpus(paths)
     report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped)
     stamps = file_stamps(ingested.files)
@@ -267,7 +302,6 @@ def build_index(
             report.seconds = time.perf_counter() - t0
             return report
 
-        embedder = embedder or get_embedder(settings.model, settings.dtype)
         new_chunks: list[Chunk] = []
         for d in docs:
             if d.doc_id not in reuse:
