@@ -26,6 +26,8 @@ from .ingest import list_files
 from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse
 from .types import Answer, Hit
 
+NO_LLM = "none"
+
 RERANK_DEPTH = 10  # passages whose sentences are scored; the best-evidenced come first
 _PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
 
@@ -65,6 +67,7 @@ class Rag:
         self._reader: IndexReader | None = None
         self._embedder = None
         self._lock = threading.RLock()
+        self._llms: dict[str, object] = {}
 
     # ------------------------------------------------------------ indexing
 
@@ -76,7 +79,7 @@ class Rag:
             self._embedder = get_embedder(self.settings.model, self.settings.dtype)
         return self._embedder
 
-    def index(self, paths: list[Path] | None = None, progress: Callable[[int, int], None] | None = None,
+    def index(self, paths: list[Path] | None = None, progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] = lambda m: None) -> BuildReport:
         """Index the corpus (or ``paths``) incrementally; reopen the new index."""
         with self._lock:
@@ -148,11 +151,15 @@ class Rag:
         return attach_and_collapse(reader, ranked, k)
 
     def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
-            conversation: Conversation | None = None, retrieve_k: int = 0) -> Answer:
+            conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,
+            on_token: Callable[[str], None] | None = None) -> Answer:
         """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain.
 
         The answer and citations use the top ``k`` passages; ``retrieve_k`` ranks more
-        (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs.
+        (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs. With ``llm`` (a
+        backend name; default ``settings.llm``) other than "none", the answer is the model's,
+        streamed to ``on_token`` and checked against the passages; when the backend fails the
+        extractive answer is kept and ``Answer.warnings`` says why.
         """
         k = k or self.settings.k
         question = (question or "").strip()
@@ -184,9 +191,53 @@ class Rag:
             retrieved=ranked,
             evidence=[] if abstained else [(hits[s.n - 1].chunk.doc_id, s.start) for s in chosen],
         )
+        llm = self.settings.llm if llm is None else llm
+        if llm != NO_LLM:
+            self._answer_with_llm(result, llm, on_token)
+            result.timings_ms["llm"] = (time.perf_counter() - t2) * 1000
+            result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         if conversation is not None:
             conversation.turns.append(Turn(question, result))
         return result
+
+    def llm_backend(self, name: str):
+        """The LLM backend ``name``, loaded once per Rag; None for "none".
+
+        Raises UnknownModelError, MissingExtraError, or LLMError when it cannot start.
+        """
+        from .llm import get_llm
+
+        with self._lock:
+            if name not in self._llms:
+                self._llms[name] = get_llm(name, self.settings)
+            return self._llms[name]
+
+    def _answer_with_llm(self, result: Answer, name: str, on_token: Callable[[str], None] | None) -> None:
+        """Replace the extractive answer with the checked LLM answer, or warn and keep it."""
+        from .llm import LLMError
+        from .llm.generate import generate
+
+        result.llm = name
+        result.extractive_answer = result.answer
+        s = self.settings
+        try:
+            checked, shown = generate(self.llm_backend(name), result.question, result.citations,
+                                      s.llm_max_tokens, s.llm_timeout, on_token)
+        except LLMError as e:
+            result.warnings.append(f"{e}; showing the extractive answer")
+            return
+        if len(shown) < len(result.citations):
+            result.warnings.append(f"only {len(shown)} of {len(result.citations)} passages fit the model's "
+                                   f"{s.llm_context}-token context")
+        result.answer, result.abstained = checked.text, checked.abstained
+        result.invalid_citations, result.ungrounded = checked.invalid, checked.ungrounded
+        if checked.invalid:
+            marks = ", ".join(f"[{n}]" for n in dict.fromkeys(checked.invalid))
+            result.warnings.append(f"removed citation {marks}: no such passage")
+        if checked.ungrounded:
+            result.warnings.append("the model's answer cites no passage; the extractive answer is kept beside it")
+        if checked.abstained:
+            result.evidence = []
 
     def _rerank_by_evidence(self, query: str, question: str, ranked: list[Hit]) -> tuple[list[Hit], list]:
         """Order the top passages by their best answer sentence; return them and the scored sentences.

@@ -34,6 +34,13 @@ def _query_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
 
 
+def _llm_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", metavar="NAME", help="answer backend: none (extractive, default), openai, llamacpp")
+    p.add_argument("--llm-url", metavar="URL", help="openai: the server's base URL (default http://127.0.0.1:11434/v1)")
+    p.add_argument("--llm-model", metavar="NAME", help="openai: model name; llamacpp: GGUF file (default: bundled SmolLM2)")
+    p.add_argument("--llm-timeout", type=float, metavar="SECONDS", help="give up on a backend silent this long (default 30)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rag", description="Answer questions about news articles with cited evidence.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", help="the question, or - to read it from standard input")
     _common(p)
     _query_opts(p)
+    _llm_opts(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
@@ -57,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
     _common(p)
     p.add_argument("-k", dest="ks", default="1,3,5,10", metavar="1,3,5,10", help="cut-offs for recall@k")
-    p.add_argument("--llm", default="none", help="answer backend (default: none, the extractive answer)")
+    _llm_opts(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -77,6 +85,8 @@ def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> 
         index_dir=args.index_dir, model=args.model,
         chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
         k=getattr(args, "k", None),
+        llm=getattr(args, "llm", None), llm_url=getattr(args, "llm_url", None),
+        llm_model=getattr(args, "llm_model", None), llm_timeout=getattr(args, "llm_timeout", None),
     )
 
 
@@ -154,17 +164,46 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise RagError("the question is empty; ask something about the articles")
     rag = Rag(settings_from(args))
     filters = filters_from(args)
+    if rag.settings.llm != "none":
+        rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
     ensure_index(rag)
-    answer = rag.ask(question, k=args.k, filters=filters)
     if args.json:
+        answer = rag.ask(question, k=args.k, filters=filters)
+        _warn_all(answer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-    else:
+        return 0
+    streamed: list[str] = []
+
+    def on_token(text: str) -> None:
+        streamed.append(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token)
+    if streamed:
+        print()
+    _warn_all(answer)
+    if not streamed:
         print(format_answer(answer))
+        return 0
+    if "".join(streamed).strip() != answer.answer:
+        # The stream failed part-way, or markers to no passage were removed: show what stands.
+        print("\n" + textwrap.fill(answer.answer, 100))
+    print("\n" + format_sources(answer))
     return 0
 
 
+def _warn_all(answer: Answer) -> None:
+    for w in answer.warnings:
+        warn(f"warning: {w}")
+
+
 def format_answer(answer: Answer, width: int = 100) -> str:
-    lines = [textwrap.fill(answer.answer, width), "", "Sources:"]
+    return textwrap.fill(answer.answer, width) + "\n\n" + format_sources(answer, width)
+
+
+def format_sources(answer: Answer, width: int = 100) -> str:
+    lines = ["Sources:"]
     for c in answer.citations:
         meta = ", ".join(x for x in (c.source, c.date) if x)
         lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
@@ -201,7 +240,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("(new conversation)")
             continue
         try:
-            print(format_answer(rag.ask(line, k=args.k, filters=filters, conversation=conversation)))
+            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation)
+            _warn_all(answer)
+            print(format_answer(answer))
         except RagError as e:
             print(f"Error: {e}", file=sys.stderr)
         print()
@@ -225,8 +266,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, load_questions, plot_recall, summary_markdown
 
-    if args.llm != "none":
-        raise RagError(f"unknown --llm {args.llm!r}; available: none")
     try:
         ks = sorted({int(x) for x in args.ks.split(",") if x.strip()})
     except ValueError:
@@ -238,11 +277,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         warn(f"warning: skipped {s}")
     out = args.out or Path("runs") / args.questions.name.split(".")[0]
     rag = Rag(settings_from(args))
+    llm = rag.settings.llm
+    if llm != "none":
+        rag.llm_backend(llm)  # fail once, up front, rather than warn on every question
     ensure_index(rag)
     rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
     progress = ProgressPrinter(desc="Answering", unit="question")
     try:
-        summary, _ = evaluate(rag, questions, ks, out, progress=progress)
+        summary, _ = evaluate(rag, questions, ks, out, progress=progress, llm=llm)
     finally:
         progress.close()
     if not plot_recall(summary, ks, out / "recall_at_k.png"):

@@ -36,6 +36,14 @@ class Settings:
     rrf_k: int = 60
     candidates: int = 50  # hits taken from each retriever before fusion
     abstain_threshold: float = 0.34  # calibrated on seed + RealTime QA questions (README)
+    llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
+    llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)
+    llm_model: str = ""  # openai: model name; llamacpp: GGUF path (default: the bundled SmolLM2)
+    llm_api_key: str = ""
+    llm_timeout: float = 30.0  # seconds to connect, and the most a backend may stay silent
+    llm_max_tokens: int = 256
+    llm_context: int = 2048  # the model's context window in tokens; passages are fitted to it
+    llm_stream: bool = True  # openai: false for servers that cannot stream
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -68,6 +76,10 @@ class Settings:
             raise RagError(f"dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
         if self.k < 1:
             raise RagError(f"k must be at least 1 (got {self.k})")
+        if self.llm_timeout <= 0:
+            raise RagError(f"llm_timeout must be positive (got {self.llm_timeout})")
+        if not 1 <= self.llm_max_tokens < self.llm_context:
+            raise RagError(f"llm_max_tokens must be between 1 and llm_context (got {self.llm_max_tokens})")
 
     @property
     def corpus_paths(self) -> list[Path]:

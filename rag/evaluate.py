@@ -68,11 +68,11 @@ def _truncate(text: str, n: int) -> str:
     return enc.decode(enc.encode_ordinary(text)[: max(n, 0)])
 
 
-def answer_one(rag: Rag, q: dict, ks: list[int]) -> dict:
-    """Answer one question and compute its per-question metric values."""
+def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
+    """Answer one question (with the ``llm`` backend) and compute its per-question metric values."""
     t0 = time.perf_counter()
     depth = max(max(ks), 16)
-    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth)
+    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth, llm=llm)
     latency = (time.perf_counter() - t0) * 1000
     passages = [h.chunk.text for h in ans.retrieved]
     doc_ids = [h.chunk.doc_id for h in ans.retrieved]
@@ -82,6 +82,9 @@ def answer_one(rag: Rag, q: dict, ks: list[int]) -> dict:
         "answer": ans.answer, "abstained": ans.abstained, "confidence": round(ans.confidence, 4),
         "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
     }
+    if llm != "none":
+        row.update(llm=llm, warnings=ans.warnings, ungrounded=ans.ungrounded,
+                   invalid_citations=ans.invalid_citations, extractive_answer=ans.extractive_answer)
     metrics: dict[str, float | None] = {}
     if q["scored"]:
         for k in ks:
@@ -97,7 +100,8 @@ def answer_one(rag: Rag, q: dict, ks: list[int]) -> dict:
         for k in ks:
             metrics[f"source_recall@{k}"] = float(any(d in q["docs"] for d in doc_ids[:k]))
     markers = citation_markers(ans.answer)
-    metrics["citations_total"] = len(markers)
+    # Markers to no passage were removed from an LLM answer; they still count against validity.
+    metrics["citations_total"] = len(markers) + len(ans.invalid_citations)
     metrics["citations_valid"] = sum(1 for m in markers if 1 <= m <= len(ans.citations))
     row["metrics"] = metrics
     return row
@@ -131,6 +135,11 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
     total = sum(r["metrics"]["citations_total"] for r in rows)
     s["citation_validity"] = round(sum(r["metrics"]["citations_valid"] for r in rows) / total, 4) if total else None
     lat = [r["latency_ms"] for r in rows]
+    llm_rows = [r for r in rows if r.get("llm", "none") != "none"]
+    if llm_rows:
+        s["llm"] = llm_rows[0]["llm"]
+        s["llm_fallbacks"] = sum(1 for r in llm_rows if r["answer"] == r["extractive_answer"] and r["warnings"])
+        s["ungrounded_rate"] = round(sum(r["ungrounded"] for r in llm_rows) / len(llm_rows), 4)
     s["latency_ms_p50"] = round(percentile(lat, 50), 2)
     s["latency_ms_p95"] = round(percentile(lat, 95), 2)
     s["primary"] = "answer_recall@1024tok"
@@ -138,8 +147,11 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
 
 
 def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | None = None,
-             progress: Callable[[int, int], None] | None = None) -> tuple[dict, list[dict]]:
-    """Answer every question (resuming from ``out_dir/results.jsonl``) and write the reports."""
+             progress: Callable[[int, int], None] | None = None, llm: str = "none") -> tuple[dict, list[dict]]:
+    """Answer every question (resuming from ``out_dir/results.jsonl``) and write the reports.
+
+    ``llm`` names the answer backend; rows saved with another backend are answered again.
+    """
     rows: dict[str, dict] = {}
     results_path = out_dir / "results.jsonl" if out_dir else None
     if results_path and results_path.exists():
@@ -150,7 +162,7 @@ def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | Non
             except (ValueError, KeyError):
                 continue  # a line cut short by an interruption is answered again
     wanted = {q["id"] for q in questions}
-    rows = {i: r for i, r in rows.items() if i in wanted}
+    rows = {i: r for i, r in rows.items() if i in wanted and r.get("llm", "none") == llm}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Rewrite without any torn last line, then append as we go.
@@ -160,7 +172,7 @@ def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | Non
     fh = results_path.open("a") if results_path else None
     try:
         for q in todo:
-            row = answer_one(rag, q, ks)
+            row = answer_one(rag, q, ks, llm)
             rows[q["id"]] = row
             if fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -38,7 +38,7 @@ from .ingest import list_files, read_corpus
 from .types import Chunk, Document, SkippedInput
 
 FORMAT_VERSION = 1
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, str], None]  # (done, total, stage: "Chunking" | "Embedding")
 
 
 @dataclass
@@ -265,6 +265,9 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
 
 def _build(settings: Settings, index_dir: Path, paths: list[Path], progress: Progress | None, embedder,
            log: Callable[[str], None], t0: float) -> BuildReport:
+    files = list_files(paths)
+    if len(files) > 1 or any(f.name.lower().endswith((".jsonl", ".jsonl.gz")) for f in files):
+        log(f"Reading {len(files)} file{'s' if len(files) != 1 else ''}...")
     ingested = read_corpus(paths)
     report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped)
     stamps = file_stamps(ingested.files)
@@ -303,9 +306,11 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], progress: Pro
             return report
 
         new_chunks: list[Chunk] = []
-        for d in docs:
-            if d.doc_id not in reuse:
-                new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
+        to_chunk = [d for d in docs if d.doc_id not in reuse]
+        for i, d in enumerate(to_chunk, 1):
+            new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
+            if progress and (i % 50 == 0 or i == len(to_chunk)):
+                progress(i, len(to_chunk), "Chunking")
         t_embed = time.perf_counter()
         new_vecs = _embed_chunks(new_chunks, embedder, settings, progress)
         report.embed_seconds = time.perf_counter() - t_embed
@@ -357,7 +362,7 @@ def _embed_chunks(chunks: list[Chunk], embedder, settings: Settings, progress: P
                 raise IndexError_("embedding dimension changed during indexing")
         out[idx] = vecs
         if progress:
-            progress(min(s + step, len(order)), len(order))
+            progress(min(s + step, len(order)), len(order), "Embedding")
     return out
 
 

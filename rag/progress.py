@@ -18,7 +18,11 @@ class ProgressPrinter:
         self._last = 0.0
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, stage: str | None = None) -> None:
+        if stage and stage != self.desc:  # a new stage of the work: a new bar
+            self.close()
+            self.desc, self._t0, self._last = stage, time.monotonic(), 0.0
+            self.unit = "document" if stage == "Chunking" else "chunk"
         if self.tty:
             if self._bar is None:
                 from tqdm import tqdm
@@ -32,10 +36,11 @@ class ProgressPrinter:
         if done >= total or now - self._last >= self.every_s:
             self._last = now
             elapsed = now - self._t0
-            rate = done / elapsed if elapsed > 0 else 0.0
-            eta = (total - done) / rate if rate > 0 else 0.0
-            print(f"{self.desc}: {done}/{total} {self.unit}s ({100 * done / max(total, 1):.0f}%, "
-                  f"{rate:.0f} {self.unit}s/s, ETA {eta:.0f}s)", file=self.stream, flush=True)
+            line = f"{self.desc}: {done}/{total} {self.unit}s ({100 * done / max(total, 1):.0f}%"
+            if elapsed >= 1.0:  # a rate over a fraction of a second means nothing
+                rate = done / elapsed
+                line += f", {rate:.0f} {self.unit}s/s, ETA {(total - done) / rate if rate else 0:.0f}s"
+            print(line + ")", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

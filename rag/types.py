@@ -78,16 +78,25 @@ class Answer:
     standalone_question: str = ""
     retrieved: list[Hit] = field(default_factory=list)  # every ranked passage, best first
     evidence: list[tuple[str, int]] = field(default_factory=list)  # (doc_id, start) of the answer sentences
+    llm: str = "none"  # the answer backend asked for; "none" is the extractive answer
+    warnings: list[str] = field(default_factory=list)  # why the LLM answer was not used, and other notes
+    invalid_citations: list[int] = field(default_factory=list)  # [n] markers removed: no such passage
+    ungrounded: bool = False  # an LLM answer that cites no passage
+    extractive_answer: str = ""  # the extractive answer, kept beside an LLM answer
 
     def to_dict(self) -> dict:
-        """The documented ``ask --json`` object."""
-        return {
+        """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for."""
+        out = {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if self.llm != "none":
+            out.update(llm=self.llm, warnings=list(self.warnings), invalid_citations=list(self.invalid_citations),
+                       ungrounded=self.ungrounded, extractive_answer=self.extractive_answer)
+        return out
 
 
 @dataclass

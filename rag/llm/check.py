@@ -1,0 +1,42 @@
+"""Checks a generated answer against the passages it was given: citations, grounding, abstention."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .prompt import ABSTAIN
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+@dataclass
+class Checked:
+    text: str  # the answer with markers to unknown passages removed
+    cited: list[int] = field(default_factory=list)  # valid passage numbers, in order of first citation
+    invalid: list[int] = field(default_factory=list)  # markers removed: no such passage
+    abstained: bool = False  # the model said the passages do not answer
+    ungrounded: bool = False  # an answer that cites no passage
+
+
+def check_answer(text: str, valid: set[int]) -> Checked:
+    """Remove [n] markers that point to no passage in ``valid``; flag uncited answers."""
+    cited: list[int] = []
+    invalid: list[int] = []
+
+    def fix(m: re.Match) -> str:
+        nums = [int(x) for x in re.findall(r"\d+", m.group(1))]
+        good = [n for n in nums if n in valid]
+        invalid.extend(n for n in nums if n not in valid)
+        cited.extend(n for n in good if n not in cited)
+        if not good:
+            return ""
+        lead = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip())]
+        return f"{lead}[{', '.join(map(str, good))}]"
+
+    fixed = _MARKER.sub(fix, text).strip()
+    bare = re.sub(r"\s+", " ", _MARKER.sub("", fixed)).strip().strip("\"'").lower()
+    abstained = bare.startswith(ABSTAIN.lower().rstrip(".")) and not cited
+    if abstained:
+        fixed = ABSTAIN
+    return Checked(fixed, cited, invalid, abstained, ungrounded=not abstained and not cited)

@@ -1,0 +1,29 @@
+"""A grounded LLM answer: fit the passages, build the prompt, stream the reply, check its citations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..types import Citation
+from .base import LLM, LLMError
+from .check import Checked, check_answer
+from .prompt import build_messages, fit_passages
+
+
+def generate(backend: LLM, question: str, citations: list[Citation], max_tokens: int, timeout: float,
+             on_token: Callable[[str], None] | None = None) -> tuple[Checked, list[Citation]]:
+    """The checked answer of ``backend`` and the passages its prompt held.
+
+    Raises:
+        LLMError: the backend failed, stalled or said nothing.
+    """
+    passages = fit_passages(citations, question, backend.context, max_tokens)
+    parts: list[str] = []
+    for text in backend.stream(build_messages(passages, question), max_tokens, timeout):
+        parts.append(text)
+        if on_token:
+            on_token(text)
+    reply = "".join(parts)
+    if not reply.strip():
+        raise LLMError(f"the {backend.name} model returned an empty answer")
+    return check_answer(reply, {c.n for c in passages}), passages
