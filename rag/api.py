@@ -221,8 +221,10 @@ class Rag:
         result.extractive_answer = result.answer
         s = self.settings
         try:
-            checked, shown = generate(self.llm_backend(name), result.question, result.citations,
-                                      s.llm_max_tokens, s.llm_timeout, on_token)
+            t0 = time.perf_counter()
+            checked, shown, result.llm_tokens = generate(self.llm_backend(name), result.question, result.citations,
+                                                         s.llm_max_tokens, s.llm_timeout, on_token)
+            result.timings_ms["generate"] = (time.perf_counter() - t0) * 1000
         except LLMError as e:
             result.warnings.append(f"{e}; showing the extractive answer")
             return

@@ -83,6 +83,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
         "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
     }
     if llm != "none":
+        row.update(llm_tokens=ans.llm_tokens, generate_ms=round(ans.timings_ms.get("generate", 0.0), 2))
         row.update(llm=llm, warnings=ans.warnings, ungrounded=ans.ungrounded,
                    invalid_citations=ans.invalid_citations, extractive_answer=ans.extractive_answer)
     metrics: dict[str, float | None] = {}
@@ -140,6 +141,8 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
         s["llm"] = llm_rows[0]["llm"]
         s["llm_fallbacks"] = sum(1 for r in llm_rows if r["answer"] == r["extractive_answer"] and r["warnings"])
         s["ungrounded_rate"] = round(sum(r["ungrounded"] for r in llm_rows) / len(llm_rows), 4)
+        gen_s = sum(r.get("generate_ms", 0.0) for r in llm_rows) / 1000
+        s["generation_tokens_per_s"] = round(sum(r.get("llm_tokens", 0) for r in llm_rows) / gen_s, 1) if gen_s else None
     s["latency_ms_p50"] = round(percentile(lat, 50), 2)
     s["latency_ms_p95"] = round(percentile(lat, 95), 2)
     s["primary"] = "answer_recall@1024tok"

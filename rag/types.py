@@ -78,6 +78,7 @@ class Answer:
     standalone_question: str = ""
     retrieved: list[Hit] = field(default_factory=list)  # every ranked passage, best first
     evidence: list[tuple[str, int]] = field(default_factory=list)  # (doc_id, start) of the answer sentences
+    llm_tokens: int = 0  # tokens (stream chunks) the LLM generated
     llm: str = "none"  # the answer backend asked for; "none" is the extractive answer
     warnings: list[str] = field(default_factory=list)  # why the LLM answer was not used, and other notes
     invalid_citations: list[int] = field(default_factory=list)  # [n] markers removed: no such passage

@@ -11,8 +11,9 @@ from .prompt import build_messages, fit_passages
 
 
 def generate(backend: LLM, question: str, citations: list[Citation], max_tokens: int, timeout: float,
-             on_token: Callable[[str], None] | None = None) -> tuple[Checked, list[Citation]]:
-    """The checked answer of ``backend`` and the passages its prompt held.
+             on_token: Callable[[str], None] | None = None) -> tuple[Checked, list[Citation], int]:
+    """The checked answer of ``backend``, the passages its prompt held, and the chunks streamed
+    (one per token for llama.cpp and most OpenAI-compatible servers).
 
     Raises:
         LLMError: the backend failed, stalled or said nothing.
@@ -26,4 +27,4 @@ def generate(backend: LLM, question: str, citations: list[Citation], max_tokens:
     reply = "".join(parts)
     if not reply.strip():
         raise LLMError(f"the {backend.name} model returned an empty answer")
-    return check_answer(reply, {c.n for c in passages}), passages
+    return check_answer(reply, {c.n for c in passages}), passages, len(parts)
