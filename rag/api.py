@@ -271,6 +271,10 @@ class Rag:
 
     # ------------------------------------------------------------ info
 
+    def document(self, doc_id: str) -> dict | None:
+        """An indexed document (title, date, source, url, path, full text), or None."""
+        return self.reader.document(doc_id)
+
     def stats(self) -> dict:
         """What is indexed, with which settings, where."""
         index_dir = self.settings.index_path

@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
 
+    p = sub.add_parser("ui", help="serve the browser chat on 127.0.0.1 (needs the 'ui' extra)")
+    _common(p)
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+
     p = sub.add_parser("stats", help="show what is indexed")
     _common(p)
     p.add_argument("--json", action="store_true")
@@ -189,6 +193,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if "".join(streamed).strip() != answer.answer:
         # The stream failed part-way, or markers to no passage were removed: show what stands.
         print("\n" + textwrap.fill(answer.answer, 100))
+    if answer.ungrounded and answer.extractive_answer:
+        print("\nExtractive answer (cited):\n" + textwrap.fill(answer.extractive_answer, 100))
     print("\n" + format_sources(answer))
     return 0
 
@@ -303,7 +309,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main_bench(settings_from(args), args.json, log=warn)
 
 
-COMMANDS = {"bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats}
+def cmd_ui(args: argparse.Namespace) -> int:
+    root = str(Path(__file__).resolve().parent.parent)  # ui/ sits beside rag/ in a source checkout
+    if root not in sys.path:
+        sys.path.append(root)
+    from ui.app import serve
+
+    serve(settings_from(args), port=args.port, log=warn)
+    return 0
+
+
+COMMANDS = {"bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:

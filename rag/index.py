@@ -145,12 +145,10 @@ class IndexReader:
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def document(self, doc_id: str) -> dict | None:
-        row = self.db.execute(
-            "SELECT doc_id, title, date, source, url, path, n_chunks FROM docs WHERE doc_id = ?", (doc_id,)
-        ).fetchone()
-        if row is None:
-            return None
-        return dict(zip(("doc_id", "title", "date", "source", "url", "path", "n_chunks"), row))
+        """An indexed document's metadata and full text (spans index into ``text``)."""
+        fields = ("doc_id", "title", "date", "source", "url", "path", "n_chunks", "text")
+        row = self.db.execute(f"SELECT {', '.join(fields)} FROM docs WHERE doc_id = ?", (doc_id,)).fetchone()
+        return None if row is None else dict(zip(fields, row))
 
     def close(self) -> None:
         self.db.close()
