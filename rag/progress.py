@@ -39,7 +39,8 @@ class ProgressPrinter:
             line = f"{self.desc}: {done}/{total} {self.unit}s ({100 * done / max(total, 1):.0f}%"
             if elapsed >= 1.0:  # a rate over a fraction of a second means nothing
                 rate = done / elapsed
-                line += f", {rate:.0f} {self.unit}s/s, ETA {(total - done) / rate if rate else 0:.0f}s"
+                shown = f"{rate:.1f}" if rate < 10 else f"{rate:.0f}"
+                line += f", {shown} {self.unit}s/s, ETA {(total - done) / rate if rate else 0:.0f}s"
             print(line + ")", file=self.stream, flush=True)
 
     def close(self) -> None:
