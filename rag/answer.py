@@ -100,7 +100,7 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
     # Embed only the lexically most promising sentences (and every one of the top passage).
     ranked = sorted(sentences, key=lambda s: (-(s.lexical + (0.3 if s.n == 1 else 0.0) - 0.02 * s.n)))
     pool = ranked[:MAX_CANDIDATES]
-    vecs = embedder.encode_short([focus if focus == question else question] + [s.text for s in pool])
+    vecs = embedder.encode_short([question] + [s.text for s in pool])
     kind = answer_type(focus)
     for s, v in zip(pool, vecs[1:]):
         s.dense = float(np.dot(vecs[0], v))

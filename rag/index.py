@@ -100,6 +100,8 @@ class IndexReader:
             raise IndexError_(f"index at {gen_dir} is damaged ({e}); run 'python -m rag index' to rebuild") from None
         self._bm25 = None
         self._vectors = None
+        self._allowed: dict[tuple, np.ndarray | None] = {}
+        self._allowed_lock = threading.Lock()
         self.n_chunks = int(self.manifest["chunks"])
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
@@ -127,7 +129,19 @@ class IndexReader:
         return {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows}
 
     def allowed_ids(self, since: str = "", until: str = "", sources: list[str] | None = None) -> np.ndarray | None:
-        """Chunk ids that pass the filters, or None when there is no filter."""
+        """Chunk ids that pass the filters, or None when there is no filter.
+
+        Cached per filter: the dense and BM25 retrievers of one query both ask.
+        """
+        key = (since, until, tuple(sources or ()))
+        with self._allowed_lock:  # the browser chat answers several sessions at once
+            if key not in self._allowed:
+                if len(self._allowed) >= 8:
+                    self._allowed.pop(next(iter(self._allowed)))
+                self._allowed[key] = self._query_allowed(since, until, sources)
+            return self._allowed[key]
+
+    def _query_allowed(self, since: str, until: str, sources: list[str] | None) -> np.ndarray | None:
         where, args = [], []
         if since:
             where.append("date != '' AND date >= ?")
