@@ -244,18 +244,19 @@ def build_index(
     index_dir = settings.index_path
     paths = paths or settings.corpus_paths
     embedder = embedder or get_embedder(settings.model, settings.dtype)
-    preload = _preload_model(embedder, index_dir, paths)
+    files = list_files(paths)
+    preload = _preload_model(embedder, index_dir, files)
     try:
-        return _build(settings, index_dir, paths, progress, embedder, log, t0)
+        return _build(settings, index_dir, paths, files, progress, embedder, log, t0)
     finally:
         if preload is not None:
             preload.join()
 
 
-def _preload_model(embedder, index_dir: Path, paths: list[Path]) -> threading.Thread | None:
+def _preload_model(embedder, index_dir: Path, files: list[Path]) -> threading.Thread | None:
     """Load the model (seconds of imports) while the corpus is read, when embedding looks likely."""
     manifest = read_manifest(index_dir)
-    if manifest is not None and manifest.get("stamps") == file_stamps(list_files(paths)):
+    if manifest is not None and manifest.get("stamps") == file_stamps(files):
         return None
     warm = getattr(embedder, "warm", None)
     if warm is None:
@@ -275,12 +276,11 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
-def _build(settings: Settings, index_dir: Path, paths: list[Path], progress: Progress | None, embedder,
-           log: Callable[[str], None], t0: float) -> BuildReport:
-    files = list_files(paths)
+def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], progress: Progress | None,
+           embedder, log: Callable[[str], None], t0: float) -> BuildReport:
     if len(files) > 1 or any(f.name.lower().endswith((".jsonl", ".jsonl.gz")) for f in files):
         log(f"Reading {len(files)} file{'s' if len(files) != 1 else ''}...")
-    ingested = read_corpus(paths)
+    ingested = read_corpus(paths, files)
     report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped)
     stamps = file_stamps(ingested.files)
     with _write_lock(index_dir):

@@ -59,9 +59,12 @@ def list_files(paths: list[Path]) -> list[Path]:
     return found
 
 
-def read_corpus(paths: list[Path]) -> IngestResult:
-    """Read every document under ``paths``; raise CorpusError if there is none at all."""
-    files = list_files(paths)
+def read_corpus(paths: list[Path], files: list[Path] | None = None) -> IngestResult:
+    """Read every document under ``paths``; raise CorpusError if there is none at all.
+
+    ``files`` is ``list_files(paths)`` when the caller has already listed them.
+    """
+    files = list_files(paths) if files is None else files
     result = IngestResult(files=files)
     if not files:
         raise CorpusError(

@@ -139,7 +139,7 @@ class HybridRetriever:
     RRF picks the candidate pool robustly without comparing raw scores. Within the
     pool, a convex mix of the dense cosine and the max-normalised BM25 score ranks
     the passages; on the seed questions this lifted the top passage's answer rate
-    from 65% to 84% (README, "Retrieval choices"). Near-duplicates are then collapsed.
+    from 65% to 84% (README, "How it works"). Near-duplicates are then collapsed.
     """
 
     def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 50,
