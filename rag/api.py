@@ -23,12 +23,13 @@ from .index import (
     signature_mismatch,
 )
 from .ingest import list_files
-from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse
+from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse, day_number
 from .types import Answer, Hit
 
 NO_LLM = "none"
 
 RERANK_DEPTH = 10  # passages whose sentences are scored; the best-evidenced come first
+RERANK_RETRIEVAL_WEIGHT = 0.0  # how much the passage's retrieval score adds to its best sentence's
 _PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
 
 
@@ -138,28 +139,40 @@ class Rag:
         _ = self.reader.bm25
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
-               retriever: str = "hybrid") -> list[Hit]:
-        """The top ``k`` passages for ``query`` (hybrid, dense or bm25), near-duplicates collapsed."""
+               retriever: str = "hybrid", as_of: str = "") -> list[Hit]:
+        """The top ``k`` passages for ``query`` (hybrid, dense or bm25), near-duplicates collapsed.
+
+        ``as_of`` (ISO date) is the day a time-sensitive question ("this week") is asked
+        about; the hybrid retriever favours articles dated near it (default: the newest).
+        """
+        return self._search(query, k, filters, retriever, as_of)[0]
+
+    def _search(self, query: str, k: int | None, filters: Filters, retriever: str = "hybrid",
+                as_of: str = "") -> tuple[list[Hit], str]:
         k = k or self.settings.k
+        if as_of and not day_number(as_of):
+            raise QuestionError(f"as-of date {as_of!r} is not a date; use YYYY-MM-DD")
         reader = self.reader
         if retriever == "hybrid":
-            return HybridRetriever(reader, self.embedder, self.settings.rrf_k, self.settings.candidates).search(query, k, filters)
+            hybrid = HybridRetriever(reader, self.embedder, self.settings.rrf_k, self.settings.candidates)
+            return hybrid.search(query, k, filters, as_of), hybrid.reference_day
         if retriever not in ("dense", "bm25"):
             raise RagError(f"unknown retriever {retriever!r}; use hybrid, dense or bm25")
         base = DenseRetriever(reader, self.embedder) if retriever == "dense" else BM25Retriever(reader)
         ranked = base.search(query, max(k * 4, self.settings.candidates), filters)
-        return attach_and_collapse(reader, ranked, k)
+        return attach_and_collapse(reader, ranked, k), ""
 
     def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
             conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
+            on_token: Callable[[str], None] | None = None, as_of: str = "") -> Answer:
         """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain.
 
         The answer and citations use the top ``k`` passages; ``retrieve_k`` ranks more
         (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs. With ``llm`` (a
         backend name; default ``settings.llm``) other than "none", the answer is the model's,
         streamed to ``on_token`` and checked against the passages; when the backend fails the
-        extractive answer is kept and ``Answer.warnings`` says why.
+        extractive answer is kept and ``Answer.warnings`` says why. ``as_of`` is the day the
+        question is asked about (see ``search``).
         """
         k = k or self.settings.k
         question = (question or "").strip()
@@ -167,7 +180,7 @@ class Rag:
             raise QuestionError("the question is empty; ask something about the articles")
         t0 = time.perf_counter()
         query = conversation.contextualize(question) if conversation else question
-        ranked = self.search(query, max(k, retrieve_k, RERANK_DEPTH), filters)
+        ranked, recent_to = self._search(query, max(k, retrieve_k, RERANK_DEPTH), filters, as_of=as_of)
         t1 = time.perf_counter()
         ranked, sentences = self._rerank_by_evidence(query, question, ranked)
         hits = ranked[:k]
@@ -190,6 +203,7 @@ class Rag:
             standalone_question=query,
             retrieved=ranked,
             evidence=[] if abstained else [(hits[s.n - 1].chunk.doc_id, s.start) for s in chosen],
+            recent_to=recent_to,
         )
         llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:
@@ -252,7 +266,8 @@ class Rag:
         best: dict[int, float] = {}
         for s in sentences:
             best[s.n] = max(best.get(s.n, -1.0), s.score)
-        order = sorted(range(len(pool)), key=lambda i: (-best.get(i + 1, -1.0), i))
+        w = RERANK_RETRIEVAL_WEIGHT
+        order = sorted(range(len(pool)), key=lambda i: (-(best.get(i + 1, -1.0) + w * pool[i].score), i))
         renumber = {old + 1: new + 1 for new, old in enumerate(order)}
         for s in sentences:
             s.n = renumber[s.n]

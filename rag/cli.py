@@ -32,6 +32,8 @@ def _query_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
     p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
     p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD",
+                   help="the day a question about 'this week' or 'recently' refers to (default: the newest article's date)")
 
 
 def _llm_opts(p: argparse.ArgumentParser) -> None:
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
     _common(p)
     p.add_argument("-k", dest="ks", default="1,3,5,10", metavar="1,3,5,10", help="cut-offs for recall@k")
+    p.add_argument("--ignore-dates", action="store_true",
+                   help="do not take each question's \"date\" as the day it is asked (see ask --as-of)")
     _llm_opts(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -105,6 +109,18 @@ def filters_from(args: argparse.Namespace) -> Filters:
             if not dates[name]:
                 raise RagError(f"--{name} {value!r} is not a date; use YYYY-MM-DD")
     return Filters(since=dates.get("since", ""), until=dates.get("until", ""), sources=tuple(args.source or ()))
+
+
+def as_of_from(args: argparse.Namespace) -> str:
+    from .ingest import normalize_date
+
+    value = getattr(args, "as_of", None)
+    if not value:
+        return ""
+    day = normalize_date(value)
+    if not day:
+        raise RagError(f"--as-of {value!r} is not a date; use YYYY-MM-DD")
+    return day
 
 
 def warn(msg: str) -> None:
@@ -167,12 +183,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not question:
         raise RagError("the question is empty; ask something about the articles")
     rag = Rag(settings_from(args))
-    filters = filters_from(args)
+    filters, as_of = filters_from(args), as_of_from(args)
     if rag.settings.llm != "none":
         rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
     ensure_index(rag)
     if args.json:
-        answer = rag.ask(question, k=args.k, filters=filters)
+        answer = rag.ask(question, k=args.k, filters=filters, as_of=as_of)
         _warn_all(answer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -183,7 +199,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token)
+    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token, as_of=as_of)
     if streamed:
         print()
     _warn_all(answer)
@@ -209,7 +225,11 @@ def format_answer(answer: Answer, width: int = 100) -> str:
 
 
 def format_sources(answer: Answer, width: int = 100) -> str:
-    lines = ["Sources:"]
+    lines = []
+    if answer.recent_to:
+        lines += [f"(A question about recent events: articles dated near {answer.recent_to} come first;"
+                  " --as-of sets the day.)", ""]
+    lines.append("Sources:")
     for c in answer.citations:
         meta = ", ".join(x for x in (c.source, c.date) if x)
         lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
@@ -222,7 +242,7 @@ def format_sources(answer: Answer, width: int = 100) -> str:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
-    filters = filters_from(args)
+    filters, as_of = filters_from(args), as_of_from(args)
     ensure_index(rag)
     # Load torch in the background: the first questions use the numpy encoder meanwhile.
     threading.Thread(target=rag.embedder.warm, daemon=True).start()
@@ -246,7 +266,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("(new conversation)")
             continue
         try:
-            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation)
+            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, as_of=as_of)
             _warn_all(answer)
             print(format_answer(answer))
         except RagError as e:
@@ -278,7 +298,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise RagError(f"-k {args.ks!r}: give comma-separated numbers such as 1,3,5,10") from None
     if not ks or ks[0] < 1:
         raise RagError("-k needs positive numbers such as 1,3,5,10")
-    questions, skipped = load_questions(args.questions)
+    questions, skipped = load_questions(args.questions, use_dates=not args.ignore_dates)
     for s in skipped:
         warn(f"warning: skipped {s}")
     out = args.out or Path("runs") / args.questions.name.split(".")[0]

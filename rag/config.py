@@ -34,7 +34,7 @@ class Settings:
     ann_threshold: int = 100_000  # chunks above which HNSW replaces exact search (recall 0.998, README)
     k: int = 5
     rrf_k: int = 60
-    candidates: int = 50  # hits taken from each retriever before fusion
+    candidates: int = 200  # hits taken from each retriever before fusion
     abstain_threshold: float = 0.34  # calibrated on seed + RealTime QA questions (README)
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
     llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)

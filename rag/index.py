@@ -102,7 +102,19 @@ class IndexReader:
         self._vectors = None
         self._allowed: dict[tuple, np.ndarray | None] = {}
         self._allowed_lock = threading.Lock()
+        self._days: np.ndarray | None = None
         self.n_chunks = int(self.manifest["chunks"])
+
+    def day_numbers(self) -> np.ndarray:
+        """Each chunk's article date as a day number (0 when undated), indexed by chunk id."""
+        if self._days is None:
+            from .retrieve import day_number
+
+            days = np.zeros(self.n_chunks, dtype=np.int32)
+            for cid, date in self.db.execute("SELECT id, date FROM chunks WHERE date != ''"):
+                days[cid] = day_number(date)
+            self._days = days
+        return self._days
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
         """The stored unit vectors of the given chunks."""

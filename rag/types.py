@@ -84,9 +84,11 @@ class Answer:
     invalid_citations: list[int] = field(default_factory=list)  # [n] markers removed: no such passage
     ungrounded: bool = False  # an LLM answer that cites no passage
     extractive_answer: str = ""  # the extractive answer, kept beside an LLM answer
+    recent_to: str = ""  # a time-sensitive question: articles near this day (ISO) were favoured
 
     def to_dict(self) -> dict:
-        """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for."""
+        """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for,
+        ``recent_to`` only for a time-sensitive question."""
         out = {
             "question": self.question,
             "answer": self.answer,
@@ -94,6 +96,8 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
+        if self.recent_to:
+            out["recent_to"] = self.recent_to
         if self.llm != "none":
             out.update(llm=self.llm, warnings=list(self.warnings), invalid_citations=list(self.invalid_citations),
                        ungrounded=self.ungrounded, extractive_answer=self.extractive_answer)
