@@ -29,7 +29,6 @@ from .types import Answer, Hit
 NO_LLM = "none"
 
 RERANK_DEPTH = 10  # passages whose sentences are scored; the best-evidenced come first
-RERANK_RETRIEVAL_WEIGHT = 0.0  # how much the passage's retrieval score adds to its best sentence's
 _PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
 
 
@@ -266,8 +265,7 @@ class Rag:
         best: dict[int, float] = {}
         for s in sentences:
             best[s.n] = max(best.get(s.n, -1.0), s.score)
-        w = RERANK_RETRIEVAL_WEIGHT
-        order = sorted(range(len(pool)), key=lambda i: (-(best.get(i + 1, -1.0) + w * pool[i].score), i))
+        order = sorted(range(len(pool)), key=lambda i: (-best.get(i + 1, -1.0), i))
         renumber = {old + 1: new + 1 for new, old in enumerate(order)}
         for s in sentences:
             s.n = renumber[s.n]
