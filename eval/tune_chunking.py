@@ -24,22 +24,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag import Rag, Settings  # noqa: E402
-from rag.chunk import count_tokens, encoding  # noqa: E402
+from rag.chunk import count_tokens, truncate_tokens  # noqa: E402
 from rag.metrics import answer_recall_at_tokens, contains_answer  # noqa: E402
 
 DEPTH = 40
-
-
-def truncate(text: str, n: int) -> str:
-    return encoding().decode(encoding().encode_ordinary(text)[: max(n, 0)])
 
 
 def score(ranked: list[list[str]], questions: list[dict]) -> dict[str, float]:
     out = {"recall@5": 0.0, "recall@512tok": 0.0, "recall@1024tok": 0.0}
     for passages, q in zip(ranked, questions):
         out["recall@5"] += contains_answer("\n".join(passages[:5]), q["answers"])
-        out["recall@512tok"] += answer_recall_at_tokens(passages, q["answers"], 512, count_tokens, truncate)
-        out["recall@1024tok"] += answer_recall_at_tokens(passages, q["answers"], 1024, count_tokens, truncate)
+        out["recall@512tok"] += answer_recall_at_tokens(passages, q["answers"], 512, count_tokens, truncate_tokens)
+        out["recall@1024tok"] += answer_recall_at_tokens(passages, q["answers"], 1024, count_tokens, truncate_tokens)
     return {k: round(100 * v / len(questions), 1) for k, v in out.items()}
 
 

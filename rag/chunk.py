@@ -36,6 +36,12 @@ def count_tokens(text: str) -> int:
     return len(encoding().encode_ordinary(text))
 
 
+def truncate_tokens(text: str, n: int) -> str:
+    """The first ``n`` tokens of ``text`` (all of it when shorter)."""
+    enc = encoding()
+    return enc.decode(enc.encode_ordinary(text)[: max(n, 0)])
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text`` (whitespace between them excluded)."""
     spans: list[tuple[int, int]] = []

@@ -98,29 +98,21 @@ def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> 
     )
 
 
-def filters_from(args: argparse.Namespace) -> Filters:
+def date_option(args: argparse.Namespace, name: str) -> str:
+    """The ``--name`` date option as ISO, "" when not given; a date that cannot be read is an error."""
     from .ingest import normalize_date
 
-    dates = {}
-    for name in ("since", "until"):
-        value = getattr(args, name, None)
-        if value:
-            dates[name] = normalize_date(value)
-            if not dates[name]:
-                raise RagError(f"--{name} {value!r} is not a date; use YYYY-MM-DD")
-    return Filters(since=dates.get("since", ""), until=dates.get("until", ""), sources=tuple(args.source or ()))
-
-
-def as_of_from(args: argparse.Namespace) -> str:
-    from .ingest import normalize_date
-
-    value = getattr(args, "as_of", None)
+    value = getattr(args, name, None)
     if not value:
         return ""
     day = normalize_date(value)
     if not day:
-        raise RagError(f"--as-of {value!r} is not a date; use YYYY-MM-DD")
+        raise RagError(f"--{name.replace('_', '-')} {value!r} is not a date; use YYYY-MM-DD")
     return day
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    return Filters(since=date_option(args, "since"), until=date_option(args, "until"), sources=tuple(args.source or ()))
 
 
 def warn(msg: str) -> None:
@@ -183,7 +175,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if not question:
         raise RagError("the question is empty; ask something about the articles")
     rag = Rag(settings_from(args))
-    filters, as_of = filters_from(args), as_of_from(args)
+    filters, as_of = filters_from(args), date_option(args, "as_of")
     if rag.settings.llm != "none":
         rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
     ensure_index(rag)
@@ -242,7 +234,7 @@ def format_sources(answer: Answer, width: int = 100) -> str:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
-    filters, as_of = filters_from(args), as_of_from(args)
+    filters, as_of = filters_from(args), date_option(args, "as_of")
     ensure_index(rag)
     # Load torch in the background: the first questions use the numpy encoder meanwhile.
     threading.Thread(target=rag.embedder.warm, daemon=True).start()

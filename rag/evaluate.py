@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .api import Rag
-from .chunk import count_tokens, encoding
+from .chunk import count_tokens, truncate_tokens
 from .errors import RagError
 from .metrics import (
     answer_recall_at_tokens,
@@ -72,11 +72,6 @@ def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list
     return questions, skipped
 
 
-def _truncate(text: str, n: int) -> str:
-    enc = encoding()
-    return enc.decode(enc.encode_ordinary(text)[: max(n, 0)])
-
-
 def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
     """Answer one question (with the ``llm`` backend) and compute its per-question metric values."""
     t0 = time.perf_counter()
@@ -102,7 +97,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
             metrics[f"answer_recall@{k}"] = float(contains_answer("\n".join(passages[:k]), q["answers"]))
         for budget in TOKEN_BUDGETS:
             metrics[f"answer_recall@{budget}tok"] = float(
-                answer_recall_at_tokens(passages, q["answers"], budget, count_tokens, _truncate))
+                answer_recall_at_tokens(passages, q["answers"], budget, count_tokens, truncate_tokens))
         rank = first_answer_rank(passages, q["answers"])
         metrics["rr"] = 1.0 / rank if rank else 0.0
         metrics["answer_hit"] = float(not ans.abstained and contains_answer(ans.answer, q["answers"]))
