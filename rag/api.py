@@ -181,7 +181,7 @@ class Rag:
         query = conversation.contextualize(question) if conversation else question
         ranked, recent_to = self._search(query, max(k, retrieve_k, RERANK_DEPTH), filters, as_of=as_of)
         t1 = time.perf_counter()
-        ranked, sentences = self._rerank_by_evidence(query, question, ranked)
+        ranked, sentences = self._rerank_by_evidence(query, question, ranked, recent_to)
         hits = ranked[:k]
         if conversation and conversation.turns:
             # A follow-up asks for something new: what the last answer said is not an answer again.
@@ -254,14 +254,16 @@ class Rag:
         if checked.abstained:
             result.evidence = []
 
-    def _rerank_by_evidence(self, query: str, question: str, ranked: list[Hit]) -> tuple[list[Hit], list]:
+    def _rerank_by_evidence(self, query: str, question: str, ranked: list[Hit],
+                            reference_day: str = "") -> tuple[list[Hit], list]:
         """Order the top passages by their best answer sentence; return them and the scored sentences.
 
         Sentence numbers (``n``) are the passages' positions after the reordering.
+        ``reference_day`` is the day a question about "now" is asked about (see ``search``).
         """
         pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
         sentences = extractive.score_sentences(query, question, extractive.candidate_sentences(pool),
-                                               self.embedder, self._idf(self.reader))
+                                               self.embedder, self._idf(self.reader), reference_day)
         best: dict[int, float] = {}
         for s in sentences:
             best[s.n] = max(best.get(s.n, -1.0), s.score)

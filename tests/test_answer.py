@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from conftest import FakeEmbedder
 
 from rag import Answer, Citation, Conversation, Filters, QuestionError, Rag
-from rag.answer import NOT_FOUND, Sentence, answer_type, compose
+from rag.answer import NOT_FOUND, Sentence, answer_type, compose, focus_phrase, match_tokens, score_sentences
 from rag.api import Turn
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
@@ -151,6 +152,64 @@ def test_compose_adds_a_runner_up_only_if_it_scores_close_and_says_something_new
     assert chosen == [best, new]
     assert text == f"{best.text} [1] {new.text} [3]"
     assert compose("q", []) == ("", [])
+
+
+@pytest.mark.parametrize(
+    ("british", "american"),
+    [("defence", "defense"), ("characterised", "characterized"), ("organisation", "organization"),
+     ("colour", "color"), ("centre", "center"), ("travelled", "traveled"), ("analyse", "analyze")],
+)
+def test_british_and_american_spellings_match(british, american):
+    assert match_tokens(f"The {british} of it") == match_tokens(f"The {american} of it")
+
+
+@pytest.mark.parametrize(
+    ("question", "focus"),
+    [
+        ("Which Pakistani foreign minister spoke by phone with Araghchi?", "Pakistani foreign minister"),
+        ("Which Islamabad-based strategic affairs analyst warned of ISIS?", "Islamabad-based strategic affairs analyst"),
+        ("Which two countries supported the talks?", "two countries"),
+        ("In which city did the talks collapse?", "city"),
+        ("What is the capital?", ""),
+        ("Who mediated?", ""),
+    ],
+)
+def test_focus_phrase(question, focus):
+    assert focus_phrase(question) == focus
+
+
+def _score(question, texts, dates=None, reference_day=""):
+    sentences = [Sentence(1, i * 100, i * 100 + len(t), t, date=(dates or [""] * len(texts))[i])
+                 for i, t in enumerate(texts)]
+    return score_sentences(question, question, sentences, FakeEmbedder(), lambda term: 1.0, reference_day)
+
+
+def test_the_name_beside_the_whole_focus_phrase_wins():
+    question = "Which Pakistani foreign minister spoke by phone with Araghchi?"
+    partial = "Iranian Foreign Minister Abbas Araghchi spoke by phone on Monday."
+    whole = "Araghchi spoke by phone with Pakistani Foreign Minister Ishaq Dar."
+    scored = {s.text: s for s in _score(question, [partial, whole])}
+    assert scored[whole].appositive == 1.0
+    assert scored[partial].appositive < 1.0
+    assert _score(question, [partial, whole])[0].text == whole
+
+
+def test_british_question_matches_american_sentence_and_derived_names():
+    question = "How did Pakistan's defence minister describe the talks?"
+    american = "Pakistani Defense Minister Khawaja Asif described the talks as a deadlock."
+    other = "Pakistan's Foreign Minister Ishaq Dar described the outcome of the talks."
+    scored = {s.text: s for s in _score(question, [american, other])}
+    assert scored[american].phrase > scored[other].phrase  # "defence minister" side by side
+    assert scored[american].lexical >= scored[other].lexical
+
+
+def test_recency_orders_sentences_only_for_a_question_about_now():
+    texts = ["Floods hit the northern province, officials said.", "Floods hit the northern province, officials said."]
+    dates = ["2023-01-02", "2023-03-01"]
+    recent = _score("Where did floods hit?", texts, dates, reference_day="2023-03-02")
+    assert recent[0].date == "2023-03-01" and recent[0].score > recent[1].score
+    undated = _score("Where did floods hit?", texts, dates)
+    assert undated[0].score == undated[1].score
 
 
 # ---------------------------------------------------------------- real model
