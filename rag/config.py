@@ -35,7 +35,7 @@ class Settings:
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion
-    abstain_threshold: float = 0.34  # calibrated on seed + RealTime QA questions (README)
+    abstain_threshold: float = 0.42  # calibrated on seed + RealTime QA questions (README)
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
     llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)
     llm_model: str = ""  # openai: model name; llamacpp: GGUF path (default: the bundled SmolLM2)

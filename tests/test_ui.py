@@ -168,6 +168,19 @@ def test_bad_date_is_reported_in_the_chat(page):
     expect(last_bot_message(page)).to_contain_text("is not a date", timeout=30_000)
 
 
+@browser_test
+def test_as_of_day_is_used_for_a_question_about_recent_events(page):
+    page.get_by_text("Search settings").click()
+    page.get_by_label("As of (YYYY-MM-DD)").fill("2018-12-05")
+    ask(page, "What did Iran recently discuss with the Taliban?")
+    answer = last_bot_message(page)
+    expect(answer).to_contain_text("click [n] to open its source", timeout=60_000)
+    expect(answer).to_contain_text("articles dated near 2018-12-05 come first")
+    page.get_by_label("As of (YYYY-MM-DD)").fill("last week")
+    ask(page, "What did Iran recently discuss with the Taliban?")
+    expect(last_bot_message(page)).to_contain_text("is not a date for “as of”", timeout=30_000)
+
+
 # ---------------------------------------------------------------- without a browser
 
 

@@ -104,18 +104,22 @@ def sources_html(rag: Rag, answer: Answer | None) -> str:
 # ---------------------------------------------------------------- handlers' helpers
 
 
+def parse_date(name: str, value: str) -> str:
+    """An ISO date from a settings field ("" when empty); ValueError with a readable message."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(f"“{value}” is not a date for “{name}”; use YYYY-MM-DD, e.g. 2019-01-31.") from None
+
+
 def parse_filters(since: str, until: str, source: str) -> Filters:
     """Filters from the settings panel; ValueError with a readable message for a bad date."""
-    dates = {}
-    for name, value in (("since", since), ("until", until)):
-        value = (value or "").strip()
-        if value:
-            try:
-                dates[name] = date.fromisoformat(value).isoformat()
-            except ValueError:
-                raise ValueError(f"“{value}” is not a date for “{name}”; use YYYY-MM-DD, e.g. 2019-01-31.") from None
     source = (source or "").strip()
-    return Filters(since=dates.get("since", ""), until=dates.get("until", ""), sources=(source,) if source else ())
+    return Filters(since=parse_date("since", since), until=parse_date("until", until),
+                   sources=(source,) if source else ())
 
 
 def safe_name(name: str) -> str:
@@ -207,7 +211,7 @@ def build_app(rag: Rag) -> gr.Blocks:
     except RagError:
         sources = []
 
-    def respond(message, history, conversation, k, since, until, source, llm):
+    def respond(message, history, conversation, k, since, until, source, llm, as_of):
         history = list(history or []) + [{"role": "user", "content": message or ""}]
         conversation = conversation or Conversation()
         sources_out = gr.update()
@@ -220,9 +224,10 @@ def build_app(rag: Rag) -> gr.Blocks:
             return
         try:
             filters = parse_filters(since, until, source)
+            as_of = parse_date("as of", as_of)
             answer = None
             for part in _stream_answer(rag, message, k=int(k), filters=filters, conversation=conversation,
-                                       llm=LLM_CHOICES.get(llm, "none")):
+                                       llm=LLM_CHOICES.get(llm, "none"), as_of=as_of):
                 if isinstance(part, str):
                     yield say(_citation_links(part) + " …")
                 else:
@@ -231,8 +236,12 @@ def build_app(rag: Rag) -> gr.Blocks:
             text = _citation_links(answer.answer)
             if answer.ungrounded and answer.extractive_answer:
                 text += "\n\n**Extractive answer (cited):** " + _citation_links(answer.extractive_answer)
-            if answer.warnings:
-                text += "\n\n" + "\n".join(f"*Note: {w}*" for w in answer.warnings)
+            notes = list(answer.warnings)
+            if answer.recent_to:
+                notes.append(f"a question about recent events: articles dated near {answer.recent_to} come first "
+                             "(“As of” in Search settings sets the day)")
+            if notes:
+                text += "\n\n" + "\n".join(f"*Note: {w}*" for w in notes)
             text += f"\n\n<sub>{answer.timings_ms.get('total', 0):.0f} ms · click [n] to open its source</sub>"
             yield say(text)
         except ValueError as e:
@@ -299,11 +308,13 @@ def build_app(rag: Rag) -> gr.Blocks:
                 source = gr.Dropdown([("All sources", "")] + [(s, s) for s in sources], value="",
                                      label="Source", allow_custom_value=True)
                 llm = gr.Dropdown(list(LLM_CHOICES), value=next(iter(LLM_CHOICES)), label="Answer backend")
+                as_of = gr.Textbox(label="As of (YYYY-MM-DD)", placeholder="newest article",
+                                   info="the day that “this week” or “recently” means")
         with gr.Accordion("Add articles", open=False):
             files = gr.File(label=f"Articles ({', '.join(UPLOAD_SUFFIXES)}; up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
                             file_count="multiple", file_types=list(UPLOAD_SUFFIXES), elem_id="upload")
 
-        ask_inputs = [box, chatbot, conversation, k, since, until, source, llm]
+        ask_inputs = [box, chatbot, conversation, k, since, until, source, llm, as_of]
         ask_outputs = [chatbot, conversation, panel, box]
         box.submit(respond, ask_inputs, ask_outputs, api_name="ask")
         send.click(respond, ask_inputs, ask_outputs)
