@@ -136,17 +136,19 @@ def answer_type(question: str) -> str:
     return ""
 
 
-def _type_match(kind: str, sentence: str, question: str) -> float:
+def _new_names(sentence: str, q_words: set[str]) -> list[re.Match]:
+    """The capitalised names in ``sentence`` that are not made of the question's words."""
+    return [m for m in _NAME.finditer(sentence) if not set(m.group(0).lower().split()) <= q_words]
+
+
+def _type_match(kind: str, sentence: str, q_words: set[str]) -> float:
     if not kind:
         return 0.0
     if kind == "number":
         return 1.0 if _NUMBER.search(sentence) else 0.0
     if kind == "date":
         return 1.0 if _DATE.search(sentence) else 0.0
-    q_words = set(re.findall(r"\w+", question.lower()))
-    names = [m.group(0) for m in _NAME.finditer(sentence)]
-    new = [n for n in names if not set(n.lower().split()) <= q_words]
-    return 1.0 if new else 0.0
+    return 1.0 if _new_names(sentence, q_words) else 0.0
 
 
 _FOCUS = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,5}[\w'’-]+)", re.I)
@@ -168,21 +170,16 @@ def focus_phrase(question: str) -> str:
     return " ".join(words)
 
 
-def _appositive(sentence: str, focus: list[str], names: set[str], q_words: set[str], idf) -> float:
-    """How much of the question's focus phrase stands right beside a name the question lacks:
-    "Pakistani Foreign Minister Ishaq Dar" for "Which Pakistani foreign minister ...?"."""
-    total = sum(idf(t) for t in focus)
-    if total <= 0:
-        return 0.0
+def _appositive(sentence: str, focus: dict[str, float], names: set[str], q_words: set[str]) -> float:
+    """How much of the question's (IDF-weighted) focus phrase stands right beside a name the
+    question lacks: "Pakistani Foreign Minister Ishaq Dar" for "Which Pakistani foreign minister ...?"."""
     words = sentence.split()
     best = 0.0
-    for m in _NAME.finditer(sentence):
-        if set(m.group(0).lower().split()) <= q_words:
-            continue
+    for m in _new_names(sentence, q_words):
         first = len(sentence[: m.start()].split())
         last = first + len(m.group(0).split())
         near = set(_canonical(match_sequence(" ".join(words[max(0, first - APPOSITIVE_WINDOW): last + APPOSITIVE_WINDOW])), names))
-        best = max(best, sum(idf(t) for t in focus if t in near) / total)
+        best = max(best, _coverage(focus, near))
     return best
 
 
@@ -199,7 +196,7 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
     f_terms = _weighted_terms(focus, idf)
     names = name_stems(question) | name_stems(focus)
     pairs = _bigrams(_canonical(match_sequence(focus), names))
-    asked = list(dict.fromkeys(_canonical(match_sequence(focus_phrase(focus)), names)))
+    asked = {t: idf(t) for t in _canonical(match_sequence(focus_phrase(focus)), names)}
     q_words = set(re.findall(r"\w+", focus.lower()))
     for s in sentences:
         seq = _canonical(match_sequence(s.text), names)
@@ -215,8 +212,8 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
     recent = _recency(pool, reference_day)
     for s, v, r in zip(pool, vecs[1:], recent):
         s.dense = float(np.dot(vecs[0], v))
-        s.appositive = _appositive(s.text, asked, names, q_words, idf) if asked else 0.0
-        s.score = (0.55 * s.dense + 0.35 * s.lexical + PHRASE_WEIGHT * s.phrase + 0.10 * _type_match(kind, s.text, focus)
+        s.appositive = _appositive(s.text, asked, names, q_words) if asked else 0.0
+        s.score = (0.55 * s.dense + 0.35 * s.lexical + PHRASE_WEIGHT * s.phrase + 0.10 * _type_match(kind, s.text, q_words)
                    + APPOSITIVE_WEIGHT * s.appositive + RECENT_WEIGHT * float(r) - 0.01 * (s.n - 1))
     for s in ranked[MAX_CANDIDATES:]:
         s.score = -1.0
