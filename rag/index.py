@@ -7,6 +7,7 @@ Layout of an index folder::
         manifest.json    model, dimension, chunk settings, a content hash per document
         chunks.sqlite    chunk text, span and metadata; row id = vector row
         vectors.npy      float32 unit vectors, reused for unchanged documents
+        days.npy         each chunk's article date as a day number (0 = undated)
         dense.faiss      exact (IndexFlatIP) or HNSW index over vectors.npy
         bm25/            bm25s index over the same chunks
 
@@ -108,12 +109,12 @@ class IndexReader:
     def day_numbers(self) -> np.ndarray:
         """Each chunk's article date as a day number (0 when undated), indexed by chunk id."""
         if self._days is None:
-            from .retrieve import day_number
-
-            days = np.zeros(self.n_chunks, dtype=np.int32)
-            for cid, date in self.db.execute("SELECT id, date FROM chunks WHERE date != ''"):
-                days[cid] = day_number(date)
-            self._days = days
+            path = self.dir / "days.npy"
+            if path.exists():
+                self._days = np.load(path)
+            else:  # an index written before days.npy existed
+                rows = self.db.execute("SELECT id, date FROM chunks ORDER BY id")
+                self._days = chunk_days([date for _, date in rows])
         return self._days
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
@@ -418,6 +419,7 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
     tmp.mkdir(parents=True)
     _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
     np.save(tmp / "vectors.npy", vectors)
+    np.save(tmp / "days.npy", chunk_days([c.date for c in chunks]))
     _write_faiss(tmp / "dense.faiss", vectors, manifest["ann"])
     build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -434,6 +436,13 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
     for p in index_dir.iterdir():
         if p.is_dir() and p != final and (p.name.startswith("gen-") or p.name.startswith(".tmp-")):
             shutil.rmtree(p, ignore_errors=True)
+
+
+def chunk_days(dates: list[str]) -> np.ndarray:
+    """Day numbers of chunk dates (ISO), 0 where a date is missing or unreadable."""
+    from .retrieve import day_number
+
+    return np.array([day_number(d) if d else 0 for d in dates], dtype=np.int32)
 
 
 def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None:

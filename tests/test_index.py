@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
@@ -47,7 +48,7 @@ def test_build_writes_a_generation_and_points_current_at_it(fake_rag):
     index_dir = fake_rag.settings.index_path
     gen = index_dir / current(index_dir)
     assert gen.name == "gen-000001" and current_generation(index_dir) == gen
-    for name in ("manifest.json", "chunks.sqlite", "vectors.npy", "dense.faiss"):
+    for name in ("manifest.json", "chunks.sqlite", "vectors.npy", "days.npy", "dense.faiss"):
         assert (gen / name).is_file(), name
     assert (gen / "bm25").is_dir() and any((gen / "bm25").iterdir())
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
@@ -79,6 +80,23 @@ def test_chunk_store_holds_exact_spans_of_the_documents(fake_rag, tmp_corpus):
         assert text[c.start : c.end] == c.text
     assert reader.document("004_f1ed5df54c6c908a")["date"] == "2025-11-09"
     assert reader.document("nope") is None
+
+
+def test_article_days_are_written_at_build_and_match_the_chunk_dates(fake_rag):
+    reader = fake_rag.reader
+    days = np.load(reader.dir / "days.npy")
+    chunks = reader.chunks(list(range(reader.n_chunks)))
+    expected = [dt.date.fromisoformat(chunks[i].date).toordinal() if chunks[i].date else 0 for i in range(len(days))]
+    assert days.dtype == np.int32 and days.tolist() == expected
+    assert days.max() == dt.date(2025, 11, 9).toordinal()
+    assert reader.day_numbers().tolist() == expected
+
+
+def test_an_index_without_days_file_computes_them_from_the_chunk_store(fake_rag):
+    expected = np.load(fake_rag.reader.dir / "days.npy")
+    (fake_rag.reader.dir / "days.npy").unlink()
+    reader = rag.index.IndexReader(fake_rag.reader.dir)
+    assert reader.day_numbers().tolist() == expected.tolist()
 
 
 def test_stats_describe_the_index(fake_rag):
