@@ -168,7 +168,19 @@ class SentenceTransformerEmbedder:
             self._query_encoder = NumpyBertEncoder.load(self.path) or False
         if self._model is None and self._query_encoder:
             return self._query_encoder.encode(texts)
-        return self.encode(texts)
+        return self._forward(texts)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """One batch straight through the model: for a query, ~2 ms less than ``encode``'s set-up."""
+        import torch
+
+        model = self.model
+        prepare = getattr(model, "preprocess", None) or model.tokenize
+        with torch.inference_mode():
+            vecs = model.forward(prepare(texts))["sentence_embedding"]
+        out = np.ascontiguousarray(vecs.float().numpy(), dtype=np.float32)
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
 
 
 def _read_dim(path: Path) -> int:

@@ -118,3 +118,13 @@ def test_queries_are_embedded_without_loading_torch(st_float32):
     v = e.encode_query(q)
     assert e._model is None  # the fast numpy path, no torch model
     assert float(v @ st_float32.encode([q])[0]) > 0.999
+
+
+@pytest.mark.slow
+def test_a_warm_model_embeds_queries_and_sentences_like_encode(st_float32):
+    texts = corpus_sentences()  # of different lengths: one padded batch
+    short = st_float32.encode_short(texts)
+    assert short.dtype == np.float32 and short.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-5)
+    assert cosines(short, st_float32.encode(texts)).min() > 0.9999
+    assert float(st_float32.encode_query(texts[-2]) @ st_float32.encode([texts[-2]])[0]) > 0.9999
