@@ -5,6 +5,7 @@ Set UI_SCREENSHOT=docs/screenshot.png to save the page answering the Kabul quest
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -29,7 +30,7 @@ pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.
 
 if str(REPO) not in sys.path:  # ui/ is not an installed package: import it from the checkout
     sys.path.insert(0, str(REPO))
-from ui.app import parse_filters, safe_name, save_uploads, sources_html  # noqa: E402
+from ui.app import _emphasise, parse_filters, safe_name, save_uploads, sources_html  # noqa: E402
 
 try:
     from playwright import sync_api
@@ -140,11 +141,17 @@ def test_kabul_question_answers_iran_and_citation_opens_highlighted_span(page):
 @browser_test
 def test_uploaded_article_can_be_asked_about_at_once(page, tmp_path):
     article = tmp_path / "zorbia news!.txt"  # a name to sanitise
-    article.write_text("Zorbia signs grain deal\n\nThe Zorbian ambassador Pelle Varga announced a grain deal in "
+    article.write_text("---\nsource: Zorbia Herald\ndate: 2025-12-01\n---\nZorbia signs grain deal\n\n"
+                       "The Zorbian ambassador Pelle Varga announced a grain deal in "
                        "Tallinn. The agreement covers wheat exports for three years.\n", encoding="utf-8")
     page.get_by_text("Add articles").click()
     page.locator("#upload input[type=file]").set_input_files(str(article))
     expect(last_bot_message(page)).to_contain_text("Added 1 file", timeout=120_000)
+
+    page.get_by_text("Search settings").click()  # the new article's source is offered as a filter
+    page.locator("#source input").click()
+    expect(page.get_by_role("option", name="Zorbia Herald")).to_be_visible(timeout=10_000)
+    page.keyboard.press("Escape")
 
     ask(page, "Who announced a grain deal in Tallinn?")
     answer = last_bot_message(page)
@@ -223,3 +230,23 @@ def test_sources_escape_article_text_and_mark_the_span(fake_rag):
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert out.count("<mark>") == len(answer.citations)
     assert f'id="src-{c.n}"' in out
+
+
+def test_sources_put_the_answer_sentences_in_bold_inside_their_passage(fake_rag):
+    answer = fake_rag.ask("Who offered to mediate between Kabul and Islamabad?")
+    assert not answer.abstained and answer.evidence
+    out = sources_html(fake_rag, answer)
+    bold = re.findall(r'<strong class="answer">(.*?)</strong>', out, re.S)
+    assert len(bold) == len(answer.evidence)
+    doc = fake_rag.document(answer.evidence[0][0])["text"]
+    start = answer.evidence[0][1]
+    assert html.unescape(bold[0]) == doc[start : start + len(html.unescape(bold[0]))]
+    assert html.unescape(bold[0]) in answer.answer  # the sentence the answer quotes
+    for m in re.finditer(r'<strong class="answer">', out):  # each inside its passage's <mark>
+        assert out.rfind("<mark>", 0, m.start()) > out.rfind("</mark>", 0, m.start())
+
+
+def test_emphasis_escapes_text_and_ignores_spans_outside_the_passage():
+    passage = "A <b> x. Second sentence & more."
+    out = _emphasise(passage, 100, [(109, 132), (0, 5), (500, 600)])
+    assert out == 'A &lt;b&gt; x. <strong class="answer">Second sentence &amp; more.</strong>'

@@ -17,6 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from rag import Answer, Conversation, Filters, MissingExtraError, Rag, RagError, Settings
+from rag.chunk import sentence_spans
 
 try:
     import gradio as gr
@@ -39,6 +40,7 @@ CSS = """
 .src .meta { color: var(--body-text-color-subdued); font-size: 0.9em; margin: 4px 0; }
 .src .article { white-space: pre-wrap; font-size: 0.92em; line-height: 1.45; }
 .src mark { background: #ffe08a; color: #000; padding: 0 1px; }
+.src mark strong.answer { background: #ffc933; }
 """
 
 # A click on [n] in an answer opens source n in the sources panel rather than following the link.
@@ -66,10 +68,14 @@ def _article_text(rag: Rag, doc_id: str) -> str:
     return (doc or {}).get("text") or ""
 
 
-def _in_context(article: str, start: int, end: int, passage: str) -> str:
-    """The passage in <mark>, with up to CONTEXT_CHARS of its article on either side, all escaped."""
+def _in_context(article: str, start: int, end: int, passage: str, answer_spans: list[tuple[int, int]] = ()) -> str:
+    """The passage in <mark>, with up to CONTEXT_CHARS of its article on either side, all escaped.
+
+    ``answer_spans`` (article offsets inside the passage) are the answer's sentences: in bold.
+    """
+    marked = f"<mark>{_emphasise(passage, start, answer_spans)}</mark>"
     if not article or article[start:end] != passage:
-        return f"<mark>{html.escape(passage)}</mark>"
+        return marked
     lo, hi = max(0, start - CONTEXT_CHARS), min(len(article), end + CONTEXT_CHARS)
     if lo > 0:  # start and end on a word boundary
         lo = article.find(" ", lo, start) + 1 or lo
@@ -78,7 +84,24 @@ def _in_context(article: str, start: int, end: int, passage: str) -> str:
         hi = cut if cut > 0 else hi
     before = ("…" if lo > 0 else "") + html.escape(article[lo:start])
     after = html.escape(article[end:hi]) + ("…" if hi < len(article) else "")
-    return f"{before}<mark>{html.escape(passage)}</mark>{after}"
+    return f"{before}{marked}{after}"
+
+
+def _emphasise(passage: str, offset: int, spans: list[tuple[int, int]]) -> str:
+    """``passage`` escaped, with the spans (article offsets; ``offset`` is the passage's) in <strong>."""
+    out, pos = [], 0
+    for s, e in sorted(spans):
+        s, e = max(s - offset, pos), min(e - offset, len(passage))
+        if s < e:
+            out += [html.escape(passage[pos:s]), f'<strong class="answer">{html.escape(passage[s:e])}</strong>']
+            pos = e
+    return "".join(out) + html.escape(passage[pos:])
+
+
+def _answer_spans(answer: Answer, doc_id: str, start: int, passage: str) -> list[tuple[int, int]]:
+    """Article spans of the answer's sentences that lie in this passage."""
+    starts = {s for d, s in answer.evidence if d == doc_id}
+    return [(start + s, start + e) for s, e in sentence_spans(passage) if start + s in starts]
 
 
 def sources_html(rag: Rag, answer: Answer | None) -> str:
@@ -90,7 +113,8 @@ def sources_html(rag: Rag, answer: Answer | None) -> str:
         meta = " · ".join(html.escape(x) for x in (c.date, c.source) if x)
         title = html.escape(c.title or c.doc_id)
         link = f' · <a href="{html.escape(c.url)}" target="_blank" rel="noopener">link</a>' if c.url.startswith(("http://", "https://")) else ""
-        body = _in_context(_article_text(rag, c.doc_id), c.start, c.end, c.text)
+        body = _in_context(_article_text(rag, c.doc_id), c.start, c.end, c.text,
+                           _answer_spans(answer, c.doc_id, c.start, c.text))
         parts.append(
             f'<details id="src-{c.n}" class="citation"><summary>[{c.n}] {title} '
             f'<span class="score">(score {c.score:.4f})</span></summary>'
@@ -206,10 +230,13 @@ def _stream_answer(rag: Rag, question: str, **kwargs):
 
 def build_app(rag: Rag) -> gr.Blocks:
     """The chat page for ``rag`` (which should already be indexed)."""
-    try:
-        sources = [s["source"] for s in rag.stats().get("top_sources", []) if s["source"] != "(unknown)"]
-    except RagError:
-        sources = []
+
+    def source_choices() -> list[tuple[str, str]]:
+        try:
+            names = [s["source"] for s in rag.stats().get("top_sources", []) if s["source"] != "(unknown)"]
+        except RagError:
+            names = []
+        return [("All sources", "")] + [(name, name) for name in names]
 
     def respond(message, history, conversation, k, since, until, source, llm, as_of):
         history = list(history or []) + [{"role": "user", "content": message or ""}]
@@ -281,7 +308,7 @@ def build_app(rag: Rag) -> gr.Blocks:
             text = f"Upload failed: {e}"
         except Exception as e:  # noqa: BLE001
             text = f"Upload failed ({type(e).__name__}: {e})."
-        return history + [{"role": "assistant", "content": text}], None
+        return history + [{"role": "assistant", "content": text}], None, gr.update(choices=source_choices())
 
     with gr.Blocks(title="Ask the news articles") as demo:
         gr.Markdown("## Ask the news articles\nAnswers are sentences from the articles, each cited as [n]; "
@@ -305,8 +332,8 @@ def build_app(rag: Rag) -> gr.Blocks:
                 k = gr.Slider(1, 20, value=min(max(rag.settings.k, 1), 20), step=1, label="Passages")
                 since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="any date")
                 until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="any date")
-                source = gr.Dropdown([("All sources", "")] + [(s, s) for s in sources], value="",
-                                     label="Source", allow_custom_value=True)
+                source = gr.Dropdown(source_choices(), value="", label="Source", allow_custom_value=True,
+                                     elem_id="source")
                 llm = gr.Dropdown(list(LLM_CHOICES), value=next(iter(LLM_CHOICES)), label="Answer backend")
                 as_of = gr.Textbox(label="As of (YYYY-MM-DD)", placeholder="newest article",
                                    info="the day that “this week” or “recently” means")
@@ -320,7 +347,7 @@ def build_app(rag: Rag) -> gr.Blocks:
         send.click(respond, ask_inputs, ask_outputs)
         example.click(lambda: EXAMPLE, None, box).then(respond, ask_inputs, ask_outputs)
         new.click(new_conversation, None, [chatbot, conversation, panel, box])
-        files.upload(upload, [files, chatbot], [chatbot, files])
+        files.upload(upload, [files, chatbot], [chatbot, files, source])
     return demo
 
 
