@@ -171,7 +171,7 @@ class SentenceTransformerEmbedder:
         return self._forward(texts)
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        """One batch straight through the model: for a query, ~2 ms less than ``encode``'s set-up."""
+        """One batch straight through the model, skipping ``encode``'s per-call set-up (~1.3 ms a query)."""
         import torch
 
         model = self.model
