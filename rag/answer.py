@@ -20,8 +20,11 @@ from .chunk import sentence_spans
 from .retrieve import RECENCY_WEIGHT, bm25_tokens, day_number, recency_bonus
 from .types import Citation, Hit
 
+HAND_THRESHOLD = 0.42  # the hand-written scorer's abstention threshold (calibrated on seed + RealTime QA, README)
+READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated threshold
 NOT_FOUND = "Not found in the corpus: the retrieved passages do not answer this question."
-MAX_CANDIDATES = 24
+MAX_CANDIDATES = 24  # sentences the hand-written scorer embeds
+READER_CANDIDATES = 24  # sentences the learned reader scores (measured: README)
 PHRASE_WEIGHT = 0.2
 APPOSITIVE_WEIGHT = 0.15
 APPOSITIVE_WINDOW = 4
@@ -183,30 +186,39 @@ def _appositive(sentence: str, focus: dict[str, float], names: set[str], q_words
     return best
 
 
-def score_sentences(question: str, focus: str, sentences: list[Sentence], embedder, idf,
-                    reference_day: str = "") -> list[Sentence]:
-    """Score candidates; ``question`` may carry conversation context, ``focus`` is the turn itself.
-
-    ``reference_day`` (ISO) is set for a question about "now": sentences from articles
-    dated near it gain up to ``RECENT_WEIGHT``, as passages do in retrieval.
-    """
-    if not sentences:
-        return []
+def lexical_pool(question: str, focus: str, sentences: list[Sentence], idf, size: int = MAX_CANDIDATES) -> list[Sentence]:
+    """Set each sentence's lexical and phrase match; return the ``size`` most promising ones
+    (every sentence of the top passage comes first), the candidates a scorer reads."""
     q_terms = _weighted_terms(question, idf)
     f_terms = _weighted_terms(focus, idf)
     names = name_stems(question) | name_stems(focus)
     pairs = _bigrams(_canonical(match_sequence(focus), names))
-    asked = {t: idf(t) for t in _canonical(match_sequence(focus_phrase(focus)), names)}
-    q_words = set(re.findall(r"\w+", focus.lower()))
     for s in sentences:
         seq = _canonical(match_sequence(s.text), names)
         words = set(seq)
         s.lexical = (0.5 * _coverage(q_terms, words) + 0.5 * _coverage(f_terms, words)
                      if focus != question else _coverage(q_terms, words))
         s.phrase = len(pairs & _bigrams(seq)) / len(pairs) if pairs else 0.0
-    # Embed only the lexically most promising sentences (and every one of the top passage).
+        s.score = -1.0
     ranked = sorted(sentences, key=lambda s: (-(s.lexical + (0.3 if s.n == 1 else 0.0) - 0.02 * s.n)))
-    pool = ranked[:MAX_CANDIDATES]
+    return ranked[:size]
+
+
+def score_sentences(question: str, focus: str, sentences: list[Sentence], embedder, idf,
+                    reference_day: str = "") -> list[Sentence]:
+    """The hand-written scorer (``--rerank none``); ``question`` may carry conversation context,
+    ``focus`` is the turn itself.
+
+    ``reference_day`` (ISO) is set for a question about "now": sentences from articles
+    dated near it gain up to ``RECENT_WEIGHT``, as passages do in retrieval.
+    """
+    if not sentences:
+        return []
+    pool = lexical_pool(question, focus, sentences, idf)
+    names = name_stems(question) | name_stems(focus)
+    asked = {t: idf(t) for t in _canonical(match_sequence(focus_phrase(focus)), names)}
+    q_words = set(re.findall(r"\w+", focus.lower()))
+    # Embed only the lexically most promising sentences (and every one of the top passage).
     vecs = embedder.encode_short([question] + [s.text for s in pool])
     kind = answer_type(focus)
     recent = _recency(pool, reference_day)
@@ -215,8 +227,17 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
         s.appositive = _appositive(s.text, asked, names, q_words) if asked else 0.0
         s.score = (0.55 * s.dense + 0.35 * s.lexical + PHRASE_WEIGHT * s.phrase + 0.10 * _type_match(kind, s.text, q_words)
                    + APPOSITIVE_WEIGHT * s.appositive + RECENT_WEIGHT * float(r) - 0.01 * (s.n - 1))
-    for s in ranked[MAX_CANDIDATES:]:
-        s.score = -1.0
+    return sorted(sentences, key=lambda s: -s.score)
+
+
+def read_sentences(question: str, focus: str, sentences: list[Sentence], reader, idf,
+                   size: int = READER_CANDIDATES) -> list[Sentence]:
+    """The learned scorer: the cross-encoder's chance that each candidate answers ``question``."""
+    if not sentences:
+        return []
+    pool = lexical_pool(question, focus, sentences, idf, size)
+    for s, p in zip(pool, reader.score(question, [s.text for s in pool])):
+        s.score = float(p)
     return sorted(sentences, key=lambda s: -s.score)
 
 

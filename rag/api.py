@@ -66,6 +66,7 @@ class Rag:
         self.settings = settings or Settings.from_env(**overrides)
         self._reader: IndexReader | None = None
         self._embedder = None
+        self._reader_model = None
         self._lock = threading.RLock()
         self._llms: dict[str, object] = {}
 
@@ -115,6 +116,27 @@ class Rag:
             return None
         log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {reason}.")
         return self.index(progress=progress, log=log)
+
+    @property
+    def answer_reader(self):
+        """The learned answer reader (``settings.reranker``, default the shipped one); None for ``rerank=none``."""
+        if self.settings.rerank == "none":
+            return None
+        if self._reader_model is None:
+            from .reader import get_reader
+
+            self._reader_model = get_reader(self.settings.reranker)
+        return self._reader_model
+
+    @property
+    def abstain_threshold(self) -> float:
+        """``settings.abstain_threshold``, else the one calibrated for the scorer in use."""
+        if self.settings.abstain_threshold is not None:
+            return self.settings.abstain_threshold
+        reader = self.answer_reader
+        if reader is None:
+            return extractive.HAND_THRESHOLD
+        return reader.threshold if reader.threshold is not None else extractive.READER_THRESHOLD
 
     # ------------------------------------------------------------ searching
 
@@ -190,7 +212,7 @@ class Rag:
         citations = extractive.citations_for(hits)
         text, chosen = extractive.compose(question, [s for s in sentences if s.n <= k])
         confidence = chosen[0].score if chosen else 0.0
-        abstained = confidence < self.settings.abstain_threshold
+        abstained = confidence < self.abstain_threshold
         t2 = time.perf_counter()
         result = Answer(
             question=question,
@@ -262,8 +284,13 @@ class Rag:
         ``reference_day`` is the day a question about "now" is asked about (see ``search``).
         """
         pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
-        sentences = extractive.score_sentences(query, question, extractive.candidate_sentences(pool),
-                                               self.embedder, self._idf(self.reader), reference_day)
+        candidates = extractive.candidate_sentences(pool)
+        reader = self.answer_reader
+        if reader is not None:
+            sentences = extractive.read_sentences(query, question, candidates, reader, self._idf(self.reader))
+        else:
+            sentences = extractive.score_sentences(query, question, candidates, self.embedder,
+                                                   self._idf(self.reader), reference_day)
         best: dict[int, float] = {}
         for s in sentences:
             best[s.n] = max(best.get(s.n, -1.0), s.score)

@@ -43,6 +43,14 @@ def _llm_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm-timeout", type=float, metavar="SECONDS", help="give up on a backend silent this long (default 30)")
 
 
+def _reader_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", choices=("learned", "none"),
+                   help="how answer sentences are chosen: learned (the trained reader, default) or none (hand-written scorer)")
+    p.add_argument("--reranker", metavar="DIR", help="a cross-encoder model folder to use as the reader (default: the shipped one)")
+    p.add_argument("--abstain-threshold", type=float, metavar="X",
+                   help="abstain when the best sentence scores below X (default: the scorer's calibrated value)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rag", description="Answer questions about news articles with cited evidence.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _query_opts(p)
     _llm_opts(p)
+    _reader_opts(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
     _common(p)
     _query_opts(p)
+    _reader_opts(p)
 
     p = sub.add_parser("eval", help="batch-answer a question set and report metrics")
     p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
@@ -70,16 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore-dates", action="store_true",
                    help="do not take each question's \"date\" as the day it is asked (see ask --as-of)")
     _llm_opts(p)
+    _reader_opts(p)
     p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     p = sub.add_parser("bench", help="measure embedding speed, index build, query latency and memory")
     _common(p)
+    _reader_opts(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
 
     p = sub.add_parser("ui", help="serve the browser chat on 127.0.0.1 (needs the 'ui' extra)")
     _common(p)
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    _reader_opts(p)
+
+    p = sub.add_parser("train", help="rebuild the learned answer reader from the RealTime QA data (needs torch)")
+    p.add_argument("--data", type=Path, default=Path("../shared/datasets"), metavar="DIR",
+                   help="folder holding realtimeqa-2023/ and realtimeqa-more/ (default ../shared/datasets)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where the model goes (default: the shipped rag/models/reader)")
+    p.add_argument("--work", type=Path, default=Path("runs/reader"), metavar="DIR",
+                   help="where mined training data is cached (default runs/reader)")
+    p.add_argument("--train-years", default="2022,2023", metavar="Y,Y", help="question years to train on (default 2022,2023)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training questions (default 1)")
+    p.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop training after M minutes (default: no limit)")
+    p.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int, default=13)
 
     p = sub.add_parser("stats", help="show what is indexed")
     _common(p)
@@ -95,6 +120,8 @@ def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> 
         k=getattr(args, "k", None),
         llm=getattr(args, "llm", None), llm_url=getattr(args, "llm_url", None),
         llm_model=getattr(args, "llm_model", None), llm_timeout=getattr(args, "llm_timeout", None),
+        rerank=getattr(args, "rerank", None), reranker=getattr(args, "reranker", None),
+        abstain_threshold=getattr(args, "abstain_threshold", None),
     )
 
 
@@ -331,7 +358,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
+def cmd_train(args: argparse.Namespace) -> int:
+    from .reader import SHIPPED_READER
+    from .train import recipe
+
+    years = [y.strip() for y in args.train_years.split(",") if y.strip()]
+    info = recipe(args.data, args.out or SHIPPED_READER, args.work, years, epochs=args.epochs,
+                  max_minutes=args.max_minutes, device=args.device, seed=args.seed, log=warn)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:

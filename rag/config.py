@@ -35,7 +35,9 @@ class Settings:
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion
-    abstain_threshold: float = 0.42  # calibrated on seed + RealTime QA questions (README)
+    rerank: str = "learned"  # answer sentences chosen by: learned (the cross-encoder reader) | none (hand-written)
+    reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
+    abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
     llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)
     llm_model: str = ""  # openai: model name; llamacpp: GGUF path (default: the bundled SmolLM2)
@@ -74,6 +76,8 @@ class Settings:
             )
         if self.dtype not in ("auto", "float32", "bfloat16"):
             raise RagError(f"dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
+        if self.rerank not in ("learned", "none"):
+            raise RagError(f"rerank must be learned or none (got {self.rerank!r})")
         if self.k < 1:
             raise RagError(f"k must be at least 1 (got {self.k})")
         if self.llm_timeout <= 0:
@@ -112,7 +116,7 @@ def _parse(name: str, raw: str, typ: object) -> object:
             return tuple(p for p in raw.split(os.pathsep) if p)
         if typ == "int":
             return int(raw)
-        if typ == "float":
+        if "float" in typ:
             return float(raw)
         if typ == "bool":
             return raw.strip().lower() in ("1", "true", "yes", "on")

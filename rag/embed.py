@@ -234,18 +234,20 @@ class NumpyBertEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length vectors for ``texts``, run as one padded batch."""
-        encs = self.tok.encode_batch(texts)
-        n = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), n), dtype=np.int64)
-        mask = np.zeros((len(encs), n), dtype=np.float32)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1.0
+        ids, mask, types = pad_encodings(self.tok.encode_batch(texts))
+        x = self.hidden(ids, mask, types)
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return (pooled / norms).astype(np.float32)
+
+    def hidden(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None = None) -> np.ndarray:
+        """The last layer's hidden states, (batch, tokens, dim), for padded token ids."""
+        b, n = ids.shape
         x = (self._p("embeddings.word_embeddings.weight")[ids]
              + self._p("embeddings.position_embeddings.weight")[:n][None]
-             + self._p("embeddings.token_type_embeddings.weight")[0])
+             + self._p("embeddings.token_type_embeddings.weight")[types if types is not None else 0])
         x = _layer_norm(x, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self.eps)
-        b, d = len(encs), x.shape[-1]
+        d = x.shape[-1]
         hd = d // self.heads
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for i in range(self.layers):
@@ -264,9 +266,7 @@ class NumpyBertEncoder:
             h = _gelu(self._lin(x, p + "intermediate.dense"))
             x = _layer_norm(x + self._lin(h, p + "output.dense"),
                             self._p(p + "output.LayerNorm.weight"), self._p(p + "output.LayerNorm.bias"), self.eps)
-        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return (pooled / norms).astype(np.float32)
+        return x
 
     def _p(self, name: str) -> np.ndarray:
         return self.w[self.prefix + name]
@@ -276,6 +276,19 @@ class NumpyBertEncoder:
         if wt is None:  # transposed once, contiguous, so matmul runs as one BLAS gemm
             wt = self._wt[name] = np.ascontiguousarray(self._p(name + ".weight").T)
         return (x.reshape(-1, x.shape[-1]) @ wt + self._p(name + ".bias")).reshape(*x.shape[:-1], wt.shape[1])
+
+
+def pad_encodings(encs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids, attention mask and token type ids of ``tokenizers`` encodings, right-padded."""
+    n = max(len(e.ids) for e in encs)
+    ids = np.zeros((len(encs), n), dtype=np.int64)
+    mask = np.zeros((len(encs), n), dtype=np.float32)
+    types = np.zeros((len(encs), n), dtype=np.int64)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = e.ids
+        mask[i, : len(e.ids)] = 1.0
+        types[i, : len(e.ids)] = e.type_ids
+    return ids, mask, types
 
 
 def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
