@@ -52,7 +52,7 @@ def dump(args) -> None:
             old_score = {(s.n, s.start): s.score for s in old}
             probs = reader.logits(q["question"], [s.text for s in cands]) if cands else []
             recent = extractive._recency(cands, ref)
-            rows = [{"n": s.n, "start": s.start, "label": bool(answers) and contains_answer(s.text, answers),
+            rows = [{"n": s.n, "text": s.text, "start": s.start, "label": bool(answers) and contains_answer(s.text, answers),
                      "lex_rank": lex_rank[id(s)], "lexical": round(s.lexical, 4), "phrase": round(s.phrase, 4),
                      "old": round(old_score[(s.n, s.start)], 4), "logit": round(float(p), 4), "recent": round(float(r), 4)}
                     for s, p, r in zip(cands, probs, recent)]
@@ -89,6 +89,56 @@ def passage_top(q: dict, key: str, pool: int | None) -> bool:
     return q["passages"][order[0]]
 
 
+FEATURES = {
+    "learned + cheap signals": ["logit", "lexical", "phrase", "recent", "inv_n"],
+    "learned + hand-written score": ["logit", "old", "inv_n"],
+}
+
+
+def feature_matrix(rows: list[dict], names: list[str]) -> np.ndarray:
+    return np.array([[1.0 / r["n"] if f == "inv_n" else r[f] for f in names] for r in rows], dtype=np.float64)
+
+
+def fit_combiner(qs: list[dict], names: list[str], pool: int, l2: float = 1e-3, iters: int = 300) -> np.ndarray:
+    """Listwise logistic weights (softmax over a question's candidates), plain gradient descent."""
+    groups = []
+    for q in qs:
+        rows = [r for r in q["sentences"] if r["lex_rank"] < pool]
+        if rows and any(r["label"] for r in rows) and not all(r["label"] for r in rows):
+            groups.append((feature_matrix(rows, names), np.array([r["label"] for r in rows], dtype=np.float64)))
+    x_all = np.concatenate([x for x, _ in groups])
+    mu, sd = x_all.mean(0), x_all.std(0) + 1e-9
+    w = np.zeros(len(names))
+    w[0] = 1.0
+    for _ in range(iters):
+        grad = l2 * w
+        for x, y in groups:
+            z = ((x - mu) / sd) @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            target = y / y.sum()
+            grad += ((x - mu) / sd).T @ (p - target) / len(groups)
+        w -= 0.5 * grad
+    return np.concatenate([w / sd, [-(mu / sd) @ w]])  # raw-feature weights and bias
+
+
+def combined_hits(qs: list[dict], names: list[str], pool: int, folds: int = 5) -> int:
+    """Top-sentence hits of a combiner fitted on the other time folds (weeks in order)."""
+    ordered = sorted(qs, key=lambda q: q["date"])
+    size = -(-len(ordered) // folds)
+    hits = 0
+    for f in range(folds):
+        test = ordered[f * size:(f + 1) * size]
+        train = ordered[: f * size] + ordered[(f + 1) * size:]
+        w = fit_combiner(train, names, pool)
+        for q in test:
+            rows = [r for r in q["sentences"] if r["lex_rank"] < pool]
+            if rows:
+                z = feature_matrix(rows, names) @ w[:-1]
+                hits += rows[int(np.argmax(z))]["label"]
+    return hits
+
+
 def table(path: Path) -> None:
     qs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     ans = [q for q in qs if q["answerable"]]
@@ -106,12 +156,40 @@ def table(path: Path) -> None:
     for pool in (16, 24, 32, None):
         print(f"| learned reader, {pool or 'all'} candidates | {pct(sum(top_hit(q['sentences'], 'logit', pool) for q in ans))} | "
               f"{pct(sum(passage_top(q, 'logit', pool) for q in ans))} |")
+    for label, names in FEATURES.items():
+        print(f"| {label}, 24 candidates (5-fold by week) | {pct(combined_hits(ans, names, 24))} | |")
     for pool in (24, 32, None):
         ceil = sum(any(r["label"] for r in q["sentences"] if pool is None or r["lex_rank"] < pool) for q in ans)
         print(f"| ceiling: some sentence of {pool or 'all'} candidates holds an answer | {pct(ceil)} | |")
     print(f"| ceiling: some of the 10 passages holds an answer | | {pct(sum(any(q['passages']) for q in ans))} |")
     avg = np.mean([len(q["sentences"]) for q in qs])
     print(f"candidates a question: {avg:.1f}")
+    abstention(qs)
+
+
+def best(q: dict, key: str, pool: int = 24) -> float:
+    vals = [r[key] for r in q["sentences"] if r["lex_rank"] < pool]
+    if not vals:
+        return -1e9
+    return max(vals) if key != "logit" else float(1 / (1 + np.exp(-max(vals))))
+
+
+def abstention(qs: list[dict], hand_threshold: float = 0.42) -> float:
+    """The reader threshold whose false-abstention rate on answerable questions matches the
+    hand-written scorer's; both scorers' error rates at their thresholds."""
+    ans = [q for q in qs if q["answerable"]]
+    unans = [q for q in qs if not q["answerable"]]
+    old_false = np.mean([best(q, "old") < hand_threshold for q in ans])
+    old_right = np.mean([best(q, "old") < hand_threshold for q in unans]) if unans else float("nan")
+    probs = np.sort([best(q, "logit") for q in ans])
+    threshold = float(probs[int(old_false * len(probs))]) if old_false > 0 else float(probs[0])
+    new_false = np.mean([best(q, "logit") < threshold for q in ans])
+    new_right = np.mean([best(q, "logit") < threshold for q in unans]) if unans else float("nan")
+    print(f"abstention: hand-written at {hand_threshold}: false abstention {100 * old_false:.1f}%, "
+          f"unanswerable abstained {100 * old_right:.1f}%; reader at {threshold:.4f}: "
+          f"false abstention {100 * new_false:.1f}%, unanswerable abstained {100 * new_right:.1f}% "
+          f"({len(ans)} answerable, {len(unans)} unanswerable)")
+    return threshold
 
 
 def main() -> None:

@@ -101,6 +101,7 @@ class Sentence:
     phrase: float = 0.0  # share of the question's word pairs that the sentence has side by side
     appositive: float = 0.0  # share of the question's focus phrase beside a new name
     date: str = ""  # the article's date
+    chance: float = 0.0  # the learned reader's probability that the sentence answers (0 without it)
 
 
 def citations_for(hits: list[Hit]) -> list[Citation]:
@@ -230,14 +231,34 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
     return sorted(sentences, key=lambda s: -s.score)
 
 
-def read_sentences(question: str, focus: str, sentences: list[Sentence], reader, idf,
-                   size: int = READER_CANDIDATES) -> list[Sentence]:
-    """The learned scorer: the cross-encoder's chance that each candidate answers ``question``."""
+def read_sentences(question: str, focus: str, sentences: list[Sentence], reader, idf, embedder=None,
+                   reference_day: str = "", size: int = READER_CANDIDATES) -> list[Sentence]:
+    """The learned scorer: the cross-encoder's chance that each candidate answers ``question``.
+
+    A reader whose folder carries a fitted combiner (``reader.combiner``) orders the
+    sentences by the cross-encoder's logit mixed with the hand-written score and the passage
+    rank (weights fitted on the validation year; README). Each sentence's ``chance`` stays the
+    reader's own probability, which abstention reads (``confidence``).
+    """
     if not sentences:
         return []
     pool = lexical_pool(question, focus, sentences, idf, size)
-    for s, p in zip(pool, reader.score(question, [s.text for s in pool])):
-        s.score = float(p)
+    logits = reader.logits(question, [s.text for s in pool])
+    combiner = getattr(reader, "combiner", None)
+    hand: dict[int, float] = {}
+    if combiner and "old" in combiner["features"]:
+        for s in score_sentences(question, focus, pool, embedder, idf, reference_day):
+            hand[id(s)] = s.score
+    recent = _recency(pool, reference_day)
+    for s, z, r in zip(pool, logits, recent):
+        # Trained positives share a content word with the question (train_data); a sentence
+        # that shares none is not taken as evidence that the question is answered.
+        s.chance = float(1.0 / (1.0 + np.exp(-z))) if s.lexical > 0 else 1e-6
+        if combiner:
+            values = {"logit": float(z), "old": hand.get(id(s), 0.0), "inv_n": 1.0 / s.n, "recent": float(r),
+                      "lexical": s.lexical, "phrase": s.phrase}
+            z = sum(w * values[f] for f, w in zip(combiner["features"], combiner["weights"])) + combiner["bias"]
+        s.score = float(1.0 / (1.0 + np.exp(-z)))
     return sorted(sentences, key=lambda s: -s.score)
 
 
@@ -259,6 +280,14 @@ def _coverage(terms: dict[str, float], words: set[str]) -> float:
     if total <= 0:
         return 0.0
     return sum(w for t, w in terms.items() if t in words) / total
+
+
+def confidence(sentences: list[Sentence], chosen: list[Sentence]) -> float:
+    """How sure the answer is: the reader's best probability, else the best sentence's score."""
+    chances = [s.chance for s in sentences if s.chance > 0]
+    if chances:
+        return max(chances)
+    return chosen[0].score if chosen else 0.0
 
 
 def compose(question: str, sentences: list[Sentence], max_sentences: int = 2) -> tuple[str, list[Sentence]]:

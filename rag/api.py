@@ -211,7 +211,7 @@ class Rag:
             sentences = [s for s in sentences if (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
         citations = extractive.citations_for(hits)
         text, chosen = extractive.compose(question, [s for s in sentences if s.n <= k])
-        confidence = chosen[0].score if chosen else 0.0
+        confidence = extractive.confidence([s for s in sentences if s.n <= k], chosen)
         abstained = confidence < self.abstain_threshold
         t2 = time.perf_counter()
         result = Answer(
@@ -287,7 +287,8 @@ class Rag:
         candidates = extractive.candidate_sentences(pool)
         reader = self.answer_reader
         if reader is not None:
-            sentences = extractive.read_sentences(query, question, candidates, reader, self._idf(self.reader))
+            sentences = extractive.read_sentences(query, question, candidates, reader, self._idf(self.reader),
+                                                  self.embedder, reference_day)
         else:
             sentences = extractive.score_sentences(query, question, candidates, self.embedder,
                                                    self._idf(self.reader), reference_day)

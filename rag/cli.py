@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=Path("runs/reader"), metavar="DIR",
                    help="where mined training data is cached (default runs/reader)")
     p.add_argument("--train-years", default="2022,2023", metavar="Y,Y", help="question years to train on (default 2022,2023)")
-    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training questions (default 1)")
+    p.add_argument("--epochs", type=float, default=3.0, help="passes over the training questions (default 3)")
+    p.add_argument("--lr", type=float, default=8e-5, help="learning rate of the transformer layers (default 8e-5)")
+    p.add_argument("--layers", type=int, default=4, help="lower MiniLM layers kept (default 4 of 6)")
     p.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop training after M minutes (default: no limit)")
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
     p.add_argument("--seed", type=int, default=13)
@@ -364,7 +366,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     years = [y.strip() for y in args.train_years.split(",") if y.strip()]
     info = recipe(args.data, args.out or SHIPPED_READER, args.work, years, epochs=args.epochs,
-                  max_minutes=args.max_minutes, device=args.device, seed=args.seed, log=warn)
+                  max_minutes=args.max_minutes, device=args.device, seed=args.seed, lr=args.lr, num_layers=args.layers,
+                  log=warn)
     print(json.dumps(info, indent=2))
     return 0
 

@@ -40,6 +40,7 @@ class CrossEncoderReader:
         self.w = weights
         self.name = name
         self.threshold = threshold  # calibrated abstention threshold on ``score``, when known
+        self.combiner: dict | None = None  # {"features", "weights", "bias"}: see answer.read_sentences
         self._lock = threading.Lock()
 
     @classmethod
@@ -73,7 +74,9 @@ class CrossEncoderReader:
         config["num_hidden_layers"] = int(cfg.get("num_layers", config["num_hidden_layers"]))
         tok = Tokenizer.from_file(str(base / "tokenizer.json"))
         enc = _encoder(tok, weights, config, int(cfg.get("max_length", 128)))
-        return cls(enc, "mean", weights, folder.name, cfg.get("abstain_threshold"))
+        reader = cls(enc, "mean", weights, folder.name, cfg.get("abstain_threshold"))
+        reader.combiner = cfg.get("combiner")
+        return reader
 
     @classmethod
     def _load_hf(cls, folder: Path) -> CrossEncoderReader:

@@ -188,8 +188,8 @@ def mined_groups(shared: Path, years: list[str], work: Path, seed: int = 13,
     return groups
 
 
-def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: float = 1.0, max_minutes: float = 0.0,
-           device: str = "", seed: int = 13, log: Callable[[str], None] = print) -> dict:
+def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: float = 3.0, max_minutes: float = 0.0,
+           device: str = "", seed: int = 13, lr: float = 8e-5, num_layers: int = 4, log: Callable[[str], None] = print) -> dict:
     """The whole recipe: mine the training years, fine-tune, write the model to ``out``."""
     try:
         import torch  # noqa: F401
@@ -202,6 +202,7 @@ def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: flo
     pos = sum(len(g["positives"]) for g in groups)
     neg = sum(len(g["negatives"]) for g in groups)
     log(f"{len(groups)} questions, {pos} positive and {neg} negative sentences from {', '.join(years)}")
-    info = train_reader(groups, out, epochs=epochs, seed=seed, device=device, max_minutes=max_minutes, log=log)
+    info = train_reader(groups, out, epochs=epochs, seed=seed, device=device, max_minutes=max_minutes, lr=lr,
+                        num_layers=num_layers, log=log)
     info.update(train_years=years, positives=pos, negatives=neg)
     return info

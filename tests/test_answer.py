@@ -70,7 +70,7 @@ def test_question_with_no_overlap_abstains(fake_rag):
     answer = fake_rag.ask(NONSENSE)
     assert answer.abstained is True
     assert answer.answer == NOT_FOUND and answer.answer.startswith("Not found in the corpus")
-    assert answer.confidence < fake_rag.settings.abstain_threshold
+    assert answer.confidence < fake_rag.abstain_threshold
     assert not MARKED.search(answer.answer)  # no claim, so no marker
 
 
