@@ -45,7 +45,7 @@ def _llm_opts(p: argparse.ArgumentParser) -> None:
 
 def _reader_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", choices=("learned", "none"),
-                   help="how answer sentences are chosen: learned (the trained reader, default) or none (hand-written scorer)")
+                   help="how answer sentences are chosen: none (hand-written scorer, default) or learned (the trained reader)")
     p.add_argument("--reranker", metavar="DIR", help="a cross-encoder model folder to use as the reader (default: the shipped one)")
     p.add_argument("--abstain-threshold", type=float, metavar="X",
                    help="abstain when the best sentence scores below X (default: the scorer's calibrated value)")
@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", type=Path, default=Path("runs/reader"), metavar="DIR",
                    help="where mined training data is cached (default runs/reader)")
     p.add_argument("--train-years", default="2022,2023", metavar="Y,Y", help="question years to train on (default 2022,2023)")
-    p.add_argument("--epochs", type=float, default=3.0, help="passes over the training questions (default 3)")
-    p.add_argument("--lr", type=float, default=8e-5, help="learning rate of the transformer layers (default 8e-5)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training questions (default 1)")
+    p.add_argument("--lr", type=float, default=5e-5, help="learning rate of the transformer layers (default 5e-5)")
     p.add_argument("--layers", type=int, default=4, help="lower MiniLM layers kept (default 4 of 6)")
     p.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop training after M minutes (default: no limit)")
     p.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")

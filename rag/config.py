@@ -35,7 +35,7 @@ class Settings:
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion
-    rerank: str = "learned"  # answer sentences chosen by: learned (the cross-encoder reader) | none (hand-written)
+    rerank: str = "none"  # answer sentences chosen by: none (hand-written scorer) | learned (the trained reader; README)
     reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
     abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp

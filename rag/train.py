@@ -188,8 +188,8 @@ def mined_groups(shared: Path, years: list[str], work: Path, seed: int = 13,
     return groups
 
 
-def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: float = 3.0, max_minutes: float = 0.0,
-           device: str = "", seed: int = 13, lr: float = 8e-5, num_layers: int = 4, log: Callable[[str], None] = print) -> dict:
+def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: float = 1.0, max_minutes: float = 0.0,
+           device: str = "", seed: int = 13, lr: float = 5e-5, num_layers: int = 4, log: Callable[[str], None] = print) -> dict:
     """The whole recipe: mine the training years, fine-tune, write the model to ``out``."""
     try:
         import torch  # noqa: F401

@@ -110,7 +110,7 @@ def test_a_folder_that_is_no_cross_encoder_is_a_clear_error(tmp_path: Path):
 
 
 def test_ask_uses_the_reader_and_rerank_none_the_hand_written_scorer(fake_settings):
-    learned = rag.Rag(fake_settings)
+    learned = rag.Rag(fake_settings.with_(rerank="learned"))
     learned.index()
     assert learned.answer_reader is not None and learned.abstain_threshold == get_reader().threshold
     answer = learned.ask(QUESTION)
@@ -122,8 +122,22 @@ def test_ask_uses_the_reader_and_rerank_none_the_hand_written_scorer(fake_settin
 
 
 def test_an_explicit_threshold_wins_over_the_calibrated_one(fake_rag):
-    assert rag.Rag(fake_rag.settings.with_(abstain_threshold=0.9)).abstain_threshold == 0.9
-    assert rag.Rag(fake_rag.settings.with_(abstain_threshold=2.0)).ask(QUESTION).abstained
+    learned = fake_rag.settings.with_(rerank="learned")
+    assert rag.Rag(learned.with_(abstain_threshold=0.9)).abstain_threshold == 0.9
+    assert rag.Rag(learned.with_(abstain_threshold=2.0)).ask(QUESTION).abstained
+
+
+@pytest.mark.slow
+def test_the_kabul_question_is_answered_and_cited_with_the_learned_reader(real_rag):
+    reader_rag = rag.Rag(real_rag.settings.with_(rerank="learned"))
+    answer = reader_rag.ask(QUESTION)
+    assert not answer.abstained and "Araghchi" in answer.answer and "[1]" in answer.answer
+    assert answer.citations[0].doc_id == "004_f1ed5df54c6c908a"
+
+
+def test_rerank_must_be_learned_or_none():
+    with pytest.raises(rag.RagError, match="rerank must be"):
+        rag.Settings.from_env(rerank="bert")
 
 
 def test_mining_labels_answer_sentences_that_share_words_with_the_question():
