@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REAL_MODEL
 
 import rag
 from rag import answer as extractive
@@ -17,8 +18,6 @@ from rag.reader import SHIPPED_READER, CrossEncoderReader, get_reader
 from rag.train import train_reader
 from rag.train_data import YearData, content_overlap, mine_year
 from rag.types import Document
-
-from conftest import REAL_MODEL
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 ANSWER = ("Iran’s Foreign Minister Abbas Araghchi expressed readiness to mediate between Kabul and Islamabad "
