@@ -26,6 +26,7 @@ from rag.api import RERANK_DEPTH, Rag
 from rag.config import Settings
 from rag.metrics import contains_answer
 from rag.reader import CrossEncoderReader
+from rag.retrieve import Filters
 
 
 def dump(args) -> None:
@@ -42,7 +43,7 @@ def dump(args) -> None:
         for i, q in enumerate(questions):
             if q["id"] in done:
                 continue
-            ranked, ref = rag._search(q["question"], RERANK_DEPTH, extractive_filters(), as_of=q.get("date", ""))
+            ranked, ref = rag._search(q["question"], RERANK_DEPTH, Filters(), as_of=q.get("date", ""))
             pool = ranked[:RERANK_DEPTH]
             cands = extractive.candidate_sentences(pool)
             answers = q.get("answers") or []
@@ -62,12 +63,6 @@ def dump(args) -> None:
             fh.flush()
             if i % 25 == 0:
                 print(f"{i}/{len(questions)}", file=sys.stderr, flush=True)
-
-
-def extractive_filters():
-    from rag.retrieve import Filters
-
-    return Filters()
 
 
 def top_hit(rows: list[dict], key: str, pool: int | None = None) -> bool:

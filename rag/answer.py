@@ -215,7 +215,12 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
     """
     if not sentences:
         return []
-    pool = lexical_pool(question, focus, sentences, idf)
+    _hand_score(question, focus, lexical_pool(question, focus, sentences, idf), embedder, idf, reference_day)
+    return sorted(sentences, key=lambda s: -s.score)
+
+
+def _hand_score(question: str, focus: str, pool: list[Sentence], embedder, idf, reference_day: str) -> None:
+    """Set ``score`` of the sentences of ``pool`` (already through ``lexical_pool``)."""
     names = name_stems(question) | name_stems(focus)
     asked = {t: idf(t) for t in _canonical(match_sequence(focus_phrase(focus)), names)}
     q_words = set(re.findall(r"\w+", focus.lower()))
@@ -228,7 +233,6 @@ def score_sentences(question: str, focus: str, sentences: list[Sentence], embedd
         s.appositive = _appositive(s.text, asked, names, q_words) if asked else 0.0
         s.score = (0.55 * s.dense + 0.35 * s.lexical + PHRASE_WEIGHT * s.phrase + 0.10 * _type_match(kind, s.text, q_words)
                    + APPOSITIVE_WEIGHT * s.appositive + RECENT_WEIGHT * float(r) - 0.01 * (s.n - 1))
-    return sorted(sentences, key=lambda s: -s.score)
 
 
 def read_sentences(question: str, focus: str, sentences: list[Sentence], reader, idf, embedder=None,
@@ -245,21 +249,23 @@ def read_sentences(question: str, focus: str, sentences: list[Sentence], reader,
     pool = lexical_pool(question, focus, sentences, idf, size)
     logits = reader.logits(question, [s.text for s in pool])
     combiner = getattr(reader, "combiner", None)
-    hand: dict[int, float] = {}
     if combiner and "old" in combiner["features"]:
-        for s in score_sentences(question, focus, pool, embedder, idf, reference_day):
-            hand[id(s)] = s.score
+        _hand_score(question, focus, pool, embedder, idf, reference_day)
     recent = _recency(pool, reference_day)
     for s, z, r in zip(pool, logits, recent):
         # Trained positives share a content word with the question (train_data); a sentence
         # that shares none is not taken as evidence that the question is answered.
-        s.chance = float(1.0 / (1.0 + np.exp(-z))) if s.lexical > 0 else 1e-6
+        s.chance = _sigmoid(z) if s.lexical > 0 else 1e-6
         if combiner:
-            values = {"logit": float(z), "old": hand.get(id(s), 0.0), "inv_n": 1.0 / s.n, "recent": float(r),
+            values = {"logit": float(z), "old": s.score, "inv_n": 1.0 / s.n, "recent": float(r),
                       "lexical": s.lexical, "phrase": s.phrase}
             z = sum(w * values[f] for f, w in zip(combiner["features"], combiner["weights"])) + combiner["bias"]
-        s.score = float(1.0 / (1.0 + np.exp(-z)))
+        s.score = _sigmoid(z)
     return sorted(sentences, key=lambda s: -s.score)
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-z)))
 
 
 def _recency(sentences: list[Sentence], reference_day: str) -> np.ndarray:

@@ -210,8 +210,9 @@ class Rag:
             said = set(conversation.turns[-1].answer.evidence)
             sentences = [s for s in sentences if (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
         citations = extractive.citations_for(hits)
-        text, chosen = extractive.compose(question, [s for s in sentences if s.n <= k])
-        confidence = extractive.confidence([s for s in sentences if s.n <= k], chosen)
+        shown = [s for s in sentences if s.n <= k]
+        text, chosen = extractive.compose(question, shown)
+        confidence = extractive.confidence(shown, chosen)
         abstained = confidence < self.abstain_threshold
         t2 = time.perf_counter()
         result = Answer(

@@ -235,17 +235,16 @@ class NumpyBertEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length vectors for ``texts``, run as one padded batch."""
         ids, mask, types = pad_encodings(self.tok.encode_batch(texts))
-        x = self.hidden(ids, mask, types)
-        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+        pooled = mean_pool(self.hidden(ids, mask, types), mask)
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return (pooled / norms).astype(np.float32)
 
-    def hidden(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray | None = None) -> np.ndarray:
+    def hidden(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         """The last layer's hidden states, (batch, tokens, dim), for padded token ids."""
         b, n = ids.shape
         x = (self._p("embeddings.word_embeddings.weight")[ids]
              + self._p("embeddings.position_embeddings.weight")[:n][None]
-             + self._p("embeddings.token_type_embeddings.weight")[types if types is not None else 0])
+             + self._p("embeddings.token_type_embeddings.weight")[types])
         x = _layer_norm(x, self._p("embeddings.LayerNorm.weight"), self._p("embeddings.LayerNorm.bias"), self.eps)
         d = x.shape[-1]
         hd = d // self.heads
@@ -276,6 +275,11 @@ class NumpyBertEncoder:
         if wt is None:  # transposed once, contiguous, so matmul runs as one BLAS gemm
             wt = self._wt[name] = np.ascontiguousarray(self._p(name + ".weight").T)
         return (x.reshape(-1, x.shape[-1]) @ wt + self._p(name + ".bias")).reshape(*x.shape[:-1], wt.shape[1])
+
+
+def mean_pool(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mean of each row's hidden states over its real (unpadded) tokens."""
+    return (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
 
 
 def pad_encodings(encs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import PACKAGE_DIR
-from .embed import NumpyBertEncoder, pad_encodings, resolve_model_path
+from .embed import NumpyBertEncoder, mean_pool, pad_encodings, resolve_model_path
 from .errors import UnknownModelError
 
 SHIPPED_READER = PACKAGE_DIR / "models" / "reader"
@@ -111,7 +111,7 @@ class CrossEncoderReader:
             ids, mask, types = pad_encodings([encs[j] for j in sel])
             x = self.encoder.hidden(ids, mask, types)
             if self.head == "mean":
-                pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+                pooled = mean_pool(x, mask)
                 out[sel] = (pooled @ self.w["head.weight"].T)[:, 0] + self.w["head.bias"][0]
             else:
                 pooled = np.tanh(x[:, 0] @ self.w["pooler.dense.weight"].T + self.w["pooler.dense.bias"])

@@ -132,10 +132,11 @@ def train_reader(groups: list[dict], out_dir: Path, *, base: str = "all-MiniLM-L
 
 def save_reader(bert, head, out_dir: Path, base: str, max_length: int, info: dict) -> None:
     """Write the trained tensors (float16, word embeddings left out) and ``reader.json``."""
+    import torch
     from safetensors.torch import save_file
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {name: p.detach().float().cpu().to(dtype=__import__("torch").float16).contiguous()
+    tensors = {name: p.detach().cpu().to(torch.float16).contiguous()
                for name, p in bert.state_dict().items() if name != "embeddings.word_embeddings.weight"
                and "position_ids" not in name}
     tensors["head.weight"] = head.weight.detach().cpu().half().contiguous()
