@@ -20,11 +20,11 @@ from .chunk import sentence_spans
 from .retrieve import RECENCY_WEIGHT, bm25_tokens, day_number, recency_bonus
 from .types import Citation, Hit
 
-HAND_THRESHOLD = 0.42  # the hand-written scorer's abstention threshold (calibrated on seed + RealTime QA, README)
+HAND_THRESHOLD = 0.42  # the hand-written scorer's abstention threshold (calibrated on seed + RealTime QA, docs/measurements.md)
 READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated threshold
 NOT_FOUND = "Not found in the corpus: the retrieved passages do not answer this question."
 MAX_CANDIDATES = 24  # sentences the hand-written scorer embeds
-READER_CANDIDATES = 24  # sentences the learned reader scores (measured: README)
+READER_CANDIDATES = 24  # sentences the learned reader scores (measured: docs/reader.md)
 PHRASE_WEIGHT = 0.2
 APPOSITIVE_WEIGHT = 0.15
 APPOSITIVE_WINDOW = 4
@@ -241,7 +241,7 @@ def read_sentences(question: str, focus: str, sentences: list[Sentence], reader,
 
     A reader whose folder carries a fitted combiner (``reader.combiner``) orders the
     sentences by the cross-encoder's logit mixed with the hand-written score and the passage
-    rank (weights fitted on the validation year; README). Each sentence's ``chance`` stays the
+    rank (weights fitted on the validation year; docs/reader.md). Each sentence's ``chance`` stays the
     reader's own probability, which abstention reads (``confidence``).
     """
     if not sentences:
