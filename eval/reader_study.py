@@ -1,7 +1,7 @@
 """Compare answer-sentence scorers on one question year, from one pass of retrieval.
 
 For each question the real ``ask`` retrieval runs once (hybrid, the question's date as
-``as_of``); the sentences of the top 10 passages are scored by the hand-written scorer and by
+``reference_day``); the sentences of the top 10 passages are scored by the hand-written scorer and by
 the learned reader (every candidate, so pool sizes can be compared offline), and each
 sentence's features are dumped. Then the table: the ceiling (some candidate holds an answer),
 top-sentence hit for each option, the top passage after each re-ordering, abstention.
@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from rag import answer as extractive
-from rag.api import RERANK_DEPTH, Rag
+from rag.api import Rag
 from rag.config import Settings
+from rag.dates import closeness
 from rag.metrics import contains_answer
 from rag.reader import CrossEncoderReader
-from rag.retrieve import Filters
+from rag.tuning import RERANK_DEPTH
 
 
 def dump(args) -> None:
@@ -38,12 +39,13 @@ def dump(args) -> None:
     if args.out.exists():
         done = {json.loads(line)["id"] for line in args.out.read_text().splitlines() if line.strip()}
     rag.warm()
-    idf = rag._idf(rag.reader)
+    idf = rag.reader.idf()
     with args.out.open("a") as fh:
         for i, q in enumerate(questions):
             if q["id"] in done:
                 continue
-            ranked, ref = rag._search(q["question"], RERANK_DEPTH, Filters(), as_of=q.get("date", ""))
+            ref = rag.reference_day(q["question"], q.get("date", ""))
+            ranked = rag.search(q["question"], RERANK_DEPTH, reference_day=q.get("date", ""))
             pool = ranked[:RERANK_DEPTH]
             cands = extractive.candidate_sentences(pool)
             answers = q.get("answers") or []
@@ -52,7 +54,7 @@ def dump(args) -> None:
             old = extractive.score_sentences(q["question"], q["question"], copy.deepcopy(cands), rag.embedder, idf, ref)
             old_score = {(s.n, s.start): s.score for s in old}
             probs = reader.logits(q["question"], [s.text for s in cands]) if cands else []
-            recent = extractive._recency(cands, ref)
+            recent = closeness([s.date for s in cands], ref)
             rows = [{"n": s.n, "text": s.text, "start": s.start, "label": bool(answers) and contains_answer(s.text, answers),
                      "lex_rank": lex_rank[id(s)], "lexical": round(s.lexical, 4), "phrase": round(s.phrase, 4),
                      "old": round(old_score[(s.n, s.start)], 4), "logit": round(float(p), 4), "recent": round(float(r), 4)}

@@ -10,14 +10,16 @@ Public API::
 
 from __future__ import annotations
 
-from .api import Conversation, Rag
+from .api import IndexState, Rag
 from .config import Settings
-from .errors import CorpusError, IndexError_, MissingExtraError, QuestionError, RagError, UnknownModelError
-from .retrieve import Filters
-from .types import Answer, Chunk, Citation, Document, Hit, SkippedInput
+from .errors import CorpusError, MissingExtraError, QuestionError, RagError, RagIndexError, UnknownModelError
+from .filters import FilterError, Filters
+from .followup import Conversation
+from .types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
 
 __all__ = [
-    "Answer", "Chunk", "Citation", "Conversation", "CorpusError", "Document", "Filters", "Hit", "IndexError_",
-    "MissingExtraError", "QuestionError", "Rag", "RagError", "Settings", "SkippedInput", "UnknownModelError",
+    "Answer", "Chunk", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
+    "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
+    "SkippedInput", "UnknownModelError",
 ]
 __version__ = "0.1.0"

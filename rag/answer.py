@@ -10,61 +10,41 @@ even the best sentence scores under the calibrated threshold the answer abstains
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .chunk import sentence_spans
-from .retrieve import RECENCY_WEIGHT, bm25_tokens, day_number, recency_bonus
-from .types import Citation, Hit
+from .dates import closeness
+from .lexical import bm25_tokens, match_sequence, match_tokens
+from .tuning import (
+    APPOSITIVE_WEIGHT,
+    APPOSITIVE_WINDOW,
+    DENSE_SENTENCE_WEIGHT,
+    HAND_THRESHOLD,
+    LEXICAL_WEIGHT,
+    MAX_CANDIDATES,
+    PHRASE_WEIGHT,
+    POOL_RANK_PENALTY,
+    POOL_TOP_PASSAGE_BONUS,
+    RANK_PENALTY,
+    READER_CANDIDATES,
+    READER_THRESHOLD,
+    RECENT_WEIGHT,
+    RERANK_DEPTH,
+    RUNNER_UP_RATIO,
+    TYPE_WEIGHT,
+)
+from .types import Citation, Evidence, Hit
 
-HAND_THRESHOLD = 0.42  # the hand-written scorer's abstention threshold (calibrated on seed + RealTime QA, docs/measurements.md)
-READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated threshold
 NOT_FOUND = "Not found in the corpus: the retrieved passages do not answer this question."
-MAX_CANDIDATES = 24  # sentences the hand-written scorer embeds
-READER_CANDIDATES = 24  # sentences the learned reader scores (measured: docs/reader.md)
-PHRASE_WEIGHT = 0.2
-APPOSITIVE_WEIGHT = 0.15
-APPOSITIVE_WINDOW = 4
-RECENT_WEIGHT = 0.1  # most a sentence gains for coming from an article of the day asked about
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*\b")
 _NUMBER = re.compile(r"\b\d[\d,.]*\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozen|hundred|thousand|million|billion)\b", re.I)
 _DATE = re.compile(
     r"\b(?:1[89]\d\d|20\d\d)\b|\b(?:January|February|March|April|May|June|July|August|September|October|November|December"
     r"|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|last (?:week|month|year))\b"
 )
-
-
-# British spellings mapped to American ones before matching a question to a sentence, so
-# "defence minister" finds "Defense Minister" (news archives mix both). Both sides go
-# through the same mapping, so a word it mangles ("promise" -> "promize") still matches itself.
-_UK_US = [
-    (re.compile(r"\b(\w{3,})is(e|es|ed|ing|ation|ations)\b"), r"\1iz\2"),
-    (re.compile(r"\b(\w{2,})ys(e|es|ed|ing)\b"), r"\1yz\2"),  # analyse, paralyse
-    (re.compile(r"\b(de|of)fence(s)?\b"), r"\1fense\2"),
-    (re.compile(r"\blicence(s)?\b"), r"license\1"),
-    (re.compile(r"\b(col|fav|hon|lab|neighb|behavi|harb|rum|arm|vig|hum|flav|sav|endeav)our"), r"\1or"),
-    (re.compile(r"\b(cent|theat|met|lit|fib)re(s|d)?\b"), r"\1er\2"),
-    (re.compile(r"\bprogramme(s)?\b"), r"program\1"),
-    (re.compile(r"\b(travel|cancel|model|label|fuel|signal|counsel|total|level|channel)l(ed|ing|er|ers)\b"), r"\1\2"),
-    (re.compile(r"\bgrey\b"), "gray"),
-    (re.compile(r"\bsceptic"), "skeptic"),
-    (re.compile(r"\bjudgement"), "judgment"),
-]
-
-
-def match_sequence(text: str) -> list[str]:
-    """The stems used to match a question with a sentence (BM25 tokens, American spelling)."""
-    low = text.lower()
-    for pattern, repl in _UK_US:
-        low = pattern.sub(repl, low)
-    return bm25_tokens(low)
-
-
-def match_tokens(text: str) -> set[str]:
-    return set(match_sequence(text))
 
 
 def _canonical(words: list[str], names: set[str]) -> list[str]:
@@ -109,6 +89,7 @@ def citations_for(hits: list[Hit]) -> list[Citation]:
         Citation(
             n=i, doc_id=h.chunk.doc_id, title=h.chunk.title, date=h.chunk.date, source=h.chunk.source,
             start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 6), url=h.chunk.url,
+            page=h.chunk.page,
         )
         for i, h in enumerate(hits, 1)
     ]
@@ -201,7 +182,8 @@ def lexical_pool(question: str, focus: str, sentences: list[Sentence], idf, size
                      if focus != question else _coverage(q_terms, words))
         s.phrase = len(pairs & _bigrams(seq)) / len(pairs) if pairs else 0.0
         s.score = -1.0
-    ranked = sorted(sentences, key=lambda s: (-(s.lexical + (0.3 if s.n == 1 else 0.0) - 0.02 * s.n)))
+    ranked = sorted(sentences, key=lambda s: -(s.lexical + (POOL_TOP_PASSAGE_BONUS if s.n == 1 else 0.0)
+                                                - POOL_RANK_PENALTY * s.n))
     return ranked[:size]
 
 
@@ -227,12 +209,13 @@ def _hand_score(question: str, focus: str, pool: list[Sentence], embedder, idf, 
     # Embed only the lexically most promising sentences (and every one of the top passage).
     vecs = embedder.encode_short([question] + [s.text for s in pool])
     kind = answer_type(focus)
-    recent = _recency(pool, reference_day)
+    recent = closeness([s.date for s in pool], reference_day)
     for s, v, r in zip(pool, vecs[1:], recent):
         s.dense = float(np.dot(vecs[0], v))
         s.appositive = _appositive(s.text, asked, names, q_words) if asked else 0.0
-        s.score = (0.55 * s.dense + 0.35 * s.lexical + PHRASE_WEIGHT * s.phrase + 0.10 * _type_match(kind, s.text, q_words)
-                   + APPOSITIVE_WEIGHT * s.appositive + RECENT_WEIGHT * float(r) - 0.01 * (s.n - 1))
+        s.score = (DENSE_SENTENCE_WEIGHT * s.dense + LEXICAL_WEIGHT * s.lexical + PHRASE_WEIGHT * s.phrase
+                   + TYPE_WEIGHT * _type_match(kind, s.text, q_words) + APPOSITIVE_WEIGHT * s.appositive
+                   + RECENT_WEIGHT * float(r) - RANK_PENALTY * (s.n - 1))
 
 
 def read_sentences(question: str, focus: str, sentences: list[Sentence], reader, idf, embedder=None,
@@ -251,7 +234,7 @@ def read_sentences(question: str, focus: str, sentences: list[Sentence], reader,
     combiner = getattr(reader, "combiner", None)
     if combiner and "old" in combiner["features"]:
         _hand_score(question, focus, pool, embedder, idf, reference_day)
-    recent = _recency(pool, reference_day)
+    recent = closeness([s.date for s in pool], reference_day)
     for s, z, r in zip(pool, logits, recent):
         # Trained positives share a content word with the question (train_data); a sentence
         # that shares none is not taken as evidence that the question is answered.
@@ -266,15 +249,6 @@ def read_sentences(question: str, focus: str, sentences: list[Sentence], reader,
 
 def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + np.exp(-z)))
-
-
-def _recency(sentences: list[Sentence], reference_day: str) -> np.ndarray:
-    """0..1 per sentence: how close its article's date is to ``reference_day`` (0 when unset)."""
-    reference = day_number(reference_day) if reference_day else 0
-    if not reference:
-        return np.zeros(len(sentences), dtype=np.float32)
-    days = np.array([day_number(s.date) for s in sentences], dtype=np.int64)
-    return recency_bonus(days, reference) / RECENCY_WEIGHT
 
 
 def _weighted_terms(text: str, idf) -> dict[str, float]:
@@ -303,7 +277,7 @@ def compose(question: str, sentences: list[Sentence], max_sentences: int = 2) ->
     chosen = [sentences[0]]
     known = set(bm25_tokens(question)) | set(bm25_tokens(sentences[0].text))
     for s in sentences[1:]:
-        if len(chosen) >= max_sentences or s.score < 0.8 * chosen[0].score:
+        if len(chosen) >= max_sentences or s.score < RUNNER_UP_RATIO * chosen[0].score:
             break
         words = set(bm25_tokens(s.text))
         if len(words - known) >= 2:
@@ -312,11 +286,54 @@ def compose(question: str, sentences: list[Sentence], max_sentences: int = 2) ->
     return " ".join(f"{s.text} [{s.n}]" for s in chosen), chosen
 
 
-def make_idf(n_docs: int, df_lookup):
-    """An IDF function over the index's BM25 vocabulary; unseen words count as rare."""
+# ---------------------------------------------------------------- the answer step
 
-    def idf(term: str) -> float:
-        df = df_lookup(term)
-        return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
 
-    return idf
+@dataclass
+class Reading:
+    """What the answer step made of the retrieved passages."""
+
+    ranked: list[Hit]  # the passages, the best-evidenced of the top RERANK_DEPTH first
+    text: str  # the answer (NOT_FOUND when it abstains)
+    evidence: list[Evidence]  # the answer's sentences ([] when it abstains)
+    confidence: float
+    abstained: bool
+
+
+def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
+         reference_day: str = "", said: frozenset[tuple[str, int]] = frozenset(),
+         threshold: float | None = None) -> Reading:
+    """Pick the answer sentences of the top passages, or abstain.
+
+    ``query`` is the standalone question (a follow-up joined with its context), ``question``
+    the turn as asked. The sentences of the top ``RERANK_DEPTH`` passages are scored (by
+    ``reader``, the learned reader, or the hand-written scorer); those passages are then
+    ordered by their best sentence. Sentences in ``said`` ((doc_id, start) of what the
+    previous answer said) are not given again. The answer is the best sentence of the top
+    ``k`` passages plus a runner-up that adds something; below ``threshold`` (default: the
+    scorer's calibrated one) it abstains.
+    """
+    if threshold is None:
+        threshold = HAND_THRESHOLD if reader is None else (reader.threshold if reader.threshold is not None
+                                                           else READER_THRESHOLD)
+    pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
+    candidates = candidate_sentences(pool)
+    if reader is not None:
+        sentences = read_sentences(query, question, candidates, reader, idf, embedder, reference_day)
+    else:
+        sentences = score_sentences(query, question, candidates, embedder, idf, reference_day)
+    best: dict[int, float] = {}
+    for s in sentences:
+        best[s.n] = max(best.get(s.n, -1.0), s.score)
+    order = sorted(range(len(pool)), key=lambda i: (-best.get(i + 1, -1.0), i))
+    renumber = {old + 1: new + 1 for new, old in enumerate(order)}
+    for s in sentences:
+        s.n = renumber[s.n]
+    ranked = [pool[i] for i in order] + rest
+    shown = [s for s in sentences if s.n <= k and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
+    text, chosen = compose(question, shown)
+    score = confidence(shown, chosen)
+    if score < threshold:
+        return Reading(ranked, NOT_FOUND, [], score, True)
+    evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
+    return Reading(ranked, text, evidence, score, False)

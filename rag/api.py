@@ -1,17 +1,24 @@
-"""The public API: ``Rag(settings).ask(question)``. The CLI, chat and web UI call only this."""
+"""The public API: ``Rag(settings).ask(question)``. The CLI, chat, web UI and servers call only this.
+
+``ask`` reads as the pipeline: the follow-up made standalone (``followup``), the day a
+question about "now" refers to (``dates``), the passages (``retrieve``), the answer
+sentences or an abstention (``answer``), and optionally an LLM's answer (``llm``).
+"""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from . import answer as extractive
 from .config import Settings
-from .errors import CorpusError, QuestionError, RagError
+from .dates import FORMATS_HELP, parse_date, reference_day
+from .errors import CorpusError, QuestionError, RagError, RagIndexError
+from .filters import Filters
+from .followup import Conversation
 from .index import (
     BuildReport,
     IndexReader,
@@ -23,48 +30,57 @@ from .index import (
     signature_mismatch,
 )
 from .ingest import list_files
-from .retrieve import BM25Retriever, DenseRetriever, Filters, HybridRetriever, attach_and_collapse, day_number
-from .types import Answer, Hit
+from .retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
+from .tuning import HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
+from .types import Answer, Hit, SkippedInput
 
 NO_LLM = "none"
-
-RERANK_DEPTH = 10  # passages whose sentences are scored; the best-evidenced come first
-_PRONOUN = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its|this|that|these|those|there|then)\b", re.I)
+RETRIEVERS = ("hybrid", "dense", "bm25")
 
 
-@dataclass
-class Turn:
-    question: str
-    answer: Answer
+@dataclass(frozen=True)
+class IndexState:
+    """Whether the index can answer: ``state`` is current, stale (answers, but the corpus
+    changed since), or missing / incompatible (it must be built first); ``reason`` says why."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("current", "stale")
 
 
-@dataclass
-class Conversation:
-    """Earlier turns, so that "whom did he call?" is read with the question before it."""
-
-    turns: list[Turn] = field(default_factory=list)
-
-    def contextualize(self, question: str) -> str:
-        """A standalone query: a follow-up is joined with the previous question and its answer's names."""
-        if not self.turns:
-            return question
-        words = re.findall(r"\w+", question)
-        if not (_PRONOUN.search(question) or len(words) <= 4):
-            return question
-        prev = self.turns[-1]
-        names = []
-        if not prev.answer.abstained:
-            names = re.findall(r"\b[A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)*", re.sub(r"\[\d+\]", "", prev.answer.answer))
-        context = prev.question + " " + " ".join(dict.fromkeys(names))
-        return f"{question} {context}".strip()
+def check_question(question: str) -> str:
+    """The question stripped; QuestionError when it is empty or too long to be one question."""
+    question = (question or "").strip()
+    if not question:
+        raise QuestionError("the question is empty; ask something about the articles")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is {len(question):,} characters long; the limit is "
+                            f"{MAX_QUESTION_CHARS:,} (ask about one thing at a time)")
+    return question
 
 
 class Rag:
-    """Index a corpus and answer questions about it with cited passages."""
+    """Index a corpus and answer questions about it with cited passages.
+
+    ``Rag(settings, k=10)`` applies the keyword overrides to ``settings`` (default: the
+    environment's settings, ``Settings.from_env``).
+    """
 
     def __init__(self, settings: Settings | None = None, **overrides: object) -> None:
-        self.settings = settings or Settings.from_env(**overrides)
-        self._reader: IndexReader | None = None
+        if settings is None:
+            settings = Settings.from_env(**overrides)
+        elif overrides:
+            known = {f.name for f in fields(Settings)}
+            unknown = sorted(set(overrides) - known)
+            if unknown:
+                raise RagError(f"unknown setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+            settings = settings.with_(**{k: v for k, v in overrides.items() if v is not None})
+            settings.validate()
+        self.settings = settings
+        self._index: IndexReader | None = None
         self._embedder = None
         self._reader_model = None
         self._lock = threading.RLock()
@@ -81,41 +97,58 @@ class Rag:
         return self._embedder
 
     def index(self, paths: list[Path] | None = None, progress: Callable[[int, int, str], None] | None = None,
-              log: Callable[[str], None] = lambda m: None) -> BuildReport:
-        """Index the corpus (or ``paths``) incrementally; reopen the new index."""
-        with self._lock:
-            report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log)
-            if report.changed:
-                self._close_reader()
-            return report
+              log: Callable[[str], None] = lambda m: None,
+              on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False) -> BuildReport:
+        """Index the corpus (or ``paths``) incrementally; later questions use the new index.
 
-    def needs_index(self) -> str:
-        """Why the index must be (re)built before answering, or "" when it is current."""
+        ``on_issue(item, skipped)`` hears of each unreadable input or input kept with a
+        problem as it is found; with ``wait``, another indexing run is waited for.
+        """
+        report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log,
+                             on_issue=on_issue, wait=wait)
+        if report.changed:
+            with self._lock:
+                self._close_index()
+        return report
+
+    def index_state(self) -> IndexState:
+        """Whether the index exists, was built for these settings and corpus, and is up to date."""
         index_dir = self.settings.index_path
         for p in self.settings.corpus_paths:
             if not p.exists():
                 raise CorpusError(f"corpus path not found: {p}")
         manifest = read_manifest(index_dir)
         if manifest is None:
-            return f"no index yet in {index_dir}"
+            return IndexState("missing", f"no index yet in {index_dir}")
         mismatch = signature_mismatch(manifest, self.settings)
         if mismatch:
-            return f"the index was built with other settings ({mismatch})"
+            return IndexState("incompatible", f"the index was built with other settings ({mismatch})")
         corpus = sorted(str(p.resolve()) for p in self.settings.corpus_paths)
         if sorted(manifest.get("corpus", [])) != corpus:
-            return "the index was built from another corpus"
-        files = list_files(self.settings.corpus_paths)
-        if file_stamps(files) != manifest.get("stamps"):
-            return "corpus files were added, removed or changed since the last indexing run"
-        return ""
+            return IndexState("incompatible", "the index was built from another corpus")
+        if file_stamps(list_files(self.settings.corpus_paths)) != manifest.get("stamps"):
+            return IndexState("stale", "corpus files were added, removed or changed since the last indexing run")
+        return IndexState("current")
 
-    def ensure_index(self, progress=None, log: Callable[[str], None] = lambda m: None) -> BuildReport | None:
-        """Build or update the index when the corpus or settings changed since it was built."""
-        reason = self.needs_index()
-        if not reason:
+    def needs_index(self) -> str:
+        """Why the index must be built or updated before it is current, or "" when it is."""
+        return self.index_state().reason
+
+    def ensure_index(self, progress=None, log: Callable[[str], None] = lambda m: None,
+                     on_issue: Callable[[SkippedInput, bool], None] | None = None,
+                     update_stale: bool = True) -> BuildReport | None:
+        """Make the index usable: build it when missing or built for other settings (waiting for
+        another run that is building it); update a stale one unless ``update_stale`` is False,
+        in which case the live index keeps answering and ``log`` says how to update it."""
+        state = self.index_state()
+        if state.state == "current":
             return None
-        log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {reason}.")
-        return self.index(progress=progress, log=log)
+        if state.state == "stale" and not update_stale:
+            log(f"Note: the index is out of date ({state.reason}); answering from it. "
+                "Run 'python -m rag index' to update it.")
+            return None
+        log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {state.reason}.")
+        return self.index(progress=progress, log=log, on_issue=on_issue, wait=not state.usable)
 
     @property
     def answer_reader(self):
@@ -135,97 +168,99 @@ class Rag:
             return self.settings.abstain_threshold
         reader = self.answer_reader
         if reader is None:
-            return extractive.HAND_THRESHOLD
-        return reader.threshold if reader.threshold is not None else extractive.READER_THRESHOLD
+            return HAND_THRESHOLD
+        return reader.threshold if reader.threshold is not None else READER_THRESHOLD
 
     # ------------------------------------------------------------ searching
 
     @property
     def reader(self) -> IndexReader:
+        """The live index generation, reopened when an indexing run replaced it."""
         with self._lock:
             gen = current_generation(self.settings.index_path)
-            if self._reader is None or (gen is not None and gen != self._reader.dir):
-                self._close_reader()
-                self._reader = open_index(self.settings.index_path)
-            return self._reader
+            if self._index is None or (gen is not None and gen != self._index.dir):
+                self._close_index()
+                self._index = open_index(self.settings.index_path)
+            return self._index
 
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+    def _close_index(self) -> None:
+        if self._index is not None:
+            self._index.close()
+            self._index = None
 
     def warm(self) -> None:
         """Load everything a query touches, for a long-running process."""
         self.embedder.warm()
         _ = self.reader.bm25
 
+    def reference_day(self, question: str, given: str = "") -> str:
+        """The day a question about "now" refers to (``given``, else the newest article's date);
+        "" for a question that is not about "now"."""
+        if given and not parse_date(given):
+            raise QuestionError(f"reference day: not a date: {given!r} (use {FORMATS_HELP})")
+        return reference_day(question, parse_date(given), self.reader.newest_day() if not given else "")
+
+    def matches(self, filters: Filters) -> bool:
+        """True when some indexed article passes ``filters``."""
+        allowed = self.reader.allowed_ids(filters)
+        return allowed is None or len(allowed) > 0
+
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
-               retriever: str = "hybrid", as_of: str = "") -> list[Hit]:
+               retriever: str = "hybrid", reference_day: str = "") -> list[Hit]:
         """The top ``k`` passages for ``query`` (hybrid, dense or bm25), near-duplicates collapsed.
 
-        ``as_of`` (ISO date) is the day a time-sensitive question ("this week") is asked
-        about; the hybrid retriever favours articles dated near it (default: the newest).
+        ``reference_day`` (ISO) is the day a question about "now" ("this week") refers to;
+        the hybrid retriever favours articles dated near it (default: the newest article's).
         """
-        return self._search(query, k, filters, retriever, as_of)[0]
+        query = check_question(query)
+        return self._retrieve(query, k or self.settings.k, filters, retriever, self.reference_day(query, reference_day))
 
-    def _search(self, query: str, k: int | None, filters: Filters, retriever: str = "hybrid",
-                as_of: str = "") -> tuple[list[Hit], str]:
-        k = k or self.settings.k
-        if as_of and not day_number(as_of):
-            raise QuestionError(f"as-of date {as_of!r} is not a date; use YYYY-MM-DD")
-        reader = self.reader
+    def _retrieve(self, query: str, k: int, filters: Filters, retriever: str, day: str) -> list[Hit]:
+        index = self.reader
         if retriever == "hybrid":
-            hybrid = HybridRetriever(reader, self.embedder, self.settings.rrf_k, self.settings.candidates)
-            return hybrid.search(query, k, filters, as_of), hybrid.reference_day
-        if retriever not in ("dense", "bm25"):
-            raise RagError(f"unknown retriever {retriever!r}; use hybrid, dense or bm25")
-        base = DenseRetriever(reader, self.embedder) if retriever == "dense" else BM25Retriever(reader)
-        ranked = base.search(query, max(k * 4, self.settings.candidates), filters)
-        return attach_and_collapse(reader, ranked, k), ""
+            hybrid = HybridRetriever(index, self.embedder, self.settings.rrf_k, self.settings.candidates)
+            return hybrid.search(query, k, filters, day)
+        if retriever not in RETRIEVERS:
+            raise RagError(f"unknown retriever {retriever!r}; use {', '.join(RETRIEVERS)}")
+        base = DenseRetriever(index, self.embedder) if retriever == "dense" else BM25Retriever(index)
+        return attach_and_collapse(index, base.search(query, max(k * 4, self.settings.candidates), filters), k)
 
     def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
             conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,
-            on_token: Callable[[str], None] | None = None, as_of: str = "") -> Answer:
+            on_token: Callable[[str], None] | None = None, reference_day: str = "") -> Answer:
         """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain.
 
         The answer and citations use the top ``k`` passages; ``retrieve_k`` ranks more
         (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs. With ``llm`` (a
         backend name; default ``settings.llm``) other than "none", the answer is the model's,
         streamed to ``on_token`` and checked against the passages; when the backend fails the
-        extractive answer is kept and ``Answer.warnings`` says why. ``as_of`` is the day the
-        question is asked about (see ``search``).
+        extractive answer is kept and ``Answer.warnings`` says why. ``reference_day`` is the
+        day a question about "now" refers to (see ``search``).
         """
         k = k or self.settings.k
-        question = (question or "").strip()
-        if not question:
-            raise QuestionError("the question is empty; ask something about the articles")
+        question = check_question(question)
         t0 = time.perf_counter()
         query = conversation.contextualize(question) if conversation else question
-        ranked, recent_to = self._search(query, max(k, retrieve_k, RERANK_DEPTH), filters, as_of=as_of)
+        day = self.reference_day(query, reference_day)
+        if filters and not self.matches(filters):
+            return self._no_match(question, query, filters, conversation)
+        ranked = self._retrieve(query, max(k, retrieve_k, RERANK_DEPTH), filters, "hybrid", day)
         t1 = time.perf_counter()
-        ranked, sentences = self._rerank_by_evidence(query, question, ranked, recent_to)
-        hits = ranked[:k]
-        if conversation and conversation.turns:
-            # A follow-up asks for something new: what the last answer said is not an answer again.
-            said = set(conversation.turns[-1].answer.evidence)
-            sentences = [s for s in sentences if (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-        citations = extractive.citations_for(hits)
-        shown = [s for s in sentences if s.n <= k]
-        text, chosen = extractive.compose(question, shown)
-        confidence = extractive.confidence(shown, chosen)
-        abstained = confidence < self.abstain_threshold
+        reading = extractive.read(query, question, ranked, k, self.embedder, self.reader.idf(), self.answer_reader,
+                                  day, conversation.said() if conversation else frozenset(), self.abstain_threshold)
+        hits = reading.ranked[:k]
         t2 = time.perf_counter()
         result = Answer(
             question=question,
-            answer=extractive.NOT_FOUND if abstained else text,
-            abstained=abstained,
-            citations=citations,
+            answer=reading.text,
+            abstained=reading.abstained,
+            citations=extractive.citations_for(hits),
             timings_ms={"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000, "total": (t2 - t0) * 1000},
-            confidence=confidence,
+            confidence=reading.confidence,
             standalone_question=query,
-            retrieved=ranked,
-            evidence=[] if abstained else [(hits[s.n - 1].chunk.doc_id, s.start) for s in chosen],
-            recent_to=recent_to,
+            retrieved=reading.ranked,
+            evidence=reading.evidence,
+            reference_day=day,
         )
         llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:
@@ -233,7 +268,15 @@ class Rag:
             result.timings_ms["llm"] = (time.perf_counter() - t2) * 1000
             result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         if conversation is not None:
-            conversation.turns.append(Turn(question, result))
+            conversation.add(question, result)
+        return result
+
+    def _no_match(self, question: str, query: str, filters: Filters, conversation: Conversation | None) -> Answer:
+        result = Answer(question=question, answer=f"No article matches the filters ({filters.describe()}).",
+                        abstained=True, standalone_question=query,
+                        warnings=[f"no indexed article matches the filters: {filters.describe()}"])
+        if conversation is not None:
+            conversation.add(question, result)
         return result
 
     def llm_backend(self, name: str):
@@ -277,47 +320,15 @@ class Rag:
         if checked.abstained:
             result.evidence = []
 
-    def _rerank_by_evidence(self, query: str, question: str, ranked: list[Hit],
-                            reference_day: str = "") -> tuple[list[Hit], list]:
-        """Order the top passages by their best answer sentence; return them and the scored sentences.
-
-        Sentence numbers (``n``) are the passages' positions after the reordering.
-        ``reference_day`` is the day a question about "now" is asked about (see ``search``).
-        """
-        pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
-        candidates = extractive.candidate_sentences(pool)
-        reader = self.answer_reader
-        if reader is not None:
-            sentences = extractive.read_sentences(query, question, candidates, reader, self._idf(self.reader),
-                                                  self.embedder, reference_day)
-        else:
-            sentences = extractive.score_sentences(query, question, candidates, self.embedder,
-                                                   self._idf(self.reader), reference_day)
-        best: dict[int, float] = {}
-        for s in sentences:
-            best[s.n] = max(best.get(s.n, -1.0), s.score)
-        order = sorted(range(len(pool)), key=lambda i: (-best.get(i + 1, -1.0), i))
-        renumber = {old + 1: new + 1 for new, old in enumerate(order)}
-        for s in sentences:
-            s.n = renumber[s.n]
-        return [pool[i] for i in order] + rest, sentences
-
-    def _idf(self, reader: IndexReader):
-        bm25 = reader.bm25
-        indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
-        n = int(bm25.scores["num_docs"])
-
-        def df(term: str) -> int:
-            i = vocab.get(term)
-            return 0 if i is None else int(indptr[i + 1] - indptr[i])
-
-        return extractive.make_idf(n, df)
-
     # ------------------------------------------------------------ info
 
     def document(self, doc_id: str) -> dict | None:
         """An indexed document (title, date, source, url, path, full text), or None."""
         return self.reader.document(doc_id)
+
+    def sources(self) -> list[tuple[str, int]]:
+        """Every indexed source with its number of documents, most first ("" = unknown)."""
+        return self.reader.sources()
 
     def stats(self) -> dict:
         """What is indexed, with which settings, where."""
@@ -325,15 +336,15 @@ class Rag:
         manifest = read_manifest(index_dir)
         if manifest is None:
             return {"index_dir": str(index_dir), "indexed": False}
-        reader = self.reader
-        dates = reader.db.execute("SELECT min(date), max(date) FROM docs WHERE date != ''").fetchone()
-        sources = reader.db.execute(
-            "SELECT source, count(*) FROM docs GROUP BY source ORDER BY count(*) DESC LIMIT 10").fetchall()
-        size = sum(p.stat().st_size for p in reader.dir.rglob("*") if p.is_file())
+        try:
+            index = self.reader
+        except RagIndexError:
+            return {"index_dir": str(index_dir), "indexed": False}
+        sources = index.sources()
         return {
             "index_dir": str(index_dir),
             "indexed": True,
-            "generation": reader.dir.name,
+            "generation": index.dir.name,
             "created": manifest.get("created"),
             "documents": len(manifest["documents"]),
             "duplicates": len(manifest.get("duplicates", {})),
@@ -344,8 +355,9 @@ class Rag:
             "chunk_tokens": manifest["settings"]["chunk_tokens"],
             "chunk_overlap": manifest["settings"]["chunk_overlap"],
             "search": "hnsw" if manifest.get("ann") else "exact",
-            "date_range": list(dates) if dates and dates[0] else [],
-            "top_sources": [{"source": s or "(unknown)", "documents": c} for s, c in sources],
-            "size_bytes": size,
+            "date_range": list(index.date_range() or ()),
+            "sources": len(sources),
+            "top_sources": [{"source": s or "(unknown)", "documents": c} for s, c in sources[:10]],
+            "size_bytes": index.size_bytes(),
             "corpus": manifest.get("corpus", []),
         }

@@ -18,7 +18,7 @@ from pathlib import Path
 from .api import Rag
 from .chunk import chunk_documents
 from .config import Settings
-from .index import embedding_text
+from .embed import embedding_text
 from .ingest import read_corpus
 from .metrics import percentile
 

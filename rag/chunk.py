@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -77,7 +78,8 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
 
     Each chunk after the first starts with the trailing sentences of the previous
     chunk that fit in ``overlap`` tokens, so a fact cut at a boundary is whole in
-    one of the two. A sentence longer than ``max_tokens`` is split on words.
+    one of the two. A sentence longer than ``max_tokens`` is split on words. A chunk of a
+    paged document (PDF) never crosses a page break, so its citation names one page.
     """
     enc = encoding()
     units: list[tuple[int, int, int]] = []  # (start, end, tokens)
@@ -92,7 +94,9 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
     i = 0
     while i < len(units):
         j, total = i, 0
-        while j < len(units) and (j == i or total + units[j][2] <= max_tokens):
+        page = bisect_right(doc.pages, units[i][0])
+        while j < len(units) and (j == i or (total + units[j][2] <= max_tokens
+                                             and bisect_right(doc.pages, units[j][0]) == page)):
             total += units[j][2]
             j += 1
         chunks.append(_make_chunk(doc, units[i][0], units[j - 1][1], total))
@@ -155,9 +159,11 @@ def _trimmed(text: str, s: int, e: int, n: int) -> Iterator[tuple[int, int, int]
 
 
 def _make_chunk(doc: Document, start: int, end: int, n_tokens: int) -> Chunk:
+    paged = bool(doc.pages) or doc.path.lower().endswith(".pdf")
     return Chunk(
         doc_id=doc.doc_id, start=start, end=end, text=doc.text[start:end], n_tokens=n_tokens,
         title=doc.title, date=doc.date, source=doc.source, url=doc.url,
+        page=bisect_right(doc.pages, start) + 1 if paged else 0,
     )
 
 

@@ -10,12 +10,14 @@ import textwrap
 import threading
 from pathlib import Path
 
-from .api import Conversation, Rag
+from .api import Rag, check_question
 from .config import Settings
+from .dates import FORMATS_HELP, parse_date
 from .errors import RagError
+from .filters import FilterError, Filters
+from .followup import Conversation
 from .progress import ProgressPrinter
-from .retrieve import Filters
-from .types import Answer
+from .types import Answer, SkippedInput
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -29,10 +31,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _query_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=int, metavar="K", help="number of passages to retrieve (default 5)")
-    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
-    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
+    p.add_argument("--since", metavar="DATE", help="only articles dated on or after DATE (YYYY-MM-DD, YYYY-MM or YYYY)")
+    p.add_argument("--until", metavar="DATE", help="only articles dated on or before DATE (YYYY-MM-DD, YYYY-MM or YYYY)")
     p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
-    p.add_argument("--as-of", metavar="YYYY-MM-DD",
+    p.add_argument("--reference-day", "--as-of", dest="reference_day", metavar="YYYY-MM-DD",
                    help="the day a question about 'this week' or 'recently' refers to (default: the newest article's date)")
 
 
@@ -129,38 +131,40 @@ def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> 
 
 def date_option(args: argparse.Namespace, name: str) -> str:
     """The ``--name`` date option as ISO, "" when not given; a date that cannot be read is an error."""
-    from .ingest import normalize_date
-
     value = getattr(args, name, None)
     if not value:
         return ""
-    day = normalize_date(value)
+    day = parse_date(value)
     if not day:
-        raise RagError(f"--{name.replace('_', '-')} {value!r} is not a date; use YYYY-MM-DD")
+        raise RagError(f"--{name.replace('_', '-')}: not a date: {value!r} (use {FORMATS_HELP})")
     return day
 
 
 def filters_from(args: argparse.Namespace) -> Filters:
-    return Filters(since=date_option(args, "since"), until=date_option(args, "until"), sources=tuple(args.source or ()))
+    try:
+        return Filters(since=args.since or "", until=args.until or "", sources=tuple(args.source or ()))
+    except FilterError as e:
+        raise RagError(f"--{e.option.rstrip('s')}: {e.problem}") from None
 
 
 def warn(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _report_skipped(report) -> None:
-    for s in report.skipped:
-        warn(f"warning: skipped {s}")
+def report_issue(item: SkippedInput, skipped: bool) -> None:
+    """An input problem, printed as soon as indexing finds it."""
+    warn(f"warning: {'skipped ' if skipped else ''}{item}")
 
 
-def ensure_index(rag: Rag) -> None:
+def ensure_index(rag: Rag, update_stale: bool = False) -> None:
+    """Build the index when there is none (or it was built for other settings); a stale one
+    keeps answering with a note, unless ``update_stale``."""
     progress = ProgressPrinter()
     try:
-        report = rag.ensure_index(progress=progress, log=warn)
+        report = rag.ensure_index(progress=progress, log=warn, on_issue=report_issue, update_stale=update_stale)
     finally:
         progress.close()
     if report is not None:
-        _report_skipped(report)
         warn(_summary(report))
 
 
@@ -175,6 +179,8 @@ def _summary(report) -> str:
         parts.append(f"{len(report.duplicates)} duplicate documents indexed once")
     if report.skipped:
         parts.append(f"{len(report.skipped)} inputs skipped")
+    if report.warnings:
+        parts.append(f"{len(report.warnings)} warnings")
     return f"Indexed {report.index_dir}: " + "; ".join(parts) + f" ({report.seconds:.1f}s)"
 
 
@@ -182,13 +188,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args, args.paths or None))
     progress = ProgressPrinter()
     try:
-        report = rag.index(progress=progress, log=warn)
+        report = rag.index(progress=progress, log=warn, on_issue=report_issue)
     finally:
         progress.close()
-    _report_skipped(report)
     if args.json:
         out = {k: v for k, v in report.__dict__.items() if k != "skipped"}
         out["skipped"] = [s.__dict__ for s in report.skipped]
+        out["warnings"] = [s.__dict__ for s in report.warnings]
         print(json.dumps(out, indent=2))
     else:
         print(_summary(report))
@@ -200,16 +206,14 @@ def read_question(arg: str) -> str:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    question = read_question(args.question).strip()
-    if not question:
-        raise RagError("the question is empty; ask something about the articles")
+    question = check_question(read_question(args.question))
     rag = Rag(settings_from(args))
-    filters, as_of = filters_from(args), date_option(args, "as_of")
+    filters, day = filters_from(args), date_option(args, "reference_day")
     if rag.settings.llm != "none":
         rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
     ensure_index(rag)
     if args.json:
-        answer = rag.ask(question, k=args.k, filters=filters, as_of=as_of)
+        answer = rag.ask(question, k=args.k, filters=filters, reference_day=day)
         _warn_all(answer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -220,7 +224,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token, as_of=as_of)
+    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token, reference_day=day)
     if streamed:
         print()
     _warn_all(answer)
@@ -247,12 +251,12 @@ def format_answer(answer: Answer, width: int = 100) -> str:
 
 def format_sources(answer: Answer, width: int = 100) -> str:
     lines = []
-    if answer.recent_to:
-        lines += [f"(A question about recent events: articles dated near {answer.recent_to} come first;"
-                  " --as-of sets the day.)", ""]
+    if answer.reference_day:
+        lines += [f"(A question about recent events: articles dated near {answer.reference_day} come first;"
+                  " --reference-day sets the day.)", ""]
     lines.append("Sources:")
     for c in answer.citations:
-        meta = ", ".join(x for x in (c.source, c.date) if x)
+        meta = ", ".join(x for x in (c.source, c.date, f"page {c.page}" if c.page else "") if x)
         lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
         lines.append(f"    {c.doc_id}, characters {c.start}-{c.end}, score {c.score:.4f}")
         snippet = " ".join(c.text.split())
@@ -263,7 +267,7 @@ def format_sources(answer: Answer, width: int = 100) -> str:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
-    filters, as_of = filters_from(args), date_option(args, "as_of")
+    filters, day = filters_from(args), date_option(args, "reference_day")
     ensure_index(rag)
     # Load torch in the background: the first questions use the numpy encoder meanwhile.
     threading.Thread(target=rag.embedder.warm, daemon=True).start()
@@ -287,7 +291,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("(new conversation)")
             continue
         try:
-            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, as_of=as_of)
+            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, reference_day=day)
             _warn_all(answer)
             print(format_answer(answer))
         except RagError as e:
@@ -327,7 +331,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     llm = rag.settings.llm
     if llm != "none":
         rag.llm_backend(llm)  # fail once, up front, rather than warn on every question
-    ensure_index(rag)
+    ensure_index(rag, update_stale=True)
     rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
     progress = ProgressPrinter(desc="Answering", unit="question")
     try:
@@ -351,9 +355,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    root = str(Path(__file__).resolve().parent.parent)  # ui/ sits beside rag/ in a source checkout
-    if root not in sys.path:
-        sys.path.append(root)
     from ui.app import serve
 
     serve(settings_from(args), port=args.port, log=warn)
@@ -379,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+        return code
     except RagError as e:
         if os.environ.get("RAG_DEBUG"):
             raise
@@ -389,10 +392,18 @@ def main(argv: list[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like other tools
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        _quiet_stdout()
+        return 0
     except Exception as e:  # noqa: BLE001 - a last resort: one line, not a traceback
         if os.environ.get("RAG_DEBUG"):
             raise
         print(f"Error: unexpected {type(e).__name__}: {e} (run with RAG_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _quiet_stdout() -> None:
+    """Send what is left for standard output to /dev/null, so that the exit flush cannot fail."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass

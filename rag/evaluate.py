@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .api import Rag
 from .chunk import count_tokens, truncate_tokens
+from .dates import parse_date
 from .errors import RagError
 from .metrics import (
     answer_recall_at_tokens,
@@ -31,9 +32,8 @@ TOKEN_BUDGETS = (512, 1024)
 def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list[SkippedInput]]:
     """Questions from a JSONL file; bad lines are skipped and reported with their line number.
 
-    A question's ``date`` (when ``use_dates``) is the day it was asked: ``ask(as_of=...)``.
+    A question's ``date`` (when ``use_dates``) is the day it was asked: ``ask(reference_day=...)``.
     """
-    from .ingest import normalize_date
 
     if not path.is_file():
         raise RagError(f"question file not found: {path}")
@@ -60,8 +60,8 @@ def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list
                 skipped.append(SkippedInput(str(path), lineno, f"duplicate id {q['id']!r}"))
                 continue
             ids.add(q["id"])
-            q["as_of"] = normalize_date(str(q.get("date") or "")) if use_dates else ""
-            if use_dates and q.get("date") and not q["as_of"]:
+            q["asked_on"] = parse_date(str(q.get("date") or "")) if use_dates else ""
+            if use_dates and q.get("date") and not q["asked_on"]:
                 skipped.append(SkippedInput(str(path), lineno, f"date {q['date']!r} is not a date (YYYY-MM-DD)"))
                 continue
             q["unanswerable"] = bool(q.get("unanswerable", False))
@@ -76,7 +76,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
     """Answer one question (with the ``llm`` backend) and compute its per-question metric values."""
     t0 = time.perf_counter()
     depth = max(max(ks), 16)
-    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth, llm=llm, as_of=q.get("as_of", ""))
+    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth, llm=llm, reference_day=q.get("asked_on", ""))
     latency = (time.perf_counter() - t0) * 1000
     passages = [h.chunk.text for h in ans.retrieved]
     doc_ids = [h.chunk.doc_id for h in ans.retrieved]
@@ -85,7 +85,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
         "unanswerable": q["unanswerable"], "scored": q["scored"],
         "answer": ans.answer, "abstained": ans.abstained, "confidence": round(ans.confidence, 4),
         "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
-        "as_of": q.get("as_of", ""), "recent_to": ans.recent_to,
+        "asked_on": q.get("asked_on", ""), "reference_day": ans.reference_day,
     }
     if llm != "none":
         row.update(llm_tokens=ans.llm_tokens, generate_ms=round(ans.timings_ms.get("generate", 0.0), 2))
@@ -170,10 +170,10 @@ def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | Non
             except (ValueError, KeyError):
                 continue  # a line cut short by an interruption is answered again
     wanted = {q["id"] for q in questions}
-    as_of = {q["id"]: q.get("as_of", "") for q in questions}
-    # Rows answered with another backend or another "as of" day are answered again.
+    asked_on = {q["id"]: q.get("asked_on", "") for q in questions}
+    # Rows answered with another backend or for another day are answered again.
     rows = {i: r for i, r in rows.items()
-            if i in wanted and r.get("llm", "none") == llm and r.get("as_of", "") == as_of[i]}
+            if i in wanted and r.get("llm", "none") == llm and r.get("asked_on", "") == asked_on[i]}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Rewrite without any torn last line, then append as we go.

@@ -34,11 +34,15 @@ import numpy as np
 
 from .chunk import chunk_document
 from .config import Settings
-from .errors import IndexError_
+from .dates import day_numbers, iso_day
+from .embed import embed_chunks
+from .errors import RagIndexError
+from .filters import Filters
 from .ingest import list_files, read_corpus
+from .lexical import bm25_idf, build_bm25, load_bm25
 from .types import Chunk, Document, SkippedInput
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks carry the page of a PDF
 Progress = Callable[[int, int, str], None]  # (done, total, stage: "Chunking" | "Embedding")
 
 
@@ -55,6 +59,7 @@ class BuildReport:
     unchanged: int = 0
     duplicates: dict[str, str] = field(default_factory=dict)
     skipped: list[SkippedInput] = field(default_factory=list)
+    warnings: list[SkippedInput] = field(default_factory=list)  # inputs kept with a problem
     embedded: int = 0
     rebuilt_reason: str = ""
     changed: bool = False
@@ -73,10 +78,6 @@ def doc_hash(doc: Document) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def embedding_text(chunk: Chunk, with_title: bool) -> str:
-    return f"{chunk.title}\n{chunk.text}" if with_title and chunk.title else chunk.text
 
 
 def bm25_text(chunk: Chunk) -> str:
@@ -98,12 +99,13 @@ class IndexReader:
             self.faiss = faiss.read_index(str(gen_dir / "dense.faiss"))
             self.db = sqlite3.connect(f"file:{gen_dir / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
-            raise IndexError_(f"index at {gen_dir} is damaged ({e}); run 'python -m rag index' to rebuild") from None
+            raise RagIndexError(f"index at {gen_dir} is damaged ({e}); run 'python -m rag index' to rebuild") from None
         self._bm25 = None
         self._vectors = None
         self._allowed: dict[tuple, np.ndarray | None] = {}
         self._allowed_lock = threading.Lock()
         self._days: np.ndarray | None = None
+        self._idf = None
         self.n_chunks = int(self.manifest["chunks"])
 
     def day_numbers(self) -> np.ndarray:
@@ -114,7 +116,7 @@ class IndexReader:
                 self._days = np.load(path)
             else:  # an index written before days.npy existed
                 rows = self.db.execute("SELECT id, date FROM chunks ORDER BY id")
-                self._days = chunk_days([date for _, date in rows])
+                self._days = day_numbers([date for _, date in rows])
         return self._days
 
     def vectors_for(self, ids: np.ndarray) -> np.ndarray:
@@ -126,50 +128,73 @@ class IndexReader:
     @property
     def bm25(self):
         if self._bm25 is None:
-            from .retrieve import load_bm25
-
             self._bm25 = load_bm25(self.dir / "bm25")
         return self._bm25
+
+    def idf(self):
+        """IDF of a (stemmed) word over the indexed chunks, from the BM25 vocabulary."""
+        if self._idf is None:
+            self._idf = bm25_idf(self.bm25)
+        return self._idf
+
+    def newest_day(self) -> str:
+        """The newest article date in the index (ISO), "" when no article is dated."""
+        return iso_day(int(self.day_numbers().max(initial=0)))
 
     def chunks(self, ids: list[int]) -> dict[int, Chunk]:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.execute(
-            f"SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url FROM chunks WHERE id IN ({marks})",
+            f"SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks WHERE id IN ({marks})",
             [int(i) for i in ids],
         )
-        return {r[0]: Chunk(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]) for r in rows}
+        return {r[0]: Chunk(*r[1:]) for r in rows}
 
-    def allowed_ids(self, since: str = "", until: str = "", sources: list[str] | None = None) -> np.ndarray | None:
+    def allowed_ids(self, filters: Filters) -> np.ndarray | None:
         """Chunk ids that pass the filters, or None when there is no filter.
 
         Cached per filter: the dense and BM25 retrievers of one query both ask.
         """
-        key = (since, until, tuple(sources or ()))
+        if not filters:
+            return None
         with self._allowed_lock:  # the browser chat answers several sessions at once
-            if key not in self._allowed:
+            if filters not in self._allowed:
                 if len(self._allowed) >= 8:
                     self._allowed.pop(next(iter(self._allowed)))
-                self._allowed[key] = self._query_allowed(since, until, sources)
-            return self._allowed[key]
+                self._allowed[filters] = self._query_allowed(filters)
+            return self._allowed[filters]
 
-    def _query_allowed(self, since: str, until: str, sources: list[str] | None) -> np.ndarray | None:
+    def _query_allowed(self, filters: Filters) -> np.ndarray:
+        if filters.impossible:
+            return np.zeros(0, dtype=np.int64)
         where, args = [], []
-        if since:
+        if filters.since:
             where.append("date != '' AND date >= ?")
-            args.append(since)
-        if until:
+            args.append(filters.since)
+        if filters.until:
             where.append("date != '' AND date <= ?")
-            args.append(until)
-        if sources:
-            marks = " OR ".join("lower(source) LIKE ?" for _ in sources)
+            args.append(filters.until)
+        if filters.sources:
+            # Substrings match literally: % and _ are escaped, not wildcards.
+            marks = " OR ".join("lower(source) LIKE ? ESCAPE '\\'" for _ in filters.sources)
             where.append(f"({marks})")
-            args.extend(f"%{s.lower()}%" for s in sources)
-        if not where:
-            return None
+            args.extend(f"%{_like_literal(s.lower())}%" for s in filters.sources)
         rows = self.db.execute(f"SELECT id FROM chunks WHERE {' AND '.join(where)}", args)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def sources(self) -> list[tuple[str, int]]:
+        """Every source with its number of documents, most documents first ("" = unknown)."""
+        rows = self.db.execute("SELECT source, count(*) FROM docs GROUP BY source ORDER BY count(*) DESC, source")
+        return [(s or "", int(c)) for s, c in rows]
+
+    def date_range(self) -> tuple[str, str] | None:
+        """The oldest and newest article dates, or None when no article is dated."""
+        row = self.db.execute("SELECT min(date), max(date) FROM docs WHERE date != ''").fetchone()
+        return (row[0], row[1]) if row and row[0] else None
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
 
     def document(self, doc_id: str) -> dict | None:
         """An indexed document's metadata and full text (spans index into ``text``)."""
@@ -179,6 +204,10 @@ class IndexReader:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def current_generation(index_dir: Path) -> Path | None:
@@ -193,7 +222,7 @@ def current_generation(index_dir: Path) -> Path | None:
 def open_index(index_dir: Path) -> IndexReader:
     gen = current_generation(index_dir)
     if gen is None:
-        raise IndexError_(f"no index in {index_dir}; run 'python -m rag index' first")
+        raise RagIndexError(f"no index in {index_dir}; run 'python -m rag index' first")
     return IndexReader(gen)
 
 
@@ -232,14 +261,37 @@ def file_stamps(files: list[Path]) -> dict[str, list[int]]:
     return out
 
 
+def check_index_dir(index_dir: Path) -> None:
+    """Fail at once, in plain words, when ``index_dir`` cannot hold an index."""
+    probe = index_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        if probe == index_dir:
+            raise RagIndexError(f"the index folder {index_dir} is a file, not a folder; choose another --index-dir")
+        raise RagIndexError(f"cannot make the index folder {index_dir}: {probe} is a file; choose another --index-dir")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise RagIndexError(f"cannot write the index folder {index_dir}: {probe} is not writable (permission denied); "
+                            "choose another --index-dir")
+
+
 @contextmanager
-def _write_lock(index_dir: Path):
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
+def write_lock(index_dir: Path, wait: bool = False, log: Callable[[str], None] = lambda m: None):
+    """Hold the index folder's lock; another holder is an error, or with ``wait`` is waited for."""
+    check_index_dir(index_dir)
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(index_dir / ".lock", "w")
+    except OSError as e:
+        raise RagIndexError(f"cannot write to {index_dir}: {e.strerror or e}; choose another --index-dir") from None
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise IndexError_(f"another process is indexing into {index_dir}; wait for it to finish") from None
+            if not wait:
+                raise RagIndexError(f"another process is indexing into {index_dir}; wait for it to finish") from None
+            log(f"Another process is indexing into {index_dir}; waiting for it to finish...")
+            fcntl.flock(fh, fcntl.LOCK_EX)
         yield
 
 
@@ -249,21 +301,29 @@ def build_index(
     progress: Progress | None = None,
     embedder=None,
     log: Callable[[str], None] = lambda msg: None,
+    on_issue: Callable[[SkippedInput, bool], None] | None = None,
+    wait: bool = False,
 ) -> BuildReport:
-    """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``."""
+    """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``.
+
+    The index folder and its lock are checked before the corpus is read. ``on_issue(item,
+    skipped)`` hears of each unreadable input (``skipped``) or input kept with a problem
+    as it is found. With ``wait``, a run already holding the lock is waited for.
+    """
     from .embed import get_embedder
 
     t0 = time.perf_counter()
     index_dir = settings.index_path
     paths = paths or settings.corpus_paths
-    embedder = embedder or get_embedder(settings.model, settings.dtype)
     files = list_files(paths)
-    preload = _preload_model(embedder, index_dir, files)
-    try:
-        return _build(settings, index_dir, paths, files, progress, embedder, log, t0)
-    finally:
-        if preload is not None:
-            preload.join()
+    with write_lock(index_dir, wait=wait, log=log):
+        embedder = embedder or get_embedder(settings.model, settings.dtype)
+        preload = _preload_model(embedder, index_dir, files)
+        try:
+            return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0)
+        finally:
+            if preload is not None:
+                preload.join()
 
 
 def _preload_model(embedder, index_dir: Path, files: list[Path]) -> threading.Thread | None:
@@ -290,105 +350,83 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], progress: Progress | None,
-           embedder, log: Callable[[str], None], t0: float) -> BuildReport:
+           embedder, log: Callable[[str], None], on_issue, t0: float) -> BuildReport:
     if len(files) > 1 or any(f.name.lower().endswith((".jsonl", ".jsonl.gz")) for f in files):
         log(f"Reading {len(files)} file{'s' if len(files) != 1 else ''}...")
-    ingested = read_corpus(paths, files)
-    report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped)
+    ingested = read_corpus(paths, files, on_issue=on_issue)
+    report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped, warnings=ingested.warnings)
     stamps = file_stamps(ingested.files)
-    with _write_lock(index_dir):
-        old_gen = current_generation(index_dir)
-        old_manifest = json.loads((old_gen / "manifest.json").read_text()) if old_gen else None
-        if old_manifest is not None:
-            report.rebuilt_reason = signature_mismatch(old_manifest, settings)
-            if report.rebuilt_reason:
-                log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
-                old_manifest, old_gen = None, None
-        old_docs: dict[str, dict] = old_manifest["documents"] if old_manifest else {}
+    old_gen = current_generation(index_dir)
+    old_manifest = json.loads((old_gen / "manifest.json").read_text()) if old_gen else None
+    if old_manifest is not None:
+        report.rebuilt_reason = signature_mismatch(old_manifest, settings)
+        if report.rebuilt_reason:
+            log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
+            old_manifest, old_gen = None, None
+    old_docs: dict[str, dict] = old_manifest["documents"] if old_manifest else {}
 
-        docs, seen_text = [], {}
-        for d in ingested.documents:
-            th = text_hash(d.text)
-            if th in seen_text:
-                report.duplicates[d.doc_id] = seen_text[th]
-                continue
-            seen_text[th] = d.doc_id
-            docs.append(d)
-        hashes = {d.doc_id: doc_hash(d) for d in docs}
-        report.documents = len(docs)
-        report.removed = sorted(set(old_docs) - set(hashes))
-        reuse = {i for i, h in hashes.items() if old_docs.get(i, {}).get("hash") == h}
-        report.unchanged = len(reuse)
-        report.added = [d.doc_id for d in docs if d.doc_id not in old_docs]
-        report.updated = [d.doc_id for d in docs if d.doc_id in old_docs and d.doc_id not in reuse]
-        report.changed = bool(report.added or report.updated or report.removed) or old_gen is None
-        if not report.changed:
-            report.chunks = int(old_manifest["chunks"])
-            report.ann = bool(old_manifest.get("ann"))
-            if old_manifest.get("duplicates") != report.duplicates or old_manifest.get("stamps") != stamps:
-                _rewrite_manifest(old_gen, {"duplicates": report.duplicates, "stamps": stamps})
-            report.seconds = time.perf_counter() - t0
-            return report
+    docs, seen_text = [], {}
+    for d in ingested.documents:
+        th = text_hash(d.text)
+        if th in seen_text:
+            report.duplicates[d.doc_id] = seen_text[th]
+            continue
+        seen_text[th] = d.doc_id
+        docs.append(d)
+    hashes = {d.doc_id: doc_hash(d) for d in docs}
+    report.documents = len(docs)
+    report.removed = sorted(set(old_docs) - set(hashes))
+    reuse = {i for i, h in hashes.items() if old_docs.get(i, {}).get("hash") == h}
+    report.unchanged = len(reuse)
+    report.added = [d.doc_id for d in docs if d.doc_id not in old_docs]
+    report.updated = [d.doc_id for d in docs if d.doc_id in old_docs and d.doc_id not in reuse]
+    report.changed = bool(report.added or report.updated or report.removed) or old_gen is None
+    if not report.changed:
+        report.chunks = int(old_manifest["chunks"])
+        report.ann = bool(old_manifest.get("ann"))
+        if old_manifest.get("duplicates") != report.duplicates or old_manifest.get("stamps") != stamps:
+            _rewrite_manifest(old_gen, {"duplicates": report.duplicates, "stamps": stamps})
+        report.seconds = time.perf_counter() - t0
+        return report
 
-        new_chunks: list[Chunk] = []
-        to_chunk = [d for d in docs if d.doc_id not in reuse]
-        for i, d in enumerate(to_chunk, 1):
-            new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
-            if progress and (i % 50 == 0 or i == len(to_chunk)):
-                progress(i, len(to_chunk), "Chunking")
-        t_embed = time.perf_counter()
-        new_vecs = _embed_chunks(new_chunks, embedder, settings, progress)
-        report.embed_seconds = time.perf_counter() - t_embed
-        report.embedded = len(new_chunks)
+    new_chunks: list[Chunk] = []
+    to_chunk = [d for d in docs if d.doc_id not in reuse]
+    for i, d in enumerate(to_chunk, 1):
+        new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
+        if progress and (i % 50 == 0 or i == len(to_chunk)):
+            progress(i, len(to_chunk), "Chunking")
+    t_embed = time.perf_counter()
+    new_vecs = embed_chunks(new_chunks, embedder, settings.batch_size, settings.title_in_embedding, progress)
+    report.embed_seconds = time.perf_counter() - t_embed
+    report.embedded = len(new_chunks)
 
-        kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
-        chunks = kept_chunks + new_chunks
-        dim = new_vecs.shape[1] if len(new_chunks) else (kept_vecs.shape[1] if kept_vecs is not None else embedder.dim)
-        parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
-        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        report.chunks = len(chunks)
-        report.ann = len(chunks) > settings.ann_threshold
+    kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
+    chunks = kept_chunks + new_chunks
+    dim = new_vecs.shape[1] if len(new_chunks) else (kept_vecs.shape[1] if kept_vecs is not None else embedder.dim)
+    parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
+    vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    report.chunks = len(chunks)
+    report.ann = len(chunks) > settings.ann_threshold
 
-        manifest = {
-            "format": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "settings": settings.index_signature(),
-            "model": settings.model,
-            "dimension": int(dim),
-            "embedding_dtype": getattr(embedder, "dtype", "float32"),
-            "chunks": len(chunks),
-            "ann": report.ann,
-            "corpus": [str(p.resolve()) for p in paths],
-            "duplicates": report.duplicates,
-            "stamps": stamps,
-            "documents": {
-                d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line} for d in docs
-            },
-        }
-        _write_generation(index_dir, docs, chunks, vectors, manifest, settings)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": settings.index_signature(),
+        "model": settings.model,
+        "dimension": int(dim),
+        "embedding_dtype": getattr(embedder, "dtype", "float32"),
+        "chunks": len(chunks),
+        "ann": report.ann,
+        "corpus": [str(p.resolve()) for p in paths],
+        "duplicates": report.duplicates,
+        "stamps": stamps,
+        "documents": {
+            d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line} for d in docs
+        },
+    }
+    _write_generation(index_dir, docs, chunks, vectors, manifest)
     report.seconds = time.perf_counter() - t0
     return report
-
-
-def _embed_chunks(chunks: list[Chunk], embedder, settings: Settings, progress: Progress | None) -> np.ndarray:
-    if not chunks:
-        return np.zeros((0, embedder.dim), np.float32)
-    texts = [embedding_text(c, settings.title_in_embedding) for c in chunks]
-    # Sorting by length packs batches with little padding; rows are put back in order after.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), embedder.dim or 1), np.float32)
-    step = max(settings.batch_size * 4, 1)
-    for s in range(0, len(order), step):
-        idx = order[s : s + step]
-        vecs = embedder.encode([texts[i] for i in idx], batch_size=settings.batch_size)
-        if out.shape[1] != vecs.shape[1]:
-            out = np.zeros((len(texts), vecs.shape[1]), np.float32)
-            if s:
-                raise IndexError_("embedding dimension changed during indexing")
-        out[idx] = vecs
-        if progress:
-            progress(min(s + step, len(order)), len(order), "Embedding")
-    return out
 
 
 def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]:
@@ -396,7 +434,7 @@ def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]
     try:
         rows = [
             r for r in db.execute(
-                "SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url FROM chunks ORDER BY id"
+                "SELECT id, doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks ORDER BY id"
             )
             if r[1] in doc_ids
         ]
@@ -408,9 +446,7 @@ def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]
 
 
 def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray,
-                      manifest: dict, settings: Settings) -> None:
-    from .retrieve import build_bm25
-
+                      manifest: dict) -> None:
     old = current_generation(index_dir)
     n = int(old.name.split("-")[1]) + 1 if old else 1
     final = index_dir / f"gen-{n:06d}"
@@ -419,7 +455,7 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
     tmp.mkdir(parents=True)
     _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
     np.save(tmp / "vectors.npy", vectors)
-    np.save(tmp / "days.npy", chunk_days([c.date for c in chunks]))
+    np.save(tmp / "days.npy", day_numbers([c.date for c in chunks]))
     _write_faiss(tmp / "dense.faiss", vectors, manifest["ann"])
     build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -438,13 +474,6 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
             shutil.rmtree(p, ignore_errors=True)
 
 
-def chunk_days(dates: list[str]) -> np.ndarray:
-    """Day numbers of chunk dates (ISO), 0 where a date is missing or unreadable."""
-    from .retrieve import day_number
-
-    return np.array([day_number(d) if d else 0 for d in dates], dtype=np.int32)
-
-
 def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None:
     db = sqlite3.connect(path)
     try:
@@ -454,7 +483,7 @@ def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None
             CREATE TABLE docs (doc_id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT,
                                path TEXT, line INTEGER, n_chunks INTEGER, text TEXT);
             CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER, text TEXT,
-                                 n_tokens INTEGER, title TEXT, date TEXT, source TEXT, url TEXT);
+                                 n_tokens INTEGER, title TEXT, date TEXT, source TEXT, url TEXT, page INTEGER);
             """
         )
         counts: dict[str, int] = {}
@@ -465,8 +494,8 @@ def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None
             [(d.doc_id, d.title, d.date, d.source, d.url, d.path, d.line, counts.get(d.doc_id, 0), d.text) for d in docs],
         )
         db.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [(i, c.doc_id, c.start, c.end, c.text, c.n_tokens, c.title, c.date, c.source, c.url)
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            [(i, c.doc_id, c.start, c.end, c.text, c.n_tokens, c.title, c.date, c.source, c.url, c.page)
              for i, c in enumerate(chunks)],
         )
         db.execute("CREATE INDEX chunks_date ON chunks(date)")

@@ -1,114 +1,19 @@
 """Retrieval: FAISS dense search and BM25 fused by reciprocal rank fusion, with filters.
 
-Every retriever answers the same call, ``search(query, k, filters) -> list[Hit]``.
+Every retriever answers the same call, ``search(query, k, filters) -> list[Hit]``; the
+hybrid one also takes the reference day of a question about "now" (``rag.dates``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
+from .dates import day_number, recency_bonus
+from .filters import Filters
 from .index import IndexReader
+from .lexical import bm25_tokens, jaccard, shingles
+from .tuning import DENSE_WEIGHT, DUPLICATE_JACCARD, FUSED_POOL_MIN
 from .types import Hit
-
-_WORD = re.compile(r"(?u)\b\w\w+\b")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Date range (ISO, inclusive) and source substrings; empty means no filter."""
-
-    since: str = ""
-    until: str = ""
-    sources: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.since or self.until or self.sources)
-
-
-# ---------------------------------------------------------------- time
-
-# Words that make a question about "now": "this week", "recently", "the latest", "on Monday".
-_TIME_CUE = re.compile(
-    r"\b(?:this|last|past|previous|coming|next) (?:week|weekend|month|year|season|days?)\b"
-    r"|\brecent(?:ly)?\b|\blatest\b|\bcurrent(?:ly)?\b|\b(?:yesterday|today|tonight|now|upcoming|newly|so far)\b"
-    r"|\b(?:this|on|last) (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
-    re.I,
-)
-RECENCY_WEIGHT = 0.3  # added to a score in [0, 1] for an article dated on the reference day
-RECENCY_DAYS = 14.0  # the bonus falls by e every 14 days before the reference day...
-RECENCY_DAYS_AFTER = 7.0  # ...and every 7 days after it (reported later than asked about)
-
-
-def time_sensitive(question: str) -> bool:
-    """True when the question asks about the time it is asked ("this week", "recently", ...)."""
-    return bool(_TIME_CUE.search(question))
-
-
-def day_number(date: str) -> int:
-    """Proleptic ordinal of an ISO date (its first 10 characters), 0 when there is none."""
-    try:
-        return dt.date.fromisoformat(date[:10]).toordinal()
-    except (TypeError, ValueError):
-        return 0
-
-
-def recency_bonus(days: np.ndarray, reference: int) -> np.ndarray:
-    """Bonus for articles dated near ``reference`` (day numbers; 0 = undated, no bonus)."""
-    delta = (reference - days).astype(np.float32)
-    scale = np.where(delta >= 0, RECENCY_DAYS, RECENCY_DAYS_AFTER)
-    bonus = np.exp(-np.abs(delta) / scale)
-    return np.where(days > 0, RECENCY_WEIGHT * bonus, 0.0).astype(np.float32)
-
-
-# ---------------------------------------------------------------- BM25
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    try:
-        import Stemmer
-
-        return Stemmer.Stemmer("english").stemWord
-    except ImportError:
-        return lambda w: w
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN)
-
-
-def bm25_tokens(text: str) -> list[str]:
-    """Lower-cased, stemmed words without English stopwords."""
-    stem, stop = _stemmer(), _stopwords()
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in stop]
-
-
-def build_bm25(texts: list[str], folder: Path) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25()
-    corpus_tokens = [bm25_tokens(t) or ["<empty>"] for t in texts]
-    if corpus_tokens:
-        retriever.index(corpus_tokens, show_progress=False)
-    retriever.save(str(folder))
-
-
-def load_bm25(folder: Path):
-    import bm25s
-
-    return bm25s.BM25.load(str(folder), mmap=False)
-
-
-# ---------------------------------------------------------------- retrievers
 
 
 class DenseRetriever:
@@ -123,7 +28,7 @@ class DenseRetriever:
         q = self.embedder.encode_query(query) if vector is None else vector
         params = None
         if filters:
-            allowed = self.index.allowed_ids(filters.since, filters.until, list(filters.sources))
+            allowed = self.index.allowed_ids(filters)
             if allowed is not None and len(allowed) == 0:
                 return []
             sel = faiss.IDSelectorBatch(allowed)
@@ -149,7 +54,7 @@ class BM25Retriever:
             return None
         scores = np.asarray(bm25.get_scores(tokens), dtype=np.float32)
         if filters:
-            allowed = self.index.allowed_ids(filters.since, filters.until, list(filters.sources))
+            allowed = self.index.allowed_ids(filters)
             if allowed is not None:
                 mask = np.zeros(len(scores), dtype=bool)
                 mask[allowed] = True
@@ -175,22 +80,21 @@ class HybridRetriever:
     RRF picks the candidate pool robustly without comparing raw scores. Within the
     pool, a convex mix of the dense cosine and the max-normalised BM25 score ranks
     the passages; on the seed questions this lifted the top passage's answer rate
-    from 65% to 84% (README, "How it works"). A question about "now" ("this week",
-    "recently") adds a bonus for articles dated near the reference day: ``as_of`` when
-    given, else the newest article's date. Near-duplicates are then collapsed.
+    from 65% to 84% (docs/measurements.md). Given a ``reference_day`` (the day a
+    question about "now" refers to), articles dated near it gain a bonus. Near-duplicates
+    are then collapsed.
     """
 
     def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 200,
-                 dense_weight: float = 0.5) -> None:
+                 dense_weight: float = DENSE_WEIGHT) -> None:
         self.index = index
         self.embedder = embedder
         self.dense = DenseRetriever(index, embedder)
         self.bm25 = BM25Retriever(index)
         self.rrf_k, self.candidates, self.dense_weight = rrf_k, candidates, dense_weight
 
-    def search(self, query: str, k: int, filters: Filters = Filters(), as_of: str = "") -> list[Hit]:
-        """The top ``k`` hits; ``as_of`` (ISO date) is the day a time-sensitive question is asked."""
-        self.reference_day = ""
+    def search(self, query: str, k: int, filters: Filters = Filters(), reference_day: str = "") -> list[Hit]:
+        """The top ``k`` hits; ``reference_day`` (ISO) favours articles dated near it."""
         if self.index.n_chunks == 0:
             return []
         n = max(self.candidates, k * 4)
@@ -206,10 +110,10 @@ class HybridRetriever:
                     cur.dense_rank, cur.dense_score = h.dense_rank, h.dense_score
                 if h.bm25_rank:
                     cur.bm25_rank = h.bm25_rank
-        pool = sorted(fused.values(), key=lambda h: -h.score)[: max(2 * n, 60)]
+        pool = sorted(fused.values(), key=lambda h: -h.score)[: max(2 * n, FUSED_POOL_MIN)]
         self._rescore(qvec, bm25_scores, pool)
-        if pool and time_sensitive(query):
-            self._favour_recent(pool, as_of)
+        if pool and reference_day:
+            self._favour_recent(pool, day_number(reference_day))
         return attach_and_collapse(self.index, sorted(pool, key=lambda h: -h.score), k)
 
     def _rescore(self, qvec: np.ndarray, bm25_scores: np.ndarray | None, pool: list[Hit]) -> None:
@@ -225,16 +129,13 @@ class HybridRetriever:
             h.dense_score = float(c)
             h.score = float(w * c + (1 - w) * b)
 
-
-    def _favour_recent(self, pool: list[Hit], as_of: str) -> None:
-        days = self.index.day_numbers()
-        reference = day_number(as_of) if as_of else int(days.max(initial=0))
+    def _favour_recent(self, pool: list[Hit], reference: int) -> None:
         if reference <= 0:
             return
+        days = self.index.day_numbers()
         ids = np.array([h.chunk_id for h in pool], dtype=np.int64)
         for h, b in zip(pool, recency_bonus(days[ids], reference)):
             h.score += float(b)
-        self.reference_day = dt.date.fromordinal(reference).isoformat()
 
 
 def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[Hit]:
@@ -249,24 +150,10 @@ def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[H
         for h in batch:
             h.chunk = chunks[h.chunk_id]
             sh = shingles(h.chunk.text)
-            if any(_jaccard(sh, s) >= 0.6 for s in seen):
+            if any(jaccard(sh, s) >= DUPLICATE_JACCARD for s in seen):
                 continue
             seen.append(sh)
             out.append(h)
             if len(out) == k:
                 break
     return out
-
-
-def shingles(text: str, n: int = 4) -> set[int]:
-    words = _WORD.findall(text.lower())
-    if len(words) < n:
-        return {hash(" ".join(words))}
-    return {hash(" ".join(words[i : i + n])) for i in range(len(words) - n + 1)}
-
-
-def _jaccard(a: set[int], b: set[int]) -> float:
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-

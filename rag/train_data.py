@@ -25,10 +25,10 @@ import numpy as np
 
 from .answer import candidate_sentences
 from .chunk import chunk_documents
+from .dates import parse_date
 from .index import bm25_text
-from .ingest import normalize_date
+from .lexical import bm25_tokens
 from .metrics import contains_answer
-from .retrieve import bm25_tokens
 from .types import Chunk, Document, Hit
 
 PASSAGES = 10  # the answer step reads the sentences of the top 10 passages (api.RERANK_DEPTH)
@@ -46,7 +46,7 @@ def _year_starts(rows: list[dict]) -> dict[str, int]:
     """Line where each year's weeks begin: the first article whose date reaches that year."""
     starts, running = {}, ""
     for i, r in enumerate(rows):
-        d = normalize_date(str(r.get("date") or ""))[:4]
+        d = parse_date(str(r.get("date") or ""))[:4]
         if d > running:
             running = d
             starts.setdefault(d, i)
@@ -68,7 +68,7 @@ def load_years(dataset_dirs: list[Path], years: set[str] | None = None) -> dict[
             if years and y not in years:
                 continue
             docs = [Document(doc_id=str(r["id"]), text=r["text"], title=r.get("title", ""),
-                             date=normalize_date(str(r.get("date") or "")), url=r.get("url", ""))
+                             date=parse_date(str(r.get("date") or "")), url=r.get("url", ""))
                     for r in rows[bounds[i]: bounds[i + 1]] if r.get("text", "").strip()]
             qs = [q for q in questions if q["date"][:4] == y]
             data = out.setdefault(y, YearData(y, [], []))

@@ -17,6 +17,9 @@ class Document:
     url: str = ""
     path: str = ""  # file the document came from
     line: int = 0  # line number within a JSONL file, 0 otherwise
+    # PDF only: character offsets in ``text`` where page 2, 3, ... start (page 1 starts at 0);
+    # empty for other formats and for a one-page PDF.
+    pages: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Chunk:
     date: str = ""
     source: str = ""
     url: str = ""
+    page: int = 0  # the page of a paged document (PDF) where the chunk starts; 0 when not paged
 
 
 @dataclass
@@ -60,6 +64,23 @@ class Citation:
     text: str
     score: float
     url: str = ""
+    page: int = 0  # the page of a PDF where the passage starts; 0 when not paged
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        if not self.page:
+            del out["page"]
+        return out
+
+
+@dataclass
+class Evidence:
+    """A sentence the answer quotes: from passage [n], characters start-end of the article ``doc_id``."""
+
+    n: int
+    doc_id: str
+    start: int
+    end: int
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,27 +98,28 @@ class Answer:
     confidence: float = 0.0
     standalone_question: str = ""
     retrieved: list[Hit] = field(default_factory=list)  # every ranked passage, best first
-    evidence: list[tuple[str, int]] = field(default_factory=list)  # (doc_id, start) of the answer sentences
+    evidence: list[Evidence] = field(default_factory=list)  # the answer's sentences ([] when it abstains)
     llm_tokens: int = 0  # tokens (stream chunks) the LLM generated
     llm: str = "none"  # the answer backend asked for; "none" is the extractive answer
     warnings: list[str] = field(default_factory=list)  # why the LLM answer was not used, and other notes
     invalid_citations: list[int] = field(default_factory=list)  # [n] markers removed: no such passage
     ungrounded: bool = False  # an LLM answer that cites no passage
     extractive_answer: str = ""  # the extractive answer, kept beside an LLM answer
-    recent_to: str = ""  # a time-sensitive question: articles near this day (ISO) were favoured
+    reference_day: str = ""  # a question about "now": articles dated near this day (ISO) were favoured
 
     def to_dict(self) -> dict:
         """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for,
-        ``recent_to`` only for a time-sensitive question."""
+        ``reference_day`` only for a question about "now"."""
         out = {
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
             "citations": [c.to_dict() for c in self.citations],
+            "evidence": [e.to_dict() for e in self.evidence],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},
         }
-        if self.recent_to:
-            out["recent_to"] = self.recent_to
+        if self.reference_day:
+            out["reference_day"] = self.reference_day
         if self.llm != "none":
             out.update(llm=self.llm, warnings=list(self.warnings), invalid_citations=list(self.invalid_citations),
                        ungrounded=self.ungrounded, extractive_answer=self.extractive_answer)

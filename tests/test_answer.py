@@ -8,8 +8,9 @@ import pytest
 from conftest import FakeEmbedder
 
 from rag import Answer, Citation, Conversation, Filters, QuestionError, Rag
-from rag.answer import NOT_FOUND, Sentence, answer_type, compose, focus_phrase, match_tokens, score_sentences
-from rag.api import Turn
+from rag.answer import NOT_FOUND, Sentence, answer_type, compose, focus_phrase, score_sentences
+from rag.followup import Turn
+from rag.lexical import match_tokens
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 NONSENSE = "zzzz qqqq xxxx?"
@@ -62,8 +63,19 @@ def test_answer_cites_numbered_passages_and_markers_point_at_them(fake_rag, tmp_
 
 def test_answer_to_dict_has_the_documented_keys(fake_rag):
     d = fake_rag.ask(QUESTION).to_dict()
-    assert set(d) == {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert set(d) == {"question", "answer", "abstained", "citations", "evidence", "timings_ms"}
     assert set(d["citations"][0]) >= {"n", "doc_id", "title", "date", "source", "start", "end", "text", "score"}
+
+
+def test_evidence_gives_each_answer_sentence_span_in_its_article(fake_rag):
+    answer = fake_rag.ask(QUESTION)
+    assert answer.evidence and not answer.abstained
+    for e in answer.evidence:
+        text = fake_rag.document(e.doc_id)["text"]
+        sentence = text[e.start:e.end]
+        assert sentence and sentence in answer.answer  # the quoted sentence is exactly that span
+        cited = answer.citations[e.n - 1]
+        assert cited.doc_id == e.doc_id and cited.start <= e.start < e.end <= cited.end
 
 
 def test_question_with_no_overlap_abstains(fake_rag):

@@ -161,8 +161,8 @@ def test_unknown_model_is_a_one_line_error(run_cli, tmp_path):
 def test_bad_date_is_a_one_line_error(run_cli, tmp_path):
     proc = run_cli("ask", QUESTION, "--since", "last tuesday", "--index-dir", str(tmp_path / "idx"))
     assert_one_line_error(proc, "--since", "YYYY-MM-DD")
-    proc = run_cli("ask", QUESTION, "--as-of", "soon", "--index-dir", str(tmp_path / "idx"))
-    assert_one_line_error(proc, "--as-of", "YYYY-MM-DD")
+    proc = run_cli("ask", QUESTION, "--reference-day", "soon", "--index-dir", str(tmp_path / "idx"))
+    assert_one_line_error(proc, "--reference-day", "not a date", "YYYY-MM-DD")
 
 
 @pytest.mark.parametrize("args", [["ask", QUESTION, "--bogus"], ["frobnicate"], [], ["ask"], ["ask", "q", "-k", "x"]])

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import rag.index
-from rag import IndexError_, Rag, Settings
+from rag import Rag, RagIndexError, Settings
 from rag.chunk import chunk_document
 from rag.index import current_generation, read_manifest
 from rag.ingest import read_corpus
@@ -112,7 +112,7 @@ def test_stats_without_an_index(fake_settings):
 
 
 def test_searching_without_an_index_says_how_to_build_one(fake_settings):
-    with pytest.raises(IndexError_, match="rag index"):
+    with pytest.raises(RagIndexError, match="rag index"):
         Rag(fake_settings).search("anything")
 
 
@@ -246,7 +246,7 @@ def test_a_second_writer_is_refused(fake_rag):
     with open(index_dir / ".lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         (fake_rag.settings.corpus_paths[0] / "extra.txt").write_text(OLD)
-        with pytest.raises(IndexError_, match="another process is indexing"):
+        with pytest.raises(RagIndexError, match="another process is indexing"):
             fake_rag.index()
     assert fake_rag.index().added == ["extra"]
 
@@ -254,7 +254,7 @@ def test_a_second_writer_is_refused(fake_rag):
 def test_a_damaged_index_is_reported_not_crashed(fake_rag):
     gen = fake_rag.settings.index_path / current(fake_rag.settings.index_path)
     (gen / "dense.faiss").write_bytes(b"garbage")
-    with pytest.raises(IndexError_, match="damaged"):
+    with pytest.raises(RagIndexError, match="damaged"):
         Rag(fake_rag.settings).search("Iran")
 
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from rag import QuestionError, Rag, Settings
+from rag.dates import day_number, recency_bonus, time_sensitive
 from rag.evaluate import load_questions
-from rag.retrieve import RECENCY_WEIGHT, day_number, recency_bonus, time_sensitive
+from rag.tuning import RECENCY_WEIGHT
 
 FLOODS = [
     {"id": "flood-2020", "title": "River bursts its banks", "date": "2020-03-02",
@@ -71,35 +72,35 @@ def _first(answer) -> str:
 
 
 def test_the_day_asked_decides_which_article_comes_first(flood_rag):
-    early = flood_rag.ask(NOW_QUESTION, as_of="2020-03-05")
-    late = flood_rag.ask(NOW_QUESTION, as_of="2023-06-14")
-    assert (_first(early), early.recent_to) == ("flood-2020", "2020-03-05")
-    assert (_first(late), late.recent_to) == ("flood-2023", "2023-06-14")
+    early = flood_rag.ask(NOW_QUESTION, reference_day="2020-03-05")
+    late = flood_rag.ask(NOW_QUESTION, reference_day="2023-06-14")
+    assert (_first(early), early.reference_day) == ("flood-2020", "2020-03-05")
+    assert (_first(late), late.reference_day) == ("flood-2023", "2023-06-14")
     scores = {c.doc_id: c.score for c in early.citations}
     assert scores["flood-2020"] - scores["flood-2023"] > 0.2  # the bonus, not a tie-break
 
 
 def test_without_a_day_the_newest_article_is_now(flood_rag):
     answer = flood_rag.ask(NOW_QUESTION)
-    assert (_first(answer), answer.recent_to) == ("flood-2023", "2023-06-12")
-    assert answer.to_dict()["recent_to"] == "2023-06-12"
+    assert (_first(answer), answer.reference_day) == ("flood-2023", "2023-06-12")
+    assert answer.to_dict()["reference_day"] == "2023-06-12"
 
 
 def test_a_question_not_about_now_is_ranked_without_dates(flood_rag):
-    ranked = [flood_rag.ask(PLAIN_QUESTION, as_of=day) for day in ("2020-03-05", "2023-06-14", "")]
-    assert all(a.recent_to == "" for a in ranked)
+    ranked = [flood_rag.ask(PLAIN_QUESTION, reference_day=day) for day in ("2020-03-05", "2023-06-14", "")]
+    assert all(a.reference_day == "" for a in ranked)
     assert len({tuple((c.doc_id, c.score) for c in a.citations) for a in ranked}) == 1
-    assert "recent_to" not in ranked[0].to_dict()
+    assert "reference_day" not in ranked[0].to_dict()
 
 
 def test_search_takes_the_day_too(flood_rag):
-    assert flood_rag.search(NOW_QUESTION, k=1, as_of="2020-03-01")[0].chunk.doc_id == "flood-2020"
-    assert flood_rag.search(NOW_QUESTION, k=1, as_of="2023-06-01")[0].chunk.doc_id == "flood-2023"
+    assert flood_rag.search(NOW_QUESTION, k=1, reference_day="2020-03-01")[0].chunk.doc_id == "flood-2020"
+    assert flood_rag.search(NOW_QUESTION, k=1, reference_day="2023-06-01")[0].chunk.doc_id == "flood-2023"
 
 
 def test_a_bad_day_is_a_clear_error(flood_rag):
     with pytest.raises(QuestionError, match="YYYY-MM-DD"):
-        flood_rag.ask(NOW_QUESTION, as_of="last tuesday")
+        flood_rag.ask(NOW_QUESTION, reference_day="last tuesday")
 
 
 def test_eval_takes_each_questions_date_as_the_day_asked(tmp_path: Path):
@@ -109,7 +110,7 @@ def test_eval_takes_each_questions_date_as_the_day_asked(tmp_path: Path):
             {"id": "c", "question": NOW_QUESTION, "answers": ["Kelby"], "date": "soon"}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     questions, skipped = load_questions(path)
-    assert [(q["id"], q["as_of"]) for q in questions] == [("a", "2023-06-14"), ("b", "")]
+    assert [(q["id"], q["asked_on"]) for q in questions] == [("a", "2023-06-14"), ("b", "")]
     assert len(skipped) == 1 and skipped[0].line == 3 and "soon" in skipped[0].reason
     questions, skipped = load_questions(path, use_dates=False)
-    assert [q["as_of"] for q in questions] == ["", "", ""] and not skipped
+    assert [q["asked_on"] for q in questions] == ["", "", ""] and not skipped

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Filters, Rag, RagError
-from rag.retrieve import bm25_tokens
+from rag.lexical import bm25_tokens
 
 QUERY = "Araghchi offered to mediate between Kabul and Islamabad"
 RETRIEVERS = ["hybrid", "dense", "bm25"]

@@ -1,0 +1,67 @@
+"""Search filters: a date range and source names, checked once when they are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .dates import FORMATS_HELP, parse_date
+from .errors import QuestionError
+
+
+class FilterError(QuestionError):
+    """A filter value that cannot be used; ``option`` names it ("since", "until", "sources")."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option, self.problem = option, problem
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Articles dated from ``since`` to ``until`` (inclusive) whose source contains one of ``sources``.
+
+    Dates may be ISO days or partial (``2023-05``, ``2023``: ``since`` takes the first day,
+    ``until`` the last); they are stored as ISO days. A date that cannot be read raises
+    ``FilterError``. Source names match case-insensitively as substrings, literally
+    (``%`` and ``_`` are plain characters). Empty fields mean no filter.
+    """
+
+    since: str = ""
+    until: str = ""
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "since", _date("since", self.since, end=False))
+        object.__setattr__(self, "until", _date("until", self.until, end=True))
+        raw = (self.sources,) if isinstance(self.sources, str) else tuple(self.sources or ())
+        object.__setattr__(self, "sources", tuple(dict.fromkeys(s.strip() for s in raw if s and s.strip())))
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.sources)
+
+    @property
+    def impossible(self) -> bool:
+        """True when the date range is empty (``since`` after ``until``)."""
+        return bool(self.since and self.until and self.since > self.until)
+
+    def describe(self) -> str:
+        """The filters in words: "since 2024-01-01, source contains 'BBC'"."""
+        parts = []
+        if self.since:
+            parts.append(f"since {self.since}")
+        if self.until:
+            parts.append(f"until {self.until}")
+        if self.sources:
+            parts.append("source contains " + " or ".join(repr(s) for s in self.sources))
+        return ", ".join(parts)
+
+
+def _date(option: str, value: object, end: bool) -> str:
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise FilterError(option, f"not a date: {value!r} (use {FORMATS_HELP})")
+    day = parse_date(value, end=end)
+    if not day:
+        raise FilterError(option, f"not a date: {value.strip()!r} (use {FORMATS_HELP})")
+    return day

@@ -1,0 +1,138 @@
+"""Lexical matching: words, stems, stopwords, British/American spelling, BM25 and IDF.
+
+One tokenizer serves both sides: BM25 indexes passages with ``bm25_tokens`` and scores
+queries with it; the answer step matches a question with a sentence through
+``match_sequence`` (the same stems after mapping British spellings to American ones).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+WORD = re.compile(r"(?u)\b\w\w+\b")
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Callable[[str], str]:
+    try:
+        import Stemmer
+
+        return Stemmer.Stemmer("english").stemWord
+    except ImportError:
+        return lambda w: w
+
+
+@lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of two or more characters."""
+    return WORD.findall(text.lower())
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased, stemmed words without English stopwords."""
+    stem, stop = _stemmer(), stopwords()
+    return [stem(w) for w in words(text) if w not in stop]
+
+
+# British spellings mapped to American ones before matching a question to a sentence, so
+# "defence minister" finds "Defense Minister" (news archives mix both). Both sides go
+# through the same mapping, so a word it mangles ("promise" -> "promize") still matches itself.
+_UK_US = [
+    (re.compile(r"\b(\w{3,})is(e|es|ed|ing|ation|ations)\b"), r"\1iz\2"),
+    (re.compile(r"\b(\w{2,})ys(e|es|ed|ing)\b"), r"\1yz\2"),  # analyse, paralyse
+    (re.compile(r"\b(de|of)fence(s)?\b"), r"\1fense\2"),
+    (re.compile(r"\blicence(s)?\b"), r"license\1"),
+    (re.compile(r"\b(col|fav|hon|lab|neighb|behavi|harb|rum|arm|vig|hum|flav|sav|endeav)our"), r"\1or"),
+    (re.compile(r"\b(cent|theat|met|lit|fib)re(s|d)?\b"), r"\1er\2"),
+    (re.compile(r"\bprogramme(s)?\b"), r"program\1"),
+    (re.compile(r"\b(travel|cancel|model|label|fuel|signal|counsel|total|level|channel)l(ed|ing|er|ers)\b"), r"\1\2"),
+    (re.compile(r"\bgrey\b"), "gray"),
+    (re.compile(r"\bsceptic"), "skeptic"),
+    (re.compile(r"\bjudgement"), "judgment"),
+]
+
+
+def american(text: str) -> str:
+    """``text`` lower-cased with British spellings mapped to American ones."""
+    low = text.lower()
+    for pattern, repl in _UK_US:
+        low = pattern.sub(repl, low)
+    return low
+
+
+def match_sequence(text: str) -> list[str]:
+    """The stems used to match a question with a sentence (BM25 tokens, American spelling)."""
+    return bm25_tokens(american(text))
+
+
+def match_tokens(text: str) -> set[str]:
+    return set(match_sequence(text))
+
+
+# ---------------------------------------------------------------- BM25 on disk
+
+
+def build_bm25(texts: list[str], folder: Path) -> None:
+    """A bm25s index of ``texts`` (row i = chunk id i) saved in ``folder``."""
+    import bm25s
+
+    retriever = bm25s.BM25()
+    corpus_tokens = [bm25_tokens(t) or ["<empty>"] for t in texts]
+    if corpus_tokens:
+        retriever.index(corpus_tokens, show_progress=False)
+    retriever.save(str(folder))
+
+
+def load_bm25(folder: Path):
+    import bm25s
+
+    return bm25s.BM25.load(str(folder), mmap=False)
+
+
+def make_idf(n_docs: int, df_lookup: Callable[[str], int]) -> Callable[[str], float]:
+    """An IDF function from a document-frequency lookup; unseen words count as rare."""
+
+    def idf(term: str) -> float:
+        df = df_lookup(term)
+        return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+
+    return idf
+
+
+def bm25_idf(bm25) -> Callable[[str], float]:
+    """IDF over a loaded bm25s index's vocabulary (document = chunk)."""
+    indptr, vocab = bm25.scores["indptr"], bm25.vocab_dict
+    n = int(bm25.scores["num_docs"])
+
+    def df(term: str) -> int:
+        i = vocab.get(term)
+        return 0 if i is None else int(indptr[i + 1] - indptr[i])
+
+    return make_idf(n, df)
+
+
+# ---------------------------------------------------------------- near-duplicates
+
+
+def shingles(text: str, n: int = 4) -> set[int]:
+    """Hashes of the text's ``n``-word runs, for near-duplicate tests."""
+    ws = words(text)
+    if len(ws) < n:
+        return {hash(" ".join(ws))}
+    return {hash(" ".join(ws[i : i + n])) for i in range(len(ws) - n + 1)}
+
+
+def jaccard(a: set[int], b: set[int]) -> float:
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
