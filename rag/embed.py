@@ -93,13 +93,18 @@ def resolve_model_path(name: str) -> Path:
     )
 
 
-def bf16_supported() -> bool:
-    """True when the CPU has native bfloat16 matrix units (AMX or AVX-512 BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+def bf16_supported(cpuinfo: str | None = None) -> bool:
+    """True when the CPU has native bfloat16 matrix units (AMX or AVX-512 BF16).
+
+    ``cpuinfo`` is the text of /proc/cpuinfo (read when not given).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 class SentenceTransformerEmbedder:
@@ -262,11 +267,18 @@ class NumpyBertEncoder:
             return None
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length vectors for ``texts``, run as one padded batch."""
-        ids, mask, types = pad_encodings(self.tok.encode_batch(texts))
-        pooled = mean_pool(self.hidden(ids, mask, types), mask)
-        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return (pooled / norms).astype(np.float32)
+        """Unit-length vectors for ``texts`` (each truncated to the model's maximum length).
+
+        Texts of similar length share a padded batch; a long question is not run together
+        with short sentences, which would pad each of them to its length.
+        """
+        encs = self.tok.encode_batch(texts)
+        out = np.zeros((len(texts), self._p("embeddings.word_embeddings.weight").shape[1]), np.float32)
+        for idx in length_batches([len(e.ids) for e in encs]):
+            ids, mask, types = pad_encodings([encs[i] for i in idx])
+            pooled = mean_pool(self.hidden(ids, mask, types), mask)
+            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return out
 
     def hidden(self, ids: np.ndarray, mask: np.ndarray, types: np.ndarray) -> np.ndarray:
         """The last layer's hidden states, (batch, tokens, dim), for padded token ids."""
@@ -280,14 +292,17 @@ class NumpyBertEncoder:
         bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
+            # Contiguous copies: numpy multiplies strided stacks of matrices without BLAS, which
+            # made one 256-token question take seconds (a 25 x 256-token batch took 21 s).
             q, k, v = (
-                self._lin(x, p + f"attention.self.{name}").reshape(b, n, self.heads, hd).transpose(0, 2, 1, 3)
+                np.ascontiguousarray(
+                    self._lin(x, p + f"attention.self.{name}").reshape(b, n, self.heads, hd).transpose(0, 2, 1, 3))
                 for name in ("query", "key", "value")
             )
-            att = q @ k.transpose(0, 1, 3, 2) * np.float32(1.0 / np.sqrt(hd)) + bias
+            att = q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) * np.float32(1.0 / np.sqrt(hd)) + bias
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
-            ctx = (att @ v).transpose(0, 2, 1, 3).reshape(b, n, d)
+            ctx = np.ascontiguousarray((att @ v).transpose(0, 2, 1, 3)).reshape(b, n, d)
             x = _layer_norm(x + self._lin(ctx, p + "attention.output.dense"),
                             self._p(p + "attention.output.LayerNorm.weight"),
                             self._p(p + "attention.output.LayerNorm.bias"), self.eps)
@@ -304,6 +319,18 @@ class NumpyBertEncoder:
         if wt is None:  # transposed once, contiguous, so matmul runs as one BLAS gemm
             wt = self._wt[name] = np.ascontiguousarray(self._p(name + ".weight").T)
         return (x.reshape(-1, x.shape[-1]) @ wt + self._p(name + ".bias")).reshape(*x.shape[:-1], wt.shape[1])
+
+
+def length_batches(lengths: list[int], max_tokens: int = 2048) -> list[list[int]]:
+    """Indices grouped by length so that each padded batch holds at most ``max_tokens`` tokens."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and lengths[i] * (len(batches[-1]) + 1) <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def mean_pool(x: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -138,12 +138,13 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
     s["abstention_precision"] = round(true_abst / len(abstained), 4) if abstained and unans else None
     s["abstention_recall"] = round(true_abst / len(unans), 4) if unans else None
     s["false_abstention_rate"] = round(sum(r["abstained"] for r in scored) / len(scored), 4) if scored else None
-    total = sum(r["metrics"]["citations_total"] for r in rows)
-    s["citation_validity"] = round(sum(r["metrics"]["citations_valid"] for r in rows) / total, 4) if total else None
     lat = [r["latency_ms"] for r in rows]
     llm_rows = [r for r in rows if r.get("llm", "none") != "none"]
     if llm_rows:
         s["llm"] = llm_rows[0]["llm"]
+        # Only an LLM can cite a passage that is not there: extractive markers are valid by construction.
+        total = sum(r["metrics"]["citations_total"] for r in llm_rows)
+        s["citation_validity"] = round(sum(r["metrics"]["citations_valid"] for r in llm_rows) / total, 4) if total else None
         s["llm_fallbacks"] = sum(1 for r in llm_rows if r["answer"] == r["extractive_answer"] and r["warnings"])
         s["ungrounded_rate"] = round(sum(r["ungrounded"] for r in llm_rows) / len(llm_rows), 4)
         gen_s = sum(r.get("generate_ms", 0.0) for r in llm_rows) / 1000

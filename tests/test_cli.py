@@ -244,3 +244,18 @@ def test_eval_writes_results_summary_and_plot(run_cli, index_dir, tmp_path):
     assert summary["abstention_recall"] == 1.0
     assert {p.name for p in out.iterdir()} >= {"results.jsonl", "summary.json", "summary.md", "recall_at_k.png"}
     assert (out / "recall_at_k.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_reader_that_goes_away_is_not_an_error(index_dir):
+    """``rag ask ... | head``: the pipe closes before the answer is written; exit 0, nothing on stderr."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, clean_env
+
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "ask", QUESTION, "--index-dir", index_dir],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=clean_env())
+    proc.stdout.close()  # like `head` exiting before the answer comes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "Error" not in err and "Exception ignored" not in err, err

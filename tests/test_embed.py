@@ -60,8 +60,16 @@ def test_bundled_model_resolves_to_a_local_folder():
     assert resolve_model_path("sentence-transformers/all-MiniLM-L6-v2") == path
 
 
-def test_bf16_supported_is_a_bool():
-    assert isinstance(rag.embed.bf16_supported(), bool)
+@pytest.mark.parametrize("flags,expected", [
+    ("fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni", True),  # AMD EPYC (Zen 4)
+    ("fpu sse2 avx512f amx_bf16 amx_tile amx_int8", True),  # Intel Sapphire Rapids
+    ("fpu sse2 avx2 avx512f avx512_vnni", False),
+    ("fpu sse2 avx2 xavx512_bf16x", False),  # a flag that only contains the name
+])
+def test_bf16_support_is_read_from_the_cpu_flags(flags, expected):
+    cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n"
+    assert rag.embed.bf16_supported(cpuinfo) is expected
+    assert rag.embed.bf16_supported("") is False
 
 
 # ---------------------------------------------------------------- real model

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rag import MissingExtraError, Rag, UnknownModelError
+from rag import Rag, UnknownModelError
 from rag.config import Settings
-from rag.llm import available, get_llm
+from rag.llm import LLMError, available, get_llm
 from rag.llm.check import check_answer
 from rag.llm.prompt import ABSTAIN, SYSTEM, build_messages, fit_passages, passage_block
 from rag.types import Citation
@@ -32,7 +34,11 @@ class FakeChatServer:
         self.reply = "Iran offered to mediate [1]."
         self.status = 200
         self.delay = 0.0  # seconds to stall before answering
-        self.stall_after_first = 0.0  # seconds to stall after the first streamed chunk
+        self.stall_after_first = 0.0  # seconds to stall after the first streamed chunk (or half the body)
+        self.cut_after_first = False  # promise a longer body, then hang up after the first chunk (or half)
+        self.events: list[bytes] | None = None  # raw server-sent event lines streamed instead of the reply
+        self.body: tuple[int, str, bytes] | None = None  # (status, content type, body) sent instead of the reply
+        self.models: set[str] | None = None  # the model names it knows (404 for others); None: any
         self.requests: list[dict] = []
         server = self
 
@@ -44,7 +50,12 @@ class FakeChatServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                 time.sleep(server.delay)
-                if server.status != 200:
+                if server.models is not None and body.get("model") not in server.models:
+                    err = {"error": {"message": f"model {body.get('model')!r} not found", "type": "not_found_error"}}
+                    self._send(404, "application/json", json.dumps(err).encode())
+                elif server.body is not None:
+                    self._send(*server.body)
+                elif server.status != 200:
                     self._send(server.status, "application/json", b'{"error": {"message": "boom"}}')
                 elif body.get("stream"):
                     self._stream(server.reply)
@@ -55,18 +66,33 @@ class FakeChatServer:
             def _send(self, status: int, ctype: str, data: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", str(len(data) + (100000 if server.cut_after_first else 0)))
                 self.end_headers()
+                if server.cut_after_first or server.stall_after_first:
+                    half = len(data) // 2
+                    self.wfile.write(data[:half])
+                    self.wfile.flush()
+                    if server.cut_after_first:
+                        return
+                    time.sleep(server.stall_after_first)
+                    data = data[half:]
                 self.wfile.write(data)
 
             def _stream(self, reply: str) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                if server.cut_after_first:
+                    self.send_header("Content-Length", "100000")
                 self.end_headers()
+                if server.events is not None:
+                    self.wfile.write(b"".join(server.events))
+                    return
                 for i, word in enumerate(re.findall(r"\S+\s*", reply)):
                     chunk = {"choices": [{"index": 0, "delta": {"content": word}}]}
                     self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                     self.wfile.flush()
+                    if i == 0 and server.cut_after_first:
+                        return  # the connection closes short of the promised length
                     if i == 0 and server.stall_after_first:
                         time.sleep(server.stall_after_first)
                 self.wfile.write(b": keep-alive comment\n\ndata: [DONE]\n\n")
@@ -95,6 +121,12 @@ def llm_rag(base: Rag, server: FakeChatServer, **changes) -> Rag:
     return Rag(base.settings.with_(**{"llm": "openai", "llm_url": server.url, "llm_timeout": 5.0, **changes}))
 
 
+def backend_reply(server: FakeChatServer, timeout: float = 5.0, **settings) -> list[str]:
+    """The chunks the openai backend streams from ``server`` for a one-message chat."""
+    backend = get_llm("openai", Settings(llm="openai", llm_url=server.url, **settings))
+    return list(backend.stream([{"role": "user", "content": QUESTION}], 32, timeout))
+
+
 # ---------------------------------------------------------------- registry and settings
 
 
@@ -117,14 +149,13 @@ def test_llm_settings_come_from_the_environment(monkeypatch):
     assert Settings().llm == "none" and Settings().llm_max_tokens == 256
 
 
-def test_llamacpp_without_the_extra_names_it(monkeypatch):
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        with pytest.raises(MissingExtraError, match="'llm' extra"):
-            get_llm("llamacpp", Settings())
-    else:
-        pytest.skip("llama-cpp-python is installed")
+def test_llamacpp_without_the_extra_names_it():
+    # CI installs the extra, so hide it in a fresh interpreter: a None entry makes "import llama_cpp" fail.
+    code = ("import sys; sys.modules['llama_cpp'] = None\n"
+            "from rag import MissingExtraError, Settings\nfrom rag.llm import get_llm\n"
+            "try:\n    get_llm('llamacpp', Settings())\nexcept MissingExtraError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("llama-cpp-python is not installed: install the 'llm' extra"), out.stderr
 
 
 # ---------------------------------------------------------------- answers through the server
@@ -157,7 +188,7 @@ def test_non_streaming_mode(fake_rag, server):
 def test_llm_none_keeps_the_extractive_answer_and_json_keys(fake_rag, server):
     answer = llm_rag(fake_rag, server).ask(QUESTION, llm="none")
     assert server.requests == []
-    assert set(answer.to_dict()) == {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert set(answer.to_dict()) == {"question", "answer", "abstained", "citations", "evidence", "timings_ms"}
     assert answer.answer == fake_rag.ask(QUESTION).answer
 
 
@@ -166,6 +197,7 @@ def test_http_500_warns_and_keeps_the_extractive_answer(fake_rag, server):
     answer = llm_rag(fake_rag, server).ask(QUESTION)
     assert answer.answer == fake_rag.ask(QUESTION).answer == answer.extractive_answer
     assert len(answer.warnings) == 1 and "HTTP 500" in answer.warnings[0] and "boom" in answer.warnings[0]
+    assert server.url in answer.warnings[0] and len(server.requests) == 1  # no retries
 
 
 def test_server_down_warns_and_keeps_the_extractive_answer(fake_rag, server):
@@ -174,22 +206,97 @@ def test_server_down_warns_and_keeps_the_extractive_answer(fake_rag, server):
     server.httpd.server_close()
     answer = Rag(fake_rag.settings.with_(llm="openai", llm_url=url, llm_timeout=2.0)).ask(QUESTION)
     assert answer.answer == answer.extractive_answer and answer.answer
-    assert "cannot reach" in answer.warnings[0]
+    assert "cannot reach" in answer.warnings[0] and url in answer.warnings[0]
+    assert "refused" in answer.warnings[0]  # the reason, from the operating system
 
 
 @pytest.mark.parametrize("where", ["before the reply", "mid-stream"])
 def test_stalled_server_times_out_with_a_warning(fake_rag, server, where):
     if where == "before the reply":
-        server.delay = 3.0
+        server.delay = 20.0
     else:
-        server.stall_after_first = 3.0
+        server.stall_after_first = 20.0
     r = llm_rag(fake_rag, server, llm_timeout=0.5)
+    r.llm_backend("openai")  # the SDK's import is not part of the wait
     t0 = time.perf_counter()
     answer = r.ask(QUESTION)
     elapsed = time.perf_counter() - t0
-    assert elapsed < 2.5, elapsed
+    assert elapsed < 10, elapsed  # given up long before the server would have gone on
     assert answer.answer == answer.extractive_answer
-    assert "sent nothing for 0.5s" in answer.warnings[0]
+    assert "sent nothing for 0.5s" in answer.warnings[0] and server.url in answer.warnings[0]
+    assert len(server.requests) == 1  # no retries, each of which would wait again
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_plain_reply_that_stalls_halfway_times_out(server, status):
+    """The body of a JSON reply (or of an error) to a streamed request is read outside the SDK's own mapping."""
+    server.body = (status, "application/json", b'{"choices": [{"message": {"content": "Iran [1]."}}]}')
+    server.stall_after_first = 20.0
+    with pytest.raises(LLMError, match=r"sent nothing for 0\.5s"):
+        backend_reply(server, timeout=0.5)
+
+
+def test_unknown_model_is_named_with_the_servers_message(server):
+    server.models = {"qwen"}
+    assert "".join(backend_reply(server, llm_model="qwen")) == server.reply
+    with pytest.raises(LLMError) as err:
+        backend_reply(server, llm_model="gpt-17")
+    msg = str(err.value)
+    assert server.url in msg and "does not know model 'gpt-17'" in msg and "HTTP 404" in msg
+    assert "model 'gpt-17' not found" in msg and "RAG_LLM_MODEL" in msg
+
+
+def test_no_model_name_sends_none_and_a_server_that_needs_one_says_so(server):
+    assert "".join(backend_reply(server)) == server.reply and "model" not in server.requests[-1]["body"]
+    server.body = (400, "application/json", b'{"error": {"message": "model is required"}}')
+    with pytest.raises(LLMError, match=r"needs a model name \(HTTP 400 Bad Request: model is required\)"):
+        backend_reply(server)
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_a_server_that_ignores_the_stream_flag_still_answers(server, streaming):
+    msg = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Iran [1]."}}]}
+    server.body = (200, "application/json", json.dumps(msg).encode())
+    assert backend_reply(server, llm_stream=streaming) == ["Iran [1]."]
+
+
+def test_environment_neither_proxies_the_request_nor_lends_it_a_key(server, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: a proxy that is not there
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert "".join(backend_reply(server)) == server.reply
+    assert server.requests[-1]["auth"] == "Bearer not-needed"  # the SDK needs a key; local servers ignore it
+
+
+@pytest.mark.parametrize("script, expected", [
+    ({"events": [b'data: {"choices": [{"delta": {"content": "a"}}]}\n\n', b"data: {oops\n\n"]},
+     "did not answer with JSON: '{oops'"),
+    ({"events": [b'data: {"error": {"message": "out of memory"}}\n\n']}, "reported an error: out of memory"),
+    ({"events": [b"data: [1, 2]\n\n"]}, "answered with unexpected JSON"),
+    ({"events": [b'data: {"choices": [{"delta": {"content": "\xff"}}]}\n\n']}, "not UTF-8"),
+    ({"cut_after_first": True}, "broke off its reply"),
+    ({"cut_after_first": True, "body": (200, "application/json", b'{"choices": []}')}, "broke off its reply"),
+    ({"cut_after_first": True, "body": (500, "application/json", b'{"error": {}}')}, "broke off its reply"),
+    ({"body": (200, "text/html", b"<html>hello</html>")}, "did not answer with JSON"),
+    ({"body": (200, "application/json", b"{nope")}, "did not answer with JSON"),
+    ({"body": (200, "application/json", b'{"id": "x"}')}, "answered without choices[0].message.content"),
+    ({"body": (200, "application/json", b'{"error": {"message": "loading"}}')}, "reported an error: loading"),
+    ({"body": (502, "text/html", b"<html>Bad gateway</html>")}, "HTTP 502 Bad Gateway: <html>Bad gateway</html>"),
+    ({"body": (401, "application/json", b'{"error": {"message": "bad key"}}')}, "HTTP 401 Unauthorized: bad key"),
+], ids=["event-not-json", "error-event", "event-not-object", "not-utf8", "cut-off", "cut-off-json",
+        "cut-off-error", "html", "bad-json",
+        "no-choices", "error-body", "http-502", "http-401"])
+def test_malformed_or_failed_replies_are_llm_errors_naming_the_url(server, script, expected):
+    for name, value in script.items():
+        setattr(server, name, value)
+    with pytest.raises(LLMError) as err:
+        backend_reply(server)
+    assert server.url in str(err.value) and expected in str(err.value)
+    chained = err.value.__cause__ or (None if err.value.__suppress_context__ else err.value.__context__)
+    assert chained is None  # no SDK exception or traceback attached
 
 
 def test_invalid_citation_is_removed_and_reported(fake_rag, server):

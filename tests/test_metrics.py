@@ -90,9 +90,12 @@ def test_summary_on_a_hand_made_case():
     assert s["abstention_precision"] == 0.5
     assert s["abstention_recall"] == 0.5
     assert s["false_abstention_rate"] == pytest.approx(1 / 3, abs=1e-4)
-    # markers: 1+2+0+0+1 = 4, valid 1+1+1 = 3
-    assert s["citation_validity"] == 0.75
+    assert "citation_validity" not in s  # extractive markers cannot point at a missing passage
     assert s["latency_ms_p50"] == 10.0
+    # The same rows answered by an LLM: markers 1+2+0+0+1 = 4, valid 1+1+1 = 3
+    for r in rows:
+        r.update(llm="openai", answer="x", extractive_answer="y", warnings=[], ungrounded=False)
+    assert summarize(rows, [1, 5])["citation_validity"] == 0.75
 
 
 def test_load_questions_skips_bad_lines(tmp_path: Path):
