@@ -26,12 +26,12 @@ class Settings:
     corpus: tuple[str, ...] = ()  # files or folders; empty means the shipped corpus/
     index_dir: str = ""  # empty means a folder under the user cache named after the corpus
     model: str = DEFAULT_MODEL  # index: sentence-transformers model name or path
-    chunk_tokens: int = 96  # index: target chunk size in cl100k tokens (tuned, docs/measurements.md)
-    chunk_overlap: int = 16  # index: tokens repeated from the previous chunk (tuned, docs/measurements.md)
+    chunk_tokens: int = 96  # index: target chunk size in cl100k tokens (tuned, docs/experiments.md)
+    chunk_overlap: int = 16  # index: tokens repeated from the previous chunk (tuned, docs/experiments.md)
     title_in_embedding: bool = False  # index: embed "title\ntext"; measured no gain, 15% slower
     dtype: str = "auto"  # auto | float32 | bfloat16 (embedding precision)
     batch_size: int = 32
-    ann_threshold: int = 100_000  # chunks above which HNSW replaces exact search (recall 0.998, docs/measurements.md)
+    ann_threshold: int = 100_000  # chunks above which HNSW replaces exact search (recall 0.998, docs/experiments.md)
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion

@@ -80,7 +80,7 @@ class HybridRetriever:
     RRF picks the candidate pool robustly without comparing raw scores. Within the
     pool, a convex mix of the dense cosine and the max-normalised BM25 score ranks
     the passages; on the seed questions this lifted the top passage's answer rate
-    from 65% to 84% (docs/measurements.md). Given a ``reference_day`` (the day a
+    from 65% to 84% (docs/experiments.md). Given a ``reference_day`` (the day a
     question about "now" refers to), articles dated near it gain a bonus. Near-duplicates
     are then collapsed.
     """

@@ -1,6 +1,6 @@
 """Every tuned weight and threshold, in one place, with where it was measured.
 
-Figures: docs/measurements.md (retrieval, hand-written scorer) and docs/reader.md (the
+Figures: docs/experiments.md (retrieval, hand-written scorer) and docs/reader.md (the
 learned reader). Change one here and re-run ``python -m rag eval`` on a held-out set.
 """
 
@@ -20,7 +20,7 @@ MAX_CANDIDATES = 24  # sentences the hand-written scorer embeds
 READER_CANDIDATES = 24  # sentences the learned reader scores (docs/reader.md)
 POOL_TOP_PASSAGE_BONUS = 0.3  # lexical pool: every sentence of the top passage is a candidate
 POOL_RANK_PENALTY = 0.02  # lexical pool: per passage rank
-# The hand-written scorer: a weighted sum of these features (docs/measurements.md).
+# The hand-written scorer: a weighted sum of these features (docs/experiments.md).
 DENSE_SENTENCE_WEIGHT = 0.55
 LEXICAL_WEIGHT = 0.35
 PHRASE_WEIGHT = 0.2  # the question's word pairs side by side
@@ -32,7 +32,7 @@ RANK_PENALTY = 0.01  # per passage rank
 RUNNER_UP_RATIO = 0.8  # a second sentence joins the answer when it scores this share of the best
 
 # ---------------------------------------------------------------- abstention
-HAND_THRESHOLD = 0.42  # the hand-written scorer's (calibrated on seed + RealTime QA, docs/measurements.md)
+HAND_THRESHOLD = 0.42  # the hand-written scorer's (calibrated on seed + RealTime QA, docs/experiments.md)
 READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated threshold
 
 # ---------------------------------------------------------------- questions

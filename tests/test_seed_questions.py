@@ -44,9 +44,8 @@ def test_seed_questions_file_is_well_formed():
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="BELOW TARGET: the passage shown first ([1]) holds the answer for 32/37 (0.86) well-posed seed "
-    "questions with 96-token chunks (0.91 with 192-token chunks, which lose 1-5 points of answer recall "
-    "at 1,024 tokens on RealTime QA); the target is 0.97. Misses put the answer in the next chunk.",
+    reason="BELOW TARGET: the passage shown first ([1]) holds the answer for 34/37 (0.92) well-posed seed "
+    "questions (README, 'Key figures'); the target is 0.97. The misses have the answer in another chunk.",
     strict=True,
 )
 def test_top_passage_contains_the_answer(real_rag):
