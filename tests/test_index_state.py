@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 from pathlib import Path
@@ -96,8 +97,7 @@ def test_an_index_dir_that_is_a_file_is_reported_before_the_corpus_is_read(fake_
         Rag(nested).index()
 
 
-@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
-                    reason="root may write anywhere")
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_an_unwritable_index_dir_is_reported_before_the_corpus_is_read(fake_settings, tmp_path, monkeypatch):
     monkeypatch.setattr(rag.index, "read_corpus", _must_not_run)
     parent = tmp_path / "ro"
