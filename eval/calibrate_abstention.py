@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rag import Rag, Settings  # noqa: E402
-from rag.metrics import contains_answer  # noqa: E402
+from rag import Rag, Settings
+from rag.metrics import contains_answer
 
 
 def main() -> None:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rag import Rag, Settings  # noqa: E402
-from rag.chunk import count_tokens, truncate_tokens  # noqa: E402
-from rag.metrics import answer_recall_at_tokens, contains_answer  # noqa: E402
+from rag import Rag, Settings
+from rag.chunk import count_tokens, truncate_tokens
+from rag.metrics import answer_recall_at_tokens, contains_answer
 
 DEPTH = 40
 
@@ -43,7 +40,7 @@ def langchain_baseline(corpus: Path, questions: list[dict], rag: Rag) -> dict[st
     import faiss
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag.retrieve import bm25_tokens
+    from rag.lexical import bm25_tokens
 
     splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
     texts = []
