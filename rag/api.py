@@ -184,9 +184,10 @@ class Rag:
             return self._index
 
     def _close_index(self) -> None:
-        if self._index is not None:
-            self._index.close()
-            self._index = None
+        # Dropped, not closed: a question answered in another thread may still be reading it.
+        # Its files stay readable after the writer deletes them, and the connection closes
+        # when the last reference goes.
+        self._index = None
 
     def warm(self) -> None:
         """Load everything a query touches, for a long-running process."""

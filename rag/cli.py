@@ -180,7 +180,7 @@ def _summary(report) -> str:
     if report.skipped:
         parts.append(f"{len(report.skipped)} inputs skipped")
     if report.warnings:
-        parts.append(f"{len(report.warnings)} warnings")
+        parts.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}")
     return f"Indexed {report.index_dir}: " + "; ".join(parts) + f" ({report.seconds:.1f}s)"
 
 

@@ -56,8 +56,11 @@ def test_ask_json_prints_one_object_whose_citations_are_exact_spans(run_cli, ind
     proc = run_cli("ask", QUESTION, "--json", "-k", "3", "--index-dir", index_dir)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # one JSON object and nothing else on stdout
-    assert set(out) == {"question", "answer", "abstained", "citations", "timings_ms"}
+    assert set(out) == {"question", "answer", "abstained", "citations", "evidence", "timings_ms"}
     assert out["question"] == QUESTION and out["abstained"] is False
+    text = (DEFAULT_CORPUS / "004_f1ed5df54c6c908a.txt").read_text(encoding="utf-8")
+    quoted = [text[e["start"]:e["end"]] for e in out["evidence"]]
+    assert quoted and all(q in out["answer"] for q in quoted)  # each evidence span is a quoted sentence
     assert "Iran" in out["answer"] and "Araghchi" in out["answer"]
     assert [c["n"] for c in out["citations"]] == [1, 2, 3]
     assert out["citations"][0]["doc_id"] == "004_f1ed5df54c6c908a"
@@ -193,8 +196,10 @@ def test_index_warns_about_a_bad_file_and_indexes_the_rest(run_cli, tmp_path):
     corpus.mkdir()
     (corpus / "good.txt").write_text("The harbour of Port Ellen reopened on Tuesday after the storm.\n")
     (corpus / "second.md").write_text("---\ntitle: Ferries\ndate: 2023/01/05\n---\nFerry services resumed.\n")
-    bad = corpus / "menu.txt"
-    bad.write_bytes(b"Menu\ncaf\xe9 au lait\n")
+    legacy = corpus / "menu.txt"
+    legacy.write_bytes("Menu\nThe café served “hot” chocolate all week.\n".encode("cp1252"))
+    bad = corpus / "photo.txt"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01")
     empty = corpus / "empty.txt"
     empty.write_bytes(b"")
     index_dir = tmp_path / "idx"
@@ -202,18 +207,20 @@ def test_index_warns_about_a_bad_file_and_indexes_the_rest(run_cli, tmp_path):
     proc = run_cli("index", str(corpus), "--index-dir", str(index_dir))
 
     assert proc.returncode == 0, proc.stderr
-    assert f"warning: skipped {bad}:2: not valid UTF-8" in proc.stderr
+    assert f"warning: {legacy}: not UTF-8; read as cp1252" in proc.stderr  # decoded and kept
+    assert f"warning: skipped {bad}: binary file" in proc.stderr
     assert f"warning: skipped {empty}: empty file" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "2 documents" in proc.stdout and "2 inputs skipped" in proc.stdout
+    assert "3 documents" in proc.stdout and "2 inputs skipped" in proc.stdout and re.search(r"\b1 warning\b(?!s)", proc.stdout)
     assert (index_dir / "CURRENT").is_file()
 
     again = run_cli("index", str(corpus), "--index-dir", str(index_dir), "--json")
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
-    assert report["changed"] is False and report["embedded"] == 0 and report["documents"] == 2
-    assert {(s["path"], s["line"]) for s in report["skipped"]} == {(str(bad), 2), (str(empty), 0)}
-    assert f"warning: skipped {bad}:2" in again.stderr
+    assert report["changed"] is False and report["embedded"] == 0 and report["documents"] == 3
+    assert {(s["path"], s["line"]) for s in report["skipped"]} == {(str(bad), 0), (str(empty), 0)}
+    assert [w["path"] for w in report["warnings"]] == [str(legacy)]
+    assert f"warning: skipped {bad}" in again.stderr
 
     ask = run_cli(
         "ask", "When did the harbour reopen?", "--json", "--corpus", str(corpus), "--index-dir", str(index_dir)

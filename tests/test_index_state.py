@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import rag.index
-from rag import Rag, RagIndexError
+from rag import Filters, Rag, RagIndexError
 from rag.cli import main
 from rag.index import current_generation
 
@@ -132,3 +132,12 @@ def test_a_pdf_passage_is_cited_with_its_page(fake_settings, tmp_corpus):
     assert cited.page == 2 and "Kelby reservoir" in cited.text
     assert answer.citations[0].page == 2  # the passage that answers
     assert answer.to_dict()["citations"][answer.citations.index(cited)]["page"] == 2
+
+
+def test_a_question_in_flight_keeps_reading_the_index_an_update_replaced(fake_rag, tmp_corpus):
+    in_flight = fake_rag.reader  # what a question answered in another thread holds
+    _touch_corpus(tmp_corpus)
+    fake_rag.index()
+    assert fake_rag.reader is not in_flight
+    assert in_flight.chunks([0])[0].text  # not "Cannot operate on a closed database"
+    assert in_flight.allowed_ids(Filters(since="2019-01-01")) is not None

@@ -1,4 +1,5 @@
-"""The browser chat, driven in headless Chromium against the real model and a copy of the corpus.
+"""The browser chat: its handlers without a browser (fake model), and the page in headless Chromium
+(real model, a copy of the corpus).
 
 Set UI_SCREENSHOT=docs/screenshot.png to save the page answering the Kabul question.
 """
@@ -12,12 +13,16 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+import rag.llm
+from rag import Answer, Citation, Evidence, FilterError, Rag
 from rag.config import DEFAULT_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,9 +33,21 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
 
-if str(REPO) not in sys.path:  # ui/ is not an installed package: import it from the checkout
-    sys.path.insert(0, str(REPO))
-from ui.app import _emphasise, parse_filters, safe_name, save_uploads, sources_html  # noqa: E402
+from ui import handlers  # noqa: E402
+from ui.handlers import (  # noqa: E402
+    EMPTY_HINT,
+    answer_markdown,
+    escape_text,
+    parse_filters,
+    passage_in_context,
+    prepare_index,
+    respond,
+    safe_name,
+    save_uploads,
+    source_choices,
+    sources_html,
+    upload,
+)
 
 try:
     from playwright import sync_api
@@ -38,13 +55,408 @@ try:
 except ImportError:
     sync_api = None
 
-browser_test = pytest.mark.slow(pytest.mark.browser)
+
+
+def browser_test(test):
+    """Drives the page in Chromium with the real model: marked ``browser`` and ``slow``."""
+    return pytest.mark.slow(pytest.mark.browser(test))
+
+
+KABUL = "Who offered to mediate between Kabul and Islamabad?"
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def article(folder: Path, name: str, source: str, title: str, body: str, date: str = "2025-12-01") -> Path:
+    path = folder / name
+    path.write_text(f"---\nsource: {source}\ndate: {date}\n---\n{title}\n\n{body}\n", encoding="utf-8")
+    return path
+
+
+class RequestRecorder:
+    """An HTTP server on 127.0.0.1 that records the path of every request it gets."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                recorder.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/gif")
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.end_headers()
+                self.wfile.write(b"GIF89a")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hostile_sentence(port: int) -> str:
+    """An answer sentence full of markup that would make a browser fetch from ``port``."""
+    return (f'The harbour master Ilse Dornan opened the Brekka canal <img src="http://127.0.0.1:{port}/html-img"> '
+            f'with ![x](http://127.0.0.1:{port}/md-img) and <script>new Image().src="http://127.0.0.1:{port}/js"'
+            "</script> **bold** on Tuesday.")
+
+
+# ---------------------------------------------------------------- 1. the public API only
+
+
+def test_the_ui_has_its_own_entry_point_without_the_cli():
+    for path in (REPO / "ui").glob("*.py"):
+        code = path.read_text()
+        assert "sys.path" not in code and "rag.cli" not in code, path
+    probe = ("import sys, ui.app; assert 'rag.cli' not in sys.modules, 'rag.cli imported'; "
+             "import ui.handlers; print('ok')")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO / "tests")
+    assert out.stdout.strip() == "ok", out.stderr
+    out = subprocess.run([sys.executable, str(REPO / "ui" / "app.py"), "--help"], capture_output=True, text=True,
+                         cwd=REPO / "tests", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--port" in out.stdout and "--corpus" in out.stdout and "--index-dir" in out.stdout
+
+
+# ---------------------------------------------------------------- 2. the handlers need no page
+
+
+def test_the_handlers_work_without_gradio():
+    code = "import sys, ui.handlers; print('gradio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "tests")
+    assert out.stdout.strip() == "False", out.stderr
+
+
+# ---------------------------------------------------------------- 3. filters from the library
+
+
+def test_filters_are_the_library_s_with_its_messages():
+    import ui.app
+
+    assert not hasattr(handlers, "parse_date") and not hasattr(ui.app, "parse_date")
+    f = parse_filters(" 2019-01 ", "2019", " Anadolu ")
+    assert (f.since, f.until, f.sources) == ("2019-01-01", "2019-12-31", ("Anadolu",))
+    assert parse_filters("", "", "") == handlers.Filters()
+    with pytest.raises(FilterError, match=r"since: not a date: 'yesterday' \(use YYYY-MM-DD, YYYY-MM or YYYY\)"):
+        parse_filters("yesterday", "", "")
+
+
+def test_a_bad_date_is_answered_with_the_filter_error_and_the_question_kept(fake_rag):
+    (reply,) = list(respond(fake_rag, KABUL, [], None, 5, "", "2019-13-45", "", "none", ""))
+    assert "until: not a date" in html.unescape(reply.history[-1]["content"])
+    assert reply.question == KABUL  # to fix the date and ask again
+
+
+def test_filters_that_match_nothing_say_so(fake_rag):
+    (reply,) = list(respond(fake_rag, KABUL, [], None, 5, "", "", "No Such Paper", "none", ""))
+    assert "No article matches the filters" in html.unescape(reply.history[-1]["content"])
+
+
+def test_the_source_dropdown_offers_every_source_and_follows_uploads(fake_settings, tmp_corpus, tmp_path):
+    for i in range(12):  # more than the ten most common
+        article(tmp_corpus, f"s{i}.txt", f"Paper {i:02d}", f"Story {i}", f"Paper number {i} reports on the harvest.")
+    r = Rag(fake_settings)
+    r.index()
+    names = [value for _, value in source_choices(r)]
+    assert names[0] == "" and {f"Paper {i:02d}" for i in range(12)} <= set(names)
+    assert ("Paper 03 (1 article)", "Paper 03") in source_choices(r)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    upload(r, [str(article(incoming, "new.txt", "Zorbia Herald", "Grain", "A grain deal was signed."))], [])
+    assert "Zorbia Herald" in [value for _, value in source_choices(r)]
+
+
+# ---------------------------------------------------------------- 4. shown when ready, streamed for real
+
+
+def test_an_extractive_answer_is_shown_at_once(fake_rag, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda s: pytest.fail("no artificial delay"))
+    replies = list(respond(fake_rag, KABUL, [], None, 5, "", "", "", "none (extractive)", ""))
+    assert len(replies) == 1  # one update: the whole answer
+    (reply,) = replies
+    answer = reply.conversation.turns[-1].answer  # the conversation remembers the turn
+    text = html.unescape(reply.history[-1]["content"])
+    assert "click [n] to open its source" in text and "[[1]](#src-1)" in text
+    assert answer.answer.split(" [")[0] in text
+    assert reply.sources and 'id="src-1"' in reply.sources and reply.question == ""
+
+
+class GatedLLM:
+    """A backend that streams its reply a token at a time, waiting for the test between tokens."""
+
+    name, context = "gated", 2048
+
+    def __init__(self) -> None:
+        self.tokens = ["Iran ", "offered ", "to mediate ", "[1]."]
+        self.go = [threading.Event() for _ in self.tokens]
+
+    def stream(self, messages, max_tokens, timeout):
+        for tok, go in zip(self.tokens, self.go):
+            assert go.wait(30), "the test did not release the token"
+            yield tok
+
+
+def test_an_llm_answer_streams_each_token_as_it_is_generated(fake_rag, monkeypatch):
+    llm = GatedLLM()
+    monkeypatch.setattr(rag.llm, "_REGISTRY", {**rag.llm._REGISTRY, "gated": lambda settings: llm})
+    replies = respond(fake_rag, KABUL, [], None, 5, "", "", "", "gated", "")
+    assert next(replies).history[-1]["content"] == "…"  # the question at once, the answer to come
+    shown = []
+    for go in llm.go:
+        go.set()  # one more token generated: it is shown before the next one exists
+        shown.append(html.unescape(next(replies).history[-1]["content"]))
+    assert shown[0] == "Iran  …" and shown[2] == "Iran offered to mediate  …"
+    final = list(replies)[-1]
+    assert "[[1]](#src-1)" in final.history[-1]["content"] and final.sources
+
+
+# ---------------------------------------------------------------- 5. article text is inert
+
+
+def test_escaped_text_has_no_markup_left():
+    hostile = '<img src="http://x/a"> ![x](http://x/b) [l](http://x/c) **b** _i_ # h `c` &amp; \\ | ~'
+    out = escape_text(hostile)
+    assert not re.search(r"[<>\[\]()!*_#`&\\|~\"']", out.replace("&#", "").replace(";", ""))
+    assert html.unescape(out) == hostile  # the reader sees the characters as written
+
+
+def test_the_answer_keeps_only_our_citation_links():
+    out = answer_markdown("Evil ![x](http://x/i) <b>bold</b> [2] and [9] [1]", n_citations=2)
+    assert out.count("](#src-") == 2 and "[[2]](#src-2)" in out and "[[1]](#src-1)" in out
+    assert "<b>" not in out and "![" not in out and "[9]" not in out
+    assert html.unescape(out.replace("[[2]](#src-2)", "[2]").replace("[[1]](#src-1)", "[1]")) == (
+        "Evil ![x](http://x/i) <b>bold</b> [2] and [9] [1]")
+
+
+def test_article_markup_in_an_answer_is_escaped_in_the_bubble_and_the_panel(fake_settings, tmp_corpus):
+    article(tmp_corpus, "brekka.txt", "Quarvish Post", "Brekka canal opens", hostile_sentence(9))
+    r = Rag(fake_settings)
+    r.index()
+    (reply,) = list(respond(r, "Who opened the Brekka canal on Tuesday?", [], None, 5, "", "", "", "none", ""))
+    bubble = reply.history[-1]["content"]
+    assert "Ilse Dornan" in bubble
+    for live in ("<img", "<script", "![", "](http", "**bold"):  # the bubble renders Markdown and HTML
+        assert live not in bubble, live
+    for live in ("<img", "<script"):  # the panel renders HTML only
+        assert live not in reply.sources, live
+    assert "&#60;img" in bubble and "&lt;img src=&quot;http://127.0.0.1:9/html-img&quot;&gt;" in reply.sources
+    assert reply.history[0]["content"] == escape_text("Who opened the Brekka canal on Tuesday?")
+
+
+def test_sources_escape_titles_and_mark_the_span(fake_rag):
+    answer = fake_rag.ask(KABUL)
+    c = answer.citations[0]
+    c.title = "<script>alert(1)</script>"
+    out = sources_html(fake_rag, answer)
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert out.count("<mark>") == len(answer.citations)
+    assert f'id="src-{c.n}"' in out
+
+
+def test_sources_put_the_answer_sentences_in_bold_from_the_evidence(fake_rag):
+    answer = fake_rag.ask(KABUL)
+    assert not answer.abstained and answer.evidence
+    out = sources_html(fake_rag, answer)
+    bold = [html.unescape(b) for b in re.findall(r'<strong class="answer">(.*?)</strong>', out, re.S)]
+    for e in answer.evidence:
+        sentence = fake_rag.document(e.doc_id)["text"][e.start:e.end]
+        assert sentence in bold and sentence in answer.answer  # the sentence the answer quotes
+    for m in re.finditer(r'<strong class="answer">', out):  # each inside its passage's <mark>
+        assert out.rfind("<mark>", 0, m.start()) > out.rfind("</mark>", 0, m.start())
+
+
+def test_passage_in_context_escapes_and_bolds_only_inside_the_window():
+    article_text = "Intro words here. A <b> x. Second sentence & more. Outro."
+    start = article_text.index("A <b>")
+    end = article_text.index(" Outro")
+    out = passage_in_context(article_text, start, end, article_text[start:end],
+                             [(article_text.index("Second"), end), (500, 600)])
+    assert out == ('Intro words here. <mark>A &lt;b&gt; x. <strong class="answer">Second sentence &amp; more.'
+                   "</strong></mark> Outro.")
+    stale = passage_in_context("changed", 3, 8, "a<b>c", [])  # the article changed: the passage alone
+    assert stale == "<mark>a&lt;b&gt;c</mark>"
+
+
+# ---------------------------------------------------------------- 6. what a new user found
+
+
+def test_an_empty_question_adds_no_empty_bubble(fake_rag):
+    before = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    (reply,) = list(respond(fake_rag, "   ", before, None))
+    assert reply.history == before + [{"role": "assistant", "content": EMPTY_HINT}]
+    (again,) = list(respond(fake_rag, "", reply.history, None))
+    assert again.history == reply.history  # the hint once, and never an empty user bubble
+    as_sent_back = before + [{"role": "assistant", "content": [{"type": "text", "text": EMPTY_HINT}]}]
+    (again,) = list(respond(fake_rag, "", as_sent_back, None))  # Gradio 6 returns content as parts
+    assert again.history == as_sent_back
+    assert not [m for m in again.history if m["role"] == "user" and not m["content"].strip()]
+
+
+def test_an_upload_is_its_own_message_naming_each_file(fake_rag, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    good = article(incoming, "report.txt", "Zorbia Herald", "Grain deal",
+                   "The Zorbian ambassador Pelle Varga announced a grain deal in Tallinn.")
+    (incoming / "notes.exe").write_bytes(b"MZ")
+    (incoming / "blank.txt").write_text("   \n")
+    (incoming / "many.jsonl").write_text('{"id": "m1", "text": "First Zorbian story about barley."}\n'
+                                         '{"id": "m2", "text": "Second Zorbian story about oats."}\nnot json\n')
+    previous = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "the previous answer"}]
+    history = upload(fake_rag, [str(good), str(incoming / "notes.exe"), str(incoming / "blank.txt"),
+                                str(incoming / "many.jsonl")], previous)
+    assert history[:2] == previous and len(history) == 3  # the answer untouched; one new message
+    text = html.unescape(history[-1]["content"])
+    assert "Added report.txt (saved as uploads/report.txt): 1 document indexed" in text
+    assert "Added many.jsonl (saved as uploads/many.jsonl): 2 documents indexed" in text
+    assert re.search(r"line 3: skipped: .*json", text, re.I)
+    assert "notes.exe: not accepted" in text
+    assert "blank.txt (saved as uploads/blank.txt) could not be read: empty file" in text
+    assert "you can ask about them" in text
+    again = upload(fake_rag, [str(good)], history)  # the same bytes again
+    assert "report.txt: already in the corpus" in html.unescape(again[-1]["content"])
+    assert upload(fake_rag, [], again) == again and upload(fake_rag, None, again) == again
+
+
+def test_save_uploads_sanitises_rejects_and_never_overwrites(fake_rag, tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "a b.txt").write_text("first")
+    (incoming / "evil.exe").write_text("x")
+    (incoming / "paper.pdf").write_bytes(b"%PDF-1.4")
+    (incoming / "memo.docx").write_bytes(b"PK")
+    got = save_uploads(fake_rag, [str(incoming / n) for n in ("a b.txt", "evil.exe", "paper.pdf", "memo.docx")])
+    assert [u.saved.name if u.saved else None for u in got] == ["a_b.txt", None, "paper.pdf", "memo.docx"]
+    assert got[0].saved.parent == fake_rag.settings.corpus_paths[0] / "uploads"
+    assert got[1].problem.startswith("not accepted") and ".pdf" in got[1].problem and ".docx" in got[1].problem
+    (dup,) = save_uploads(fake_rag, [str(incoming / "a b.txt")])  # same bytes again: nothing new
+    assert (dup.saved, dup.problem) == (None, "already in the corpus")
+    (incoming / "a b.txt").write_text("second")
+    (new,) = save_uploads(fake_rag, [str(incoming / "a b.txt")])  # different bytes: a new name
+    assert new.saved.name == "a_b-1.txt" and (new.saved.parent / "a_b.txt").read_text() == "first"
+
+
+def test_safe_name_keeps_uploads_inside_the_folder():
+    assert safe_name("../../etc/passwd") == "passwd"
+    assert safe_name("..\\..\\evil.txt") == "evil.txt"
+    assert safe_name(".hidden.txt") == "hidden.txt"
+    assert safe_name("zorbia news!.txt") == "zorbia_news_.txt"
+    assert safe_name("") == "upload"
+
+
+def _citation(rag_: Rag, doc_id: str, n: int, start: int, end: int, page: int = 0) -> Citation:
+    doc = rag_.document(doc_id)
+    return Citation(n=n, doc_id=doc_id, title=doc["title"], date=doc["date"], source=doc["source"], start=start,
+                    end=end, text=doc["text"][start:end], score=1.0 / n, page=page)
+
+
+def test_sources_show_no_score_and_tell_passages_of_one_article_apart(fake_rag):
+    first = fake_rag.ask(KABUL).citations[0].doc_id
+    other = next(c.doc_id for c in fake_rag.ask("Taliban talks in Tehran").citations if c.doc_id != first)
+    answer = Answer(question="q", answer="x [1] y [3]", abstained=False, citations=[
+        _citation(fake_rag, first, 1, 400, 600), _citation(fake_rag, other, 2, 0, 100, page=3),
+        _citation(fake_rag, first, 3, 0, 200)], evidence=[Evidence(1, first, 420, 480)])
+    out = sources_html(fake_rag, answer)
+    assert "score" not in out.lower() and "0.5" not in out
+    summaries = re.findall(r"<summary>(.*?)</summary>", out)
+    assert "passage 2 of 2 cited from this article" in summaries[0]  # [1] is the later part of the article
+    assert "passage 1 of 2 cited from this article" in summaries[2]
+    assert "cited from" not in summaries[1]
+    metas = re.findall(r'<div class="meta">(.*?)</div>', out)
+    assert "characters 400–600" in metas[0] and "page 3" in metas[1] and "characters 0–200" in metas[2]
+
+
+# ---------------------------------------------------------------- 7. a stale index does not hold up the page
+
+
+def test_a_stale_index_answers_at_once_and_is_updated_in_the_background(fake_rag, tmp_corpus):
+    article(tmp_corpus, "late.txt", "Zorbia Herald", "Late news", "Pelle Varga announced a grain deal in Tallinn.")
+    r = Rag(fake_rag.settings)
+    assert r.index_state().state == "stale"
+    release, real_index = threading.Event(), r.index
+
+    def slow_index(**kwargs):
+        assert release.wait(30)
+        return real_index(**kwargs)
+
+    r.index = slow_index
+    logged: list[str] = []
+    thread = prepare_index(r, logged.append)
+    assert thread is not None and thread.is_alive()  # returned while the update runs
+    assert any("updated in the background" in m for m in logged)
+    assert not r.ask(KABUL).abstained  # the live index answers meanwhile
+    release.set()
+    thread.join(60)
+    assert r.index_state().state == "current" and any("up to date" in m for m in logged)
+    assert prepare_index(r, logged.append) is None
+
+
+def test_without_a_usable_index_it_is_built_before_serving(fake_settings):
+    r = Rag(fake_settings)
+    assert r.index_state().state == "missing"
+    assert prepare_index(r, lambda m: None) is None
+    assert r.index_state().state == "current"
+
+
+def test_serve_returns_at_once_over_a_stale_index(fake_rag, tmp_corpus):
+    from ui.app import serve
+
+    article(tmp_corpus, "late.txt", "Zorbia Herald", "Late news", "Pelle Varga announced a grain deal in Tallinn.")
+    logged: list[str] = []
+    port = _free_port()
+    demo = serve(fake_rag.settings, port=port, log=logged.append, block=False)
+    try:
+        assert any("updated in the background" in m for m in logged)
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).status == 200
+        deadline = time.monotonic() + 60
+        while Rag(fake_rag.settings).index_state().state != "current":
+            assert time.monotonic() < deadline, logged
+            time.sleep(0.2)
+    finally:
+        demo.close()
+
+
+# ---------------------------------------------------------------- 8. a question too long
+
+
+def test_a_question_over_the_limit_gets_the_library_message(fake_rag):
+    question = "why" * 800
+    (reply,) = list(respond(fake_rag, question, [], None))
+    text = html.unescape(reply.history[-1]["content"])
+    assert "the question is 2,400 characters long; the limit is 2,000" in text
+    assert reply.question == question and len(reply.history) == 2
+
+
+def test_the_reference_day_is_checked_by_the_library(fake_rag):
+    (reply,) = list(respond(fake_rag, "What did Iran recently discuss with the Taliban?", [], None,
+                            reference_day="last week"))
+    assert "reference day: not a date: 'last week'" in html.unescape(reply.history[-1]["content"])
+    (reply,) = list(respond(fake_rag, "What did Iran recently discuss with the Taliban?", [], None,
+                            reference_day="2018-12-05"))
+    assert "articles dated near 2018-12-05 come first" in reply.history[-1]["content"].replace("&#45;", "-")
+
+
+def test_auth_from_env(monkeypatch):
+    monkeypatch.delenv("RAG_UI_AUTH", raising=False)
+    assert handlers.auth_from_env() is None
+    monkeypatch.setenv("RAG_UI_AUTH", "ann:secret:x")
+    assert handlers.auth_from_env() == ("ann", "secret:x")
+    monkeypatch.setenv("RAG_UI_AUTH", "ann")
+    with pytest.raises(handlers.RagError, match="user:password"):
+        handlers.auth_from_env()
+
+
+# ---------------------------------------------------------------- in the browser
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +529,13 @@ def last_bot_message(page):
     return page.locator("#chat .message-row.bot-row").last
 
 
+def upload_files(page, *paths: Path) -> None:
+    accordion = page.get_by_text("Add articles")
+    if not page.locator("#upload input[type=file]").count():
+        accordion.click()
+    page.locator("#upload input[type=file]").set_input_files([str(p) for p in paths])
+
+
 @browser_test
 def test_kabul_question_answers_iran_and_citation_opens_highlighted_span(page):
     page.locator("#example").click()  # the example question offered on first load
@@ -129,9 +548,11 @@ def test_kabul_question_answers_iran_and_citation_opens_highlighted_span(page):
     mark = page.locator("#src-1 mark")
     expect(mark).to_be_visible()
     expect(mark).to_contain_text(re.compile("Araghchi|mediate"))
+    expect(page.locator("#src-1 strong.answer").first).to_be_visible()  # the answer's sentence
     expect(page.locator("#src-1 summary")).to_contain_text("Iran Offers to Mediate")
     expect(page.locator("#src-1 .meta")).to_contain_text("2025-11-09")
-    expect(page.locator("#sources")).to_contain_text("score")
+    expect(page.locator("#src-1 .meta")).to_contain_text("characters")
+    expect(page.locator("#sources")).not_to_contain_text("score")
 
     shot = os.environ.get("UI_SCREENSHOT")
     if shot:
@@ -139,18 +560,58 @@ def test_kabul_question_answers_iran_and_citation_opens_highlighted_span(page):
 
 
 @browser_test
+def test_article_markup_fetches_nothing_and_shows_as_text(page, tmp_path):
+    recorder = RequestRecorder()
+    try:
+        probe = f"http://127.0.0.1:{recorder.port}/probe"  # the recorder hears what the page fetches
+        page.evaluate("u => fetch(u, {mode: 'no-cors'})", probe)
+        deadline = time.monotonic() + 10
+        while "/probe" not in recorder.paths and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert recorder.paths == ["/probe"]
+        recorder.paths.clear()
+
+        doc = article(tmp_path, "brekka.txt", "Quarvish Post", "Brekka canal opens", hostile_sentence(recorder.port))
+        upload_files(page, doc)
+        expect(last_bot_message(page)).to_contain_text("Added brekka.txt", timeout=120_000)
+        ask(page, "Who opened the Brekka canal on Tuesday?")
+        answer = last_bot_message(page)
+        expect(answer).to_contain_text("click [n] to open its source", timeout=60_000)
+        expect(answer).to_contain_text("Ilse Dornan")
+        expect(answer).to_contain_text(f'<img src="http://127.0.0.1:{recorder.port}/html-img">')
+        expect(answer).to_contain_text(f"![x](http://127.0.0.1:{recorder.port}/md-img)")
+        expect(answer).to_contain_text("<script>")
+        expect(answer).to_contain_text("**bold**")
+        number = answer.locator('a[href*="#src-"]').first
+        number.click()
+        n = number.get_attribute("href").split("#src-")[1]
+        source = page.locator(f"#src-{n}")
+        expect(source.locator("strong.answer")).to_contain_text("<img src=")
+        expect(source).to_contain_text("![x](http://127.0.0.1:")
+        expect(source).to_contain_text("<script>")
+        time.sleep(1.5)  # anything the page was going to fetch, it has asked for by now
+        assert page.locator(f'img[src*=":{recorder.port}/"]').count() == 0
+        assert recorder.paths == []
+    finally:
+        recorder.close()
+
+
+@browser_test
 def test_uploaded_article_can_be_asked_about_at_once(page, tmp_path):
-    article = tmp_path / "zorbia news!.txt"  # a name to sanitise
-    article.write_text("---\nsource: Zorbia Herald\ndate: 2025-12-01\n---\nZorbia signs grain deal\n\n"
-                       "The Zorbian ambassador Pelle Varga announced a grain deal in "
-                       "Tallinn. The agreement covers wheat exports for three years.\n", encoding="utf-8")
-    page.get_by_text("Add articles").click()
-    page.locator("#upload input[type=file]").set_input_files(str(article))
-    expect(last_bot_message(page)).to_contain_text("Added 1 file", timeout=120_000)
+    doc = article(tmp_path, "zorbia news!.txt", "Zorbia Herald", "Zorbia signs grain deal",  # a name to sanitise
+                  "The Zorbian ambassador Pelle Varga announced a grain deal in "
+                  "Tallinn. The agreement covers wheat exports for three years.")
+    before = page.locator("#chat .message-row").count()
+    upload_files(page, doc)
+    message = last_bot_message(page)
+    expect(message).to_contain_text(  # the name as the browser sent it, and as saved
+        re.compile(r"Added zorbia news!?\.txt \(saved as uploads/zorbia_news_?\.txt\): 1 document indexed"),
+        timeout=120_000)
+    assert page.locator("#chat .message-row").count() == before + 1  # its own message
 
     page.get_by_text("Search settings").click()  # the new article's source is offered as a filter
     page.locator("#source input").click()
-    expect(page.get_by_role("option", name="Zorbia Herald")).to_be_visible(timeout=10_000)
+    expect(page.get_by_role("option", name=re.compile("Zorbia Herald"))).to_be_visible(timeout=10_000)
     page.keyboard.press("Escape")
 
     ask(page, "Who announced a grain deal in Tallinn?")
@@ -160,93 +621,95 @@ def test_uploaded_article_can_be_asked_about_at_once(page, tmp_path):
 
 
 @browser_test
-def test_empty_question_gets_a_message_and_the_page_stays_up(page):
+def test_a_rejected_upload_is_explained_and_leaves_no_error_badge(page, tmp_path):
+    bad = tmp_path / "tool.exe"
+    bad.write_bytes(b"MZ not an article")
+    upload_files(page, bad)
+    expect(last_bot_message(page)).to_contain_text("tool.exe: not accepted", timeout=60_000)
+    upload_box = page.locator("#upload")
+    expect(upload_box).not_to_contain_text("Error", timeout=5_000)
+    expect(upload_box).not_to_contain_text("tool.exe")  # cleared, ready for the next file
+    expect(page.locator("#upload input[type=file]")).to_have_count(1)
+
+
+@browser_test
+def test_a_file_over_the_size_limit_is_refused_and_leaves_no_error_badge(page, tmp_path):
+    big = tmp_path / "huge.txt"
+    with big.open("wb") as f:
+        f.truncate(handlers.MAX_UPLOAD_BYTES + 1)
+    upload_files(page, big)
+    expect(page.get_by_text(re.compile("exceed the maximum allowed size"))).to_be_visible(timeout=30_000)
+    expect(page.locator("#upload")).not_to_contain_text("Error", timeout=5_000)
+    expect(page.locator("#upload input[type=file]")).to_have_count(1)
+
+
+@browser_test
+def test_copy_gives_the_text_as_shown(browser, app_url):
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    try:
+        pg = context.new_page()
+        pg.goto(app_url)
+        ask(pg, KABUL)
+        answer = last_bot_message(pg)
+        expect(answer).to_contain_text("click [n] to open its source", timeout=60_000)
+        answer.hover()
+        pg.locator('#chat button[title="Copy message"]').last.click()
+        copied = pg.evaluate("navigator.clipboard.readText()")
+        assert "Iran" in copied and "&#" not in copied and "](#src-" not in copied
+        assert copied == answer.locator(".message-content").inner_text().strip()
+    finally:
+        context.close()
+
+
+@browser_test
+def test_empty_question_gets_a_hint_without_an_empty_bubble_and_the_page_stays_up(page):
     page.locator("#ask").click()
     expect(last_bot_message(page)).to_contain_text("Please type a question", timeout=30_000)
-    ask(page, "Who offered to mediate between Kabul and Islamabad?")
+    expect(page.locator("#chat .message-row.user-row")).to_have_count(0)
+    page.locator("#question textarea").fill("   ")
+    page.locator("#question textarea").press("Enter")
+    page.locator("#ask").click()
+    time.sleep(1)
+    expect(page.locator("#chat .message-row")).to_have_count(1)  # the hint once, nothing else
+    ask(page, KABUL)
     expect(last_bot_message(page)).to_contain_text("Iran", timeout=60_000)
+    expect(page.locator("#chat .message-row.user-row")).to_have_count(1)
+
+
+@browser_test
+def test_new_conversation_clears_the_chat_and_the_sources(page):
+    ask(page, KABUL)
+    expect(last_bot_message(page)).to_contain_text("click [n] to open its source", timeout=60_000)
+    expect(page.locator("#src-1")).to_have_count(1)
+    page.locator("#new").click()
+    expect(page.locator("#chat .message-row")).to_have_count(0, timeout=10_000)
+    expect(page.locator("#sources")).to_contain_text("Sources appear here after a question")
 
 
 @browser_test
 def test_bad_date_is_reported_in_the_chat(page):
     page.get_by_text("Search settings").click()
     page.get_by_label("Since (YYYY-MM-DD)").fill("2019-13-45")
-    ask(page, "Who offered to mediate between Kabul and Islamabad?")
-    expect(last_bot_message(page)).to_contain_text("is not a date", timeout=30_000)
+    ask(page, KABUL)
+    expect(last_bot_message(page)).to_contain_text("since: not a date: '2019-13-45'", timeout=30_000)
+    expect(page.locator("#question textarea")).to_have_value(KABUL)
 
 
 @browser_test
-def test_as_of_day_is_used_for_a_question_about_recent_events(page):
+def test_a_question_over_the_limit_is_refused_with_the_limit(page):
+    ask(page, "why " * 600)
+    expect(last_bot_message(page)).to_contain_text("the limit is 2,000", timeout=30_000)
+
+
+@browser_test
+def test_reference_day_is_used_for_a_question_about_recent_events(page):
     page.get_by_text("Search settings").click()
-    page.get_by_label("As of (YYYY-MM-DD)").fill("2018-12-05")
+    expect(page.locator("#reference-day")).to_contain_text("the day that 'this week' or 'recently' means")
+    page.get_by_label("Reference day (YYYY-MM-DD)").fill("2018-12-05")
     ask(page, "What did Iran recently discuss with the Taliban?")
     answer = last_bot_message(page)
     expect(answer).to_contain_text("click [n] to open its source", timeout=60_000)
     expect(answer).to_contain_text("articles dated near 2018-12-05 come first")
-    page.get_by_label("As of (YYYY-MM-DD)").fill("last week")
+    page.get_by_label("Reference day (YYYY-MM-DD)").fill("last week")
     ask(page, "What did Iran recently discuss with the Taliban?")
-    expect(last_bot_message(page)).to_contain_text("is not a date for “as of”", timeout=30_000)
-
-
-# ---------------------------------------------------------------- without a browser
-
-
-def test_safe_name_keeps_uploads_inside_the_folder():
-    assert safe_name("../../etc/passwd") == "passwd"
-    assert safe_name("..\\..\\evil.txt") == "evil.txt"
-    assert safe_name(".hidden.txt") == "hidden.txt"
-    assert safe_name("zorbia news!.txt") == "zorbia_news_.txt"
-    assert safe_name("") == "upload"
-
-
-def test_parse_filters():
-    f = parse_filters(" 2019-01-01 ", "", "Anadolu")
-    assert (f.since, f.until, f.sources) == ("2019-01-01", "", ("Anadolu",))
-    with pytest.raises(ValueError, match="not a date"):
-        parse_filters("yesterday", "", "")
-
-
-def test_save_uploads_sanitises_rejects_and_never_overwrites(fake_rag, tmp_path):
-    incoming = tmp_path / "incoming"
-    incoming.mkdir()
-    (incoming / "a b.txt").write_text("first")
-    (incoming / "evil.exe").write_text("x")
-    saved, notes = save_uploads(fake_rag, [str(incoming / "a b.txt"), str(incoming / "evil.exe")])
-    assert [p.name for p in saved] == ["a_b.txt"]
-    assert saved[0].parent == fake_rag.settings.corpus_paths[0] / "uploads"
-    assert any("evil.exe: not accepted" in n for n in notes)
-    _, notes = save_uploads(fake_rag, [str(incoming / "a b.txt")])  # same bytes again: nothing new
-    assert notes == ["a_b.txt: already in the corpus"]
-    (incoming / "a b.txt").write_text("second")
-    saved, _ = save_uploads(fake_rag, [str(incoming / "a b.txt")])  # different bytes: a new name
-    assert saved[0].name == "a_b-1.txt" and (saved[0].parent / "a_b.txt").read_text() == "first"
-
-
-def test_sources_escape_article_text_and_mark_the_span(fake_rag):
-    answer = fake_rag.ask("Who offered to mediate between Kabul and Islamabad?")
-    c = answer.citations[0]
-    c.title = "<script>alert(1)</script>"
-    out = sources_html(fake_rag, answer)
-    assert "<script>" not in out and "&lt;script&gt;" in out
-    assert out.count("<mark>") == len(answer.citations)
-    assert f'id="src-{c.n}"' in out
-
-
-def test_sources_put_the_answer_sentences_in_bold_inside_their_passage(fake_rag):
-    answer = fake_rag.ask("Who offered to mediate between Kabul and Islamabad?")
-    assert not answer.abstained and answer.evidence
-    out = sources_html(fake_rag, answer)
-    bold = re.findall(r'<strong class="answer">(.*?)</strong>', out, re.S)
-    assert len(bold) == len(answer.evidence)
-    doc = fake_rag.document(answer.evidence[0][0])["text"]
-    start = answer.evidence[0][1]
-    assert html.unescape(bold[0]) == doc[start : start + len(html.unescape(bold[0]))]
-    assert html.unescape(bold[0]) in answer.answer  # the sentence the answer quotes
-    for m in re.finditer(r'<strong class="answer">', out):  # each inside its passage's <mark>
-        assert out.rfind("<mark>", 0, m.start()) > out.rfind("</mark>", 0, m.start())
-
-
-def test_emphasis_escapes_text_and_ignores_spans_outside_the_passage():
-    passage = "A <b> x. Second sentence & more."
-    out = _emphasise(passage, 100, [(109, 132), (0, 5), (500, 600)])
-    assert out == 'A &lt;b&gt; x. <strong class="answer">Second sentence &amp; more.</strong>'
+    expect(last_bot_message(page)).to_contain_text("reference day: not a date: 'last week'", timeout=30_000)
