@@ -274,8 +274,7 @@ class Rag:
 
     def _no_match(self, question: str, query: str, filters: Filters, conversation: Conversation | None) -> Answer:
         result = Answer(question=question, answer=f"No article matches the filters ({filters.describe()}).",
-                        abstained=True, standalone_question=query,
-                        warnings=[f"no indexed article matches the filters: {filters.describe()}"])
+                        abstained=True, standalone_question=query)
         if conversation is not None:
             conversation.add(question, result)
         return result

@@ -246,7 +246,8 @@ def _warn_all(answer: Answer) -> None:
 
 
 def format_answer(answer: Answer, width: int = 100) -> str:
-    return textwrap.fill(answer.answer, width) + "\n\n" + format_sources(answer, width)
+    text = textwrap.fill(answer.answer, width)
+    return text + "\n\n" + format_sources(answer, width) if answer.citations else text
 
 
 def format_sources(answer: Answer, width: int = 100) -> str:
