@@ -33,6 +33,7 @@ from .ingest import list_files
 from .retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from .tuning import HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
 from .types import Answer, Hit, SkippedInput
+from .uploads import Upload, save_files, upload_folder
 
 NO_LLM = "none"
 RETRIEVERS = ("hybrid", "dense", "bm25")
@@ -319,6 +320,30 @@ class Rag:
             result.warnings.append("the model's answer cites no passage; the extractive answer is kept beside it")
         if checked.abstained:
             result.evidence = []
+
+    def add_documents(self, files: list[tuple[str, bytes]],
+                      progress: Callable[[int, int, str], None] | None = None) -> tuple[list[Upload], BuildReport]:
+        """Save ``(file name, content)`` pairs under the corpus folder's ``uploads/`` and index them.
+
+        Same formats and limits as a corpus (``uploads.UPLOAD_SUFFIXES``, ``MAX_UPLOAD_BYTES``
+        each); a file that is not saved says why (``Upload.problem``), a saved one lists the
+        documents indexed from it and the problems found reading it. Waits for another
+        indexing run. Raises RagError when the corpus is not a folder or indexing fails.
+        """
+        corpus = upload_folder(self.settings.corpus_paths).parent
+        uploads = save_files(corpus, files)
+        saved = {(corpus / u.saved).resolve(): u for u in uploads if u.saved}
+        report = self.index(progress=progress, wait=True)
+        for doc_id in [*report.added, *report.updated]:
+            path = (self.reader.document(doc_id) or {}).get("path") or ""
+            u = saved.get(Path(path).resolve()) if path else None
+            if u is not None:
+                u.documents.append(doc_id)
+        for item in report.skipped + report.warnings:
+            u = saved.get(Path(item.path).resolve())
+            if u is not None:
+                (u.skipped if item in report.skipped else u.warnings).append(item)
+        return uploads, report
 
     # ------------------------------------------------------------ info
 

@@ -96,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     _reader_opts(p)
 
+    p = sub.add_parser("serve", help="serve the HTTP API (OpenAI-compatible chat, search, ask, documents; 'serve' extra)")
+    _common(p)
+    _reader_opts(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs RAG_API_KEY)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
+    p = sub.add_parser("mcp", help="serve the archive to MCP clients: tools search, ask, get_document ('serve' extra)")
+    _common(p)
+    _reader_opts(p)
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                   help="stdio (default; the client starts this command) or streamable HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="http: address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="http: port to listen on (default 8001)")
+
     p = sub.add_parser("train", help="rebuild the learned answer reader from the RealTime QA data (needs torch)")
     p.add_argument("--data", type=Path, default=Path("../shared/datasets"), metavar="DIR",
                    help="folder holding realtimeqa-2023/ and realtimeqa-more/ (default ../shared/datasets)")
@@ -362,6 +376,20 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import run
+
+    run(settings_from(args), host=args.host, port=args.port, log=warn)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp_server import run
+
+    run(settings_from(args), transport=args.transport, host=args.host, port=args.port, log=warn)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .reader import SHIPPED_READER
     from .train import recipe
@@ -374,7 +402,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
+COMMANDS = {"serve": cmd_serve, "mcp": cmd_mcp, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:
