@@ -10,9 +10,9 @@ import argparse
 import sys
 import threading
 
-from rag import MissingExtraError, Rag, RagError, Settings
+from rag import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, MissingExtraError, Rag, RagError, Settings
 from ui import handlers
-from ui.handlers import EXAMPLE, LLM_CHOICES, MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES
+from ui.handlers import EXAMPLE, LLM_CHOICES
 
 try:
     import gradio as gr

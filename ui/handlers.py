@@ -20,19 +20,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag import Answer, Conversation, Filters, QuestionError, Rag, RagError, SkippedInput
+from rag import (
+    Answer,
+    Conversation,
+    Filters,
+    QuestionError,
+    Rag,
+    RagError,
+    SkippedInput,
+    Upload,
+)
 
 EXAMPLE = "Who offered to mediate between Kabul and Islamabad?"
 EMPTY_HINT = "Please type a question about the articles, for example: " + EXAMPLE
 LLM_CHOICES = {"none (extractive)": "none", "openai-compatible server (RAG_LLM_URL)": "openai"}
 if importlib.util.find_spec("llama_cpp") is not None:  # the `llm` extra is installed
     LLM_CHOICES["llamacpp (local GGUF)"] = "llamacpp"
-UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl")
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-UPLOAD_FOLDER = "uploads"
 CONTEXT_CHARS = 600  # article text shown on each side of a cited passage
 MAX_SHOWN_QUESTION = 2_000  # a longer question is shown cut in the chat (the library refuses it anyway)
-MAX_PER_FILE_COUNT = 5_000  # documents looked up to tell how many each uploaded file gave
 
 Log = Callable[[str], None]
 
@@ -297,101 +302,26 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
 # ---------------------------------------------------------------- uploads
 
 
-def safe_name(name: str) -> str:
-    """A file name with no folders and only [A-Za-z0-9._-]; never hidden (the corpus reader skips those)."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", base).lstrip(".-") or "upload"
-    return base[-120:]
-
-
-def _free_path(folder: Path, name: str, data: bytes) -> Path | None:
-    """Where to save ``data`` as ``name`` in ``folder``; None when an identical file is already there."""
-    stem, dot, suffix = name.partition(".")
-    candidate, n = folder / name, 1
-    while candidate.exists():
-        if candidate.read_bytes() == data:
-            return None
-        candidate, n = folder / f"{stem}-{n}{dot}{suffix}", n + 1
-    return candidate
-
-
-@dataclass
-class Upload:
-    """One uploaded file: its name as uploaded, where it was saved (None: not saved) and why not."""
-
-    name: str
-    saved: Path | None = None
-    problem: str = ""
-
-
-def save_uploads(rag: Rag, files: list[str]) -> list[Upload]:
-    """Copy uploaded files into the corpus folder's ``uploads/``; one Upload per file."""
-    folder = rag.settings.corpus_paths[0]
-    if not folder.is_dir():
-        raise RagError(f"uploads need a corpus folder, but the corpus is the file {folder.name}; "
-                       "start the app with --corpus FOLDER")
-    folder = folder / UPLOAD_FOLDER
-    folder.mkdir(exist_ok=True)
-    out = []
-    for f in files or []:
-        src = Path(f)
-        name = safe_name(src.name)
-        if not name.lower().endswith(UPLOAD_SUFFIXES):
-            out.append(Upload(src.name, problem=f"not accepted (use {', '.join(UPLOAD_SUFFIXES)})"))
-            continue
-        size = src.stat().st_size
-        if size > MAX_UPLOAD_BYTES:
-            out.append(Upload(src.name, problem=f"too large ({size / 1e6:.1f} MB; the limit is "
-                                                f"{MAX_UPLOAD_BYTES // 2**20} MB)"))
-            continue
-        data = src.read_bytes()
-        dest = _free_path(folder, name, data)
-        if dest is None:
-            out.append(Upload(src.name, problem="already in the corpus"))
-            continue
-        dest.write_bytes(data)
-        out.append(Upload(src.name, saved=dest))
-    return out
-
-
-def _same_file(a: str | Path, b: Path) -> bool:
-    try:
-        return Path(a).resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def upload_message(rag: Rag, uploads: list[Upload], report=None, error: str = "") -> str:
     """The chat message about an upload: one line per file (what it was saved as, how many
     documents it gave, its problems), then the index's size."""
-    corpus = rag.settings.corpus_paths[0]
-    per_file: dict[Path, int] = {}
-    if report is not None and len(report.added) + len(report.updated) <= MAX_PER_FILE_COUNT:
-        for doc_id in [*report.added, *report.updated]:
-            path = (rag.document(doc_id) or {}).get("path") or ""
-            for u in uploads:
-                if u.saved is not None and _same_file(path, u.saved):
-                    per_file[u.saved] = per_file.get(u.saved, 0) + 1
     lines: list[tuple[int, str]] = []  # (indent, text)
     for u in uploads:
-        if u.saved is None:
+        if not u.saved:
             lines.append((0, f"{u.name}: {u.problem}"))
             continue
-        where = u.saved.relative_to(corpus).as_posix() if u.saved.is_relative_to(corpus) else str(u.saved)
         if report is None:
-            lines.append((0, f"Saved {u.name} as {where}, but it is not indexed yet: {error}"))
+            lines.append((0, f"Saved {u.name} as {u.saved}, but it is not indexed yet: {error}"))
             continue
-        skipped = [i for i in report.skipped if _same_file(i.path, u.saved)]
-        warned = [i for i in report.warnings if _same_file(i.path, u.saved)]
-        n = per_file.get(u.saved, 0)
-        if skipped and not n:
-            lines.append((0, f"{u.name} (saved as {where}) could not be read: "
-                             + "; ".join(i.reason for i in skipped)))
+        n = len(u.documents)
+        if u.skipped and not n:
+            lines.append((0, f"{u.name} (saved as {u.saved}) could not be read: "
+                             + "; ".join(i.reason for i in u.skipped)))
             continue
         count = f"{n} document{'s' if n != 1 else ''} indexed" if n else "no new document (its text is already indexed)"
-        lines.append((0, f"Added {u.name} (saved as {where}): {count}"))
-        lines += [(1, f"{'line ' + str(i.line) + ': ' if i.line else ''}{'skipped: ' if i in skipped else ''}{i.reason}")
-                  for i in skipped + warned]
+        lines.append((0, f"Added {u.name} (saved as {u.saved}): {count}"))
+        lines += [(1, f"{'line ' + str(i.line) + ': ' if i.line else ''}{'skipped: ' if i in u.skipped else ''}{i.reason}")
+                  for i in u.skipped + u.warnings]
     out = "\n".join("    " * indent + "- " + escape_text(text) for indent, text in lines)
     if report is not None and any(u.saved for u in uploads):
         out += f"\n\nThe index now holds {report.documents:,} documents ({report.seconds:.1f}s); you can ask about them."
@@ -400,24 +330,19 @@ def upload_message(rag: Rag, uploads: list[Upload], report=None, error: str = ""
 
 def upload(rag: Rag, files: list[str] | None, history: list | None,
            progress: Callable[[int, int, str], None] | None = None) -> list[dict]:
-    """Save the uploaded files into the corpus, index them, and post a message about each."""
+    """Add the uploaded files to the corpus (``Rag.add_documents``) and post a message about them."""
     history = list(history or [])
     files = [f for f in (files or []) if f]
     if not files:
         return history
     try:
-        uploads = save_uploads(rag, files)
+        uploads, report = rag.add_documents([(Path(f).name, Path(f).read_bytes()) for f in files], progress=progress)
+        text = upload_message(rag, uploads, report)
     except RagError as e:
-        return history + [{"role": "assistant", "content": f"Upload failed: {escape_text(str(e))}"}]
-    report, error = None, ""
-    if any(u.saved for u in uploads):
-        try:
-            report = rag.index(progress=progress, wait=True)
-        except RagError as e:
-            error = str(e)
-        except Exception as e:  # noqa: BLE001 - the page must stay up
-            error = f"{type(e).__name__}: {e}"
-    return history + [{"role": "assistant", "content": upload_message(rag, uploads, report, error)}]
+        text = f"Upload failed: {escape_text(str(e))}"
+    except Exception as e:  # noqa: BLE001 - the page must stay up
+        text = f"Upload failed: {escape_text(f'{type(e).__name__}: {e}')}"
+    return history + [{"role": "assistant", "content": text}]
 
 
 # ---------------------------------------------------------------- starting
