@@ -25,12 +25,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from . import __version__
-from .api import Rag
-from .config import Settings
-from .errors import MissingExtraError, RagError
-from .filters import Filters
-from .types import Citation, Hit, SkippedInput
+from . import Citation, Filters, Hit, MissingExtraError, Rag, RagError, Settings, SkippedInput, __version__
 
 try:
     from mcp.server.mcpserver import MCPServer
