@@ -257,7 +257,7 @@ def file_stamps(files: list[Path]) -> dict[str, list[int]]:
             st = f.stat()
         except OSError:
             continue
-        out[str(f)] = [st.st_size, st.st_mtime_ns]
+        out[str(f.resolve())] = [st.st_size, st.st_mtime_ns]  # the same file however the corpus was named
     return out
 
 
