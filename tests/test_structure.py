@@ -98,6 +98,12 @@ def test_the_ui_uses_only_the_public_api():
     assert used <= {"rag"}, used  # no rag.cli, no rag.chunk: only what `import rag` exports
 
 
+def test_the_servers_use_only_the_public_api():
+    graph = import_graph()
+    for server in ("rag.server", "rag.mcp_server"):
+        assert {t for t in graph[server] if t.startswith("rag")} == {"rag"}, (server, graph[server])
+
+
 def test_keyword_overrides_are_applied_to_the_settings_given(fake_settings):
     r = Rag(fake_settings, k=3, rerank="learned")
     assert (r.settings.k, r.settings.rerank) == (3, "learned")
