@@ -16,12 +16,13 @@ from .errors import CorpusError, MissingExtraError, QuestionError, RagError, Rag
 from .filters import FilterError, Filters
 from .followup import Conversation
 from .llm import available as llm_backends
+from .timeline import Timeline, TimelineEntry
 from .types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
 from .uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
 
 __all__ = [
     "Answer", "Chunk", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
-    "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends",
+    "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",
 ]
 __version__ = "0.1.0"

@@ -31,6 +31,7 @@ from .index import (
 )
 from .ingest import list_files
 from .retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
+from .timeline import Timeline, build_timeline
 from .tuning import HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
 from .types import Answer, Hit, SkippedInput
 from .uploads import Upload, save_files, upload_folder
@@ -271,6 +272,22 @@ class Rag:
             result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         if conversation is not None:
             conversation.add(question, result)
+        return result
+
+    def timeline(self, query: str, filters: Filters = Filters(), limit: int = 0,
+                 progress: Callable[[int, int, str], None] | None = None) -> Timeline:
+        """The dated events about ``query`` (a person, organisation, place or topic), oldest
+        first, each with the sentence that says what happened and every article reporting it.
+
+        ``limit`` keeps the events reported by the most articles (0: all), still in date order.
+        """
+        query = check_question(query)
+        if filters and not self.matches(filters):
+            return Timeline(query=query)
+        result = build_timeline(self.reader, self.embedder, query, filters, progress=progress)
+        if limit and len(result.entries) > limit:
+            keep = sorted(range(len(result.entries)), key=lambda i: (-len(result.entries[i].sources), i))[:limit]
+            result.entries = [result.entries[i] for i in sorted(keep)]
         return result
 
     def _no_match(self, question: str, query: str, filters: Filters, conversation: Conversation | None) -> Answer:

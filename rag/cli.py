@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
     _reader_opts(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
+    p = sub.add_parser("timeline", help="the dated events about a person, organisation, place or topic, each cited")
+    p.add_argument("query", help="who or what, e.g. \"Araghchi\" or \"Taliban talks\"")
+    _common(p)
+    p.add_argument("-k", dest="limit", type=int, default=0, metavar="N",
+                   help="keep the N events reported by the most articles (default: all)")
+    p.add_argument("--since", metavar="DATE", help="only articles dated on or after DATE")
+    p.add_argument("--until", metavar="DATE", help="only articles dated on or before DATE")
+    p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
     p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
     _common(p)
     _query_opts(p)
@@ -314,6 +324,46 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print()
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    query = check_question(args.query)
+    if args.limit < 0:
+        raise RagError("-k must be 0 (all events) or more")
+    rag = Rag(settings_from(args))
+    filters = filters_from(args)
+    ensure_index(rag)
+    progress = ProgressPrinter()
+    try:
+        timeline = rag.timeline(query, filters=filters, limit=args.limit, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(timeline.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_timeline(timeline, filters))
+    return 0
+
+
+def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) -> str:
+    from .timeline import describe_date
+
+    if not timeline.entries:
+        where = f" among articles that pass the filters ({filters.describe()})" if filters else ""
+        return f"No dated event about {timeline.query!r} found{where}."
+    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in timeline.variants.items())
+    lines = [f"Timeline of {timeline.query!r}: {len(timeline.entries)} events from {timeline.articles} articles"
+             + (f" ({spelled})" if spelled else ""), ""]
+    for e in timeline.entries:
+        when = describe_date(e)
+        how = f"“{e.stated}” in an article of {e.source.date}" if e.basis == "stated" else "the article's date"
+        lines.append(f"{when}  ({how})")
+        lines.append(textwrap.indent(textwrap.fill(e.text, width - 4), "    "))
+        for label, src in [("source", e.source)] + [("also", s) for s in e.also]:
+            meta = ", ".join(x for x in (src.source, src.date, f"page {src.page}" if src.page else "") if x)
+            lines.append(f"    {label}: {src.title} ({meta}) {src.doc_id}, characters {src.start}-{src.end}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
     stats = rag.stats()
@@ -402,7 +452,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "mcp": cmd_mcp, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
+COMMANDS = {"timeline": cmd_timeline, "serve": cmd_serve, "mcp": cmd_mcp, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
 
 
 def main(argv: list[str] | None = None) -> int:

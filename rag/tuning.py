@@ -37,3 +37,9 @@ READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated thresho
 
 # ---------------------------------------------------------------- questions
 MAX_QUESTION_CHARS = 2000  # longer questions are refused with a message (the encoder reads 256 tokens)
+
+# ---------------------------------------------------------------- timelines
+TIMELINE_MAX_PASSAGES = 400  # passages naming the subject that are read, best BM25 first
+TIMELINE_SAME_EVENT_DAYS = 3  # reports of one event: dates at most this far apart...
+TIMELINE_SAME_EVENT_COSINE = 0.75  # ...and sentences this similar (embedding cosine)...
+TIMELINE_SAME_EVENT_OVERLAP = 0.6  # ...or sharing this share of their stems

@@ -1,0 +1,89 @@
+"""Timelines: dated events about a subject, oldest first, spellings merged, reports of one event collapsed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag import Rag
+from rag.cli import main
+from rag.timeline import edit_distance, spelling_variants, stated_date
+
+
+@pytest.mark.parametrize("sentence,article_date,expected", [
+    ("The talks took place on December 24, 2018 in Tehran.", "2019-01-05", ("2018-12-24", "day", "December 24, 2018")),
+    ("The talks took place on 24 December 2018 in Tehran.", "2019-01-05", ("2018-12-24", "day", "24 December 2018")),
+    ("Negotiations began in October 2018 in Doha.", "2019-09-17", ("2018-10-01", "month", "in October 2018")),
+    ("Last week's discussions were coordinated with Kabul.", "2018-12-31", ("2018-12-24", "week", "Last week")),
+    ("The spokesman told reporters on Monday that it happened.", "2018-12-31", ("2018-12-31", "day", "on Monday")),
+    ("The envoy met the group on Tuesday in Doha.", "2019-01-23", ("2019-01-22", "day", "on Tuesday")),
+    ("The minister resigned on December 28 after the vote.", "2019-01-05", ("2018-12-28", "day", "on December 28")),
+    ("The minister resigned yesterday after the vote.", "2019-01-05", ("2019-01-04", "day", "yesterday")),
+    ("A summit was held last month in Moscow.", "2018-12-31", ("2018-11-01", "month", "last month")),
+    ("The minister spoke about peace and security.", "2019-01-05", ("", "", "")),
+    ("The envoy met the group on Tuesday in Doha.", "", ("", "", "")),  # undated article: cannot resolve
+])
+def test_stated_dates_are_resolved_against_the_article_date(sentence, article_date, expected):
+    assert stated_date(sentence, article_date) == expected
+
+
+def test_spelling_variants_are_names_a_few_letters_apart():
+    vocab = {"araghchi", "araqchi", "arab", "arrange", "aragchi", "zelensky", "zelenskyy", "zelenska"}
+    assert spelling_variants("araghchi", vocab) == ["aragchi", "araqchi"]
+    assert spelling_variants("zelensky", vocab) == ["zelenska", "zelenskyy"]  # "Zelenska" is dropped later: see below
+    assert spelling_variants("iran", vocab) == []  # too short to guess at
+    assert edit_distance("araghchi", "araqchi", 2) == 2 and edit_distance("kabul", "islamabad", 2) == 3
+
+
+def test_araghchi_timeline_has_2018_and_2025_in_order_both_spellings_merged_and_cited(fake_rag):
+    timeline = fake_rag.timeline("Araghchi")
+    assert timeline.variants == {"Araghchi": ["Araqchi"]}
+    years = [e.date[:4] for e in timeline.entries]
+    assert years == sorted(years) and "2018" in years and "2025" in years
+    texts = " ".join(e.text for e in timeline.entries)
+    assert "Araqchi" in texts and "Araghchi" in texts  # both spellings found events
+    last_week = next(e for e in timeline.entries if "Araqchi" in e.text)
+    assert (last_week.date, last_week.precision, last_week.basis) == ("2018-12-24", "week", "stated")
+    for e in timeline.entries:
+        for s in e.sources:
+            assert fake_rag.document(s.doc_id)["text"][s.start:s.end] == s.text  # exact span
+
+
+def test_reports_of_one_event_are_one_entry_with_several_sources(fake_settings, tmp_corpus):
+    for name, source, text in [
+        ("wire-a", "Wire A", "Port Ellen, 2023-03-14. The Dunmore ferry company launched its new vessel, the Kelby Star, "
+                             "on Tuesday at the Port Ellen yard."),
+        ("wire-b", "Wire B", "The Dunmore ferry company launched its new vessel, the Kelby Star, on Tuesday at the yard in "
+                             "Port Ellen, officials said."),
+        ("later", "Wire C", "Months later the Dunmore ferry company sold the Kelby Star to a Norwegian operator for "
+                            "twelve million pounds."),
+    ]:
+        date = "2023-03-15" if name != "later" else "2023-09-02"
+        (tmp_corpus / f"{name}.md").write_text(f"---\ntitle: {name}\ndate: {date}\nsource: {source}\n---\n{text}\n")
+    r = Rag(fake_settings)
+    r.index()
+    timeline = r.timeline("Dunmore ferry company")
+    assert [e.date for e in timeline.entries] == ["2023-03-14", "2023-09-02"]
+    launch = timeline.entries[0]
+    assert {s.doc_id for s in launch.sources} == {"wire-a", "wire-b"} and launch.stated == "on Tuesday"
+
+
+def test_no_event_and_filters_that_match_nothing_say_so(fake_rag, capsys):
+    assert fake_rag.timeline("Zorbia").entries == []
+    settings = fake_rag.settings
+    code = main(["timeline", "Araghchi", "--since", "2030", "--index-dir", settings.index_dir, "--model", "fake-64",
+                 "--corpus", settings.corpus[0]])
+    out = capsys.readouterr().out
+    assert code == 0 and "No dated event about 'Araghchi' found among articles that pass the filters" in out
+
+
+def test_timeline_json_from_the_command_line(fake_rag, capsys):
+    settings = fake_rag.settings
+    code = main(["timeline", "Araghchi", "--json", "--index-dir", settings.index_dir, "--model", "fake-64",
+                 "--corpus", settings.corpus[0]])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["query"] == "Araghchi" and out["variants"] == {"Araghchi": ["Araqchi"]}
+    first = out["entries"][0]
+    assert set(first) == {"date", "precision", "basis", "stated", "text", "source", "also"}
+    assert set(first["source"]) >= {"doc_id", "title", "date", "source", "url", "start", "end", "text"}
