@@ -11,11 +11,12 @@ even the best sentence scores under the calibrated threshold the answer abstains
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chunk import sentence_spans
+from .conflicts import find_conflicts
 from .dates import closeness
 from .lexical import bm25_tokens, match_sequence, match_tokens
 from .tuning import (
@@ -298,6 +299,7 @@ class Reading:
     evidence: list[Evidence]  # the answer's sentences ([] when it abstains)
     confidence: float
     abstained: bool
+    conflicts: list = field(default_factory=list)  # values the sources give differently (conflicts.Conflict)
 
 
 def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
@@ -336,4 +338,5 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     if score < threshold:
         return Reading(ranked, NOT_FOUND, [], score, True)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
-    return Reading(ranked, text, evidence, score, False)
+    scored = [s for s in shown if s.score > -1.0]
+    return Reading(ranked, text, evidence, score, False, find_conflicts(question, scored, ranked))

@@ -264,6 +264,7 @@ class Rag:
             retrieved=reading.ranked,
             evidence=reading.evidence,
             reference_day=day,
+            conflicts=reading.conflicts,
         )
         llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:

@@ -260,6 +260,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print("\n" + textwrap.fill(answer.answer, 100))
     if answer.ungrounded and answer.extractive_answer:
         print("\nExtractive answer (cited):\n" + textwrap.fill(answer.extractive_answer, 100))
+    if answer.conflicts:
+        print(format_conflicts(answer).lstrip("\n"))
     print("\n" + format_sources(answer))
     return 0
 
@@ -270,8 +272,25 @@ def _warn_all(answer: Answer) -> None:
 
 
 def format_answer(answer: Answer, width: int = 100) -> str:
-    text = textwrap.fill(answer.answer, width)
+    text = textwrap.fill(answer.answer, width) + format_conflicts(answer, width)
     return text + "\n\n" + format_sources(answer, width) if answer.citations else text
+
+
+def format_conflicts(answer: Answer, width: int = 100) -> str:
+    """The values the sources give differently, side by side ("" when they agree)."""
+    parts = []
+    for c in answer.conflicts:
+        if c.kind == "update":
+            head = f"The sources give {c.what} differently over time (newest first):"
+            rows = [f"{v.value} as of {v.as_of or 'an undated article'} " + "".join(f"[{n}]" for n in v.citations)
+                    for v in c.values]
+        else:
+            head = f"The sources disagree on {c.what}:"
+            rows = [f"{v.value} " + "".join(f"[{n}]" for n in v.citations) + (f" ({', '.join(v.dates)})" if v.dates else "")
+                    for v in c.values]
+        parts.append("\n\n" + head + "\n" + "\n".join(textwrap.fill(r, width, initial_indent="  - ",
+                                                                     subsequent_indent="    ") for r in rows))
+    return "".join(parts)
 
 
 def format_sources(answer: Answer, width: int = 100) -> str:

@@ -43,3 +43,8 @@ TIMELINE_MAX_PASSAGES = 400  # passages naming the subject that are read, best B
 TIMELINE_SAME_EVENT_DAYS = 3  # reports of one event: dates at most this far apart...
 TIMELINE_SAME_EVENT_COSINE = 0.75  # ...and sentences this similar (embedding cosine)...
 TIMELINE_SAME_EVENT_OVERLAP = 0.6  # ...or sharing this share of their stems
+
+# ---------------------------------------------------------------- sources that disagree
+CONFLICT_MIN_SCORE_RATIO = 0.7  # a sentence's value counts when it scores this share of the best sentence
+CONFLICT_NUMBER_WINDOW = 3  # the counted thing ("troops") within this many words after the number
+CONFLICT_SAME_DAYS = 2  # values reported this close together disagree; further apart, one updates the other

@@ -106,6 +106,7 @@ class Answer:
     ungrounded: bool = False  # an LLM answer that cites no passage
     extractive_answer: str = ""  # the extractive answer, kept beside an LLM answer
     reference_day: str = ""  # a question about "now": articles dated near this day (ISO) were favoured
+    conflicts: list = field(default_factory=list)  # values the sources give differently (rag.conflicts.Conflict)
 
     def to_dict(self) -> dict:
         """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for,
@@ -120,6 +121,8 @@ class Answer:
         }
         if self.reference_day:
             out["reference_day"] = self.reference_day
+        if self.conflicts:
+            out["conflicts"] = [c.to_dict() for c in self.conflicts]
         if self.llm != "none":
             out.update(llm=self.llm, warnings=list(self.warnings), invalid_citations=list(self.invalid_citations),
                        ungrounded=self.ungrounded, extractive_answer=self.extractive_answer)

@@ -1,0 +1,85 @@
+"""Sources that disagree: each value with its citations and dates; updates newest first."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer import Sentence
+from rag.conflicts import asked_slot, find_conflicts, number_near
+from rag.types import Chunk, Hit
+
+
+def _hit(doc_id: str, date: str) -> Hit:
+    return Hit(0, Chunk(doc_id, 0, 100, "", 20, title=doc_id, date=date), 0.5)
+
+
+def _sentence(n: int, text: str, score: float = 0.6) -> Sentence:
+    return Sentence(n, 0, len(text), text, score=score)
+
+
+def test_what_is_asked():
+    assert asked_slot("How many US troops were in Afghanistan?") == ("number", ["troop"], "US troops")
+    assert asked_slot("How much money did the fund raise?")[0] == "number"
+    assert asked_slot("When did the envoy meet the Taliban?") == ("date", [], "")
+    assert asked_slot("Who mediated between Kabul and Islamabad?") == ("", [], "")
+
+
+def test_the_number_is_the_one_standing_by_what_is_counted():
+    assert number_near("In 2019 some 5,000 U.S. troops were withdrawn from 20 bases.", ["troop"]) == ("5,000", 5000.0)
+    assert number_near("The 2,000 troops and 2 million dollars.", ["dollar"]) == ("2 million", 2e6)
+    assert number_near("Troops left in 2019.", ["troop"]) is None  # a year is not a count
+
+
+QUESTION = "How many US troops were in Afghanistan?"
+
+
+def test_values_from_articles_of_different_days_are_an_update_newest_first():
+    hits = [_hit("jan", "2019-01-23"), _hit("dec", "2018-12-31"), _hit("sep", "2019-09-17"), _hit("jan2", "2019-01-24")]
+    sentences = [_sentence(1, "Trump ordered a halving of the 14,000 US troops in Afghanistan.", 0.7),
+                 _sentence(2, "Around 7,000 U.S. troops are still stationed in Afghanistan.", 0.6),
+                 _sentence(3, "The accord would see some 5,000 U.S. troops withdrawn from Afghanistan.", 0.55),
+                 _sentence(4, "The 14,000 US troops in Afghanistan will be halved.", 0.6)]
+    (conflict,) = find_conflicts(QUESTION, sentences, hits)
+    assert conflict.kind == "update" and conflict.what == "the number of US troops"
+    assert [(v.value, v.as_of, v.citations) for v in conflict.values] == [
+        ("5,000", "2019-09-17", [3]), ("14,000", "2019-01-24", [1, 4]), ("7,000", "2018-12-31", [2])]
+    assert conflict.to_dict()["values"][1]["doc_ids"] == ["jan", "jan2"]
+
+
+def test_values_reported_on_the_same_days_disagree():
+    hits = [_hit("a", "2023-02-07"), _hit("b", "2023-02-07")]
+    sentences = [_sentence(1, "At least 5,000 people died in the earthquake in Turkey, officials said."),
+                 _sentence(2, "The earthquake in Turkey killed 4,300 people, rescuers said, as 4,300 people died.")]
+    (conflict,) = find_conflicts("How many people died in the earthquake in Turkey?", sentences, hits)
+    assert conflict.kind == "disagree" and {v.value for v in conflict.values} == {"5,000", "4,300"}
+
+
+@pytest.mark.parametrize("texts", [
+    ["About 7,000 U.S. troops are in Afghanistan.", "Some 7,000 US troops remain in Afghanistan."],  # they agree
+    ["Troops in Afghanistan rose from 7,000 U.S. troops to 14,000 U.S. troops.", "Around 7,000 U.S. troops are in Afghanistan."],
+])
+def test_agreeing_sources_and_an_article_that_tells_of_two_counts_are_not_a_conflict(texts):
+    hits = [_hit("a", "2019-01-01"), _hit("b", "2019-06-01")]
+    assert find_conflicts(QUESTION, [_sentence(i + 1, t) for i, t in enumerate(texts)], hits) == []
+
+
+def test_sentences_far_below_the_best_do_not_count():
+    hits = [_hit("a", "2019-01-01"), _hit("b", "2019-06-01")]
+    sentences = [_sentence(1, "About 7,000 U.S. troops are in Afghanistan.", 0.8),
+                 _sentence(2, "Some 9,000 US troops were in Afghanistan in 2011.", 0.3)]
+    assert find_conflicts(QUESTION, sentences, hits) == []
+
+
+@pytest.mark.slow
+def test_the_troop_count_changed_over_time_in_the_shipped_articles(real_rag):
+    answer = real_rag.ask(QUESTION)
+    (conflict,) = answer.conflicts
+    assert conflict.kind == "update"
+    values = [v.value for v in conflict.values]
+    assert {"14,000", "7,000"} <= set(values)
+    assert [v.as_of for v in conflict.values] == sorted((v.as_of for v in conflict.values), reverse=True)
+    for v in conflict.values:
+        for n in v.citations:
+            assert v.value in real_rag.document(answer.citations[n - 1].doc_id)["text"]
+    assert answer.to_dict()["conflicts"][0]["kind"] == "update"
+    assert "conflicts" not in real_rag.ask("Who offered to mediate between Kabul and Islamabad?").to_dict()
