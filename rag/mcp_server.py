@@ -1,4 +1,5 @@
-"""The archive as an MCP server (``python -m rag mcp``): tools ``search``, ``ask`` and ``get_document``.
+"""The archive as an MCP server (``python -m rag mcp``): tools ``search``, ``ask``, ``timeline`` and
+``get_document``.
 
 Built on the official MCP SDK's high-level ``MCPServer`` (mcp 2.x), over stdio (the default: the
 client starts the command and talks on its standard input and output) or streamable HTTP at
@@ -97,6 +98,43 @@ class AskResult(BaseModel):
     extractive_answer: str = ""
 
 
+class TimelineSource(BaseModel):
+    """An article reporting an event: the sentence is characters ``start``-``end`` of its text."""
+
+    doc_id: str = Field(description="the article's id (get_document reads it)")
+    title: str
+    date: str = Field(description="the article's date, YYYY-MM-DD, or empty when unknown")
+    source: str = Field(description="the publisher, or empty when unknown")
+    url: str = ""
+    start: int = Field(description="first character of the sentence in the article's text")
+    end: int = Field(description="character after the sentence in the article's text")
+    text: str = Field(description="the sentence, exactly the article's text[start:end]")
+    page: int = Field(0, description="the page of a PDF where the sentence is; absent when not paged")
+
+
+class TimelineEvent(BaseModel):
+    """One event: when, what (a sentence quoted from an article), and every article reporting it."""
+
+    date: str = Field(description="YYYY-MM-DD; the first day of the week, month or year for a coarser date")
+    precision: str = Field(description="day, week, month or year")
+    basis: str = Field(description="'stated': a date the sentence gives, resolved against the article's date; "
+                                   "'article': the article's own date")
+    stated: str = Field(description="the words that gave the date ('last week', 'December 24, 2018'); "
+                                    "empty when basis is 'article'")
+    text: str = Field(description="the sentence that says what happened")
+    source: TimelineSource = Field(description="the article the sentence is quoted from")
+    also: list[TimelineSource] = Field(description="other articles reporting the same event")
+
+
+class TimelineResult(BaseModel):
+    """``Timeline.to_dict()``: the ``timeline --json`` object."""
+
+    query: str
+    variants: dict[str, list[str]] = Field(description="a query word -> other spellings the articles use")
+    articles: int = Field(description="articles read that name the subject")
+    entries: list[TimelineEvent] = Field(description="the events, oldest first")
+
+
 class DocumentResult(BaseModel):
     doc_id: str
     title: str
@@ -133,6 +171,19 @@ characters start-end of it.
 
 Use it to check a citation in context or read around a passage: the passage [n] of a result is
 exactly text[start:end] of its article. Returns the article's title, date, source, url and length."""
+
+TIMELINE_HELP = """List what happened when: the dated events about a person, organisation, place or topic,
+oldest first, each quoted from the articles with its sources.
+
+Use it for "what happened when" questions, a chronology or the history of someone or something
+(e.g. query "Araghchi", "Istanbul peace talks"). Other spellings of a name the articles use are
+found too (`variants`). Each entry has a date (`precision` day, week, month or year; `basis`
+'stated' when the sentence gives it, such as 'last week' resolved against its article's date,
+else 'article': the article's own date), the sentence that says what happened, its source
+(title, source, date, doc_id, exact span start-end) and `also`: other articles reporting it.
+When you relay events, give their dates as the entries qualify them and cite each one's sources
+(title, source, date) so the user can check them; call get_document to read around a sentence.
+k limits the list to the k events reported by the most articles (0: all)."""
 
 _QUERY = "what to look for: a question or keywords"
 _K = f"how many passages (1-{MAX_K})"
@@ -196,6 +247,20 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
         out = answer.to_dict()
         return _result(format_ask(out), out)
 
+    @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)
+    def timeline(
+        query: Annotated[str, Field(description="the person, organisation, place or topic, e.g. 'Araghchi'")],
+        k: Annotated[int, Field(ge=0, description="0: every event; N: the N events reported by the most "
+                                                  "articles (still oldest first)")] = 0,
+        since: Annotated[str, Field(description=_SINCE)] = "",
+        until: Annotated[str, Field(description=_UNTIL)] = "",
+        source: Annotated[str, Field(description=_SOURCE)] = "",
+    ) -> Annotated[CallToolResult, TimelineResult]:
+        with _tool_errors():
+            filters = _filters(since, until, source)
+            out = rag.timeline(query, filters=filters, limit=k).to_dict()
+        return _result(format_timeline(out, filters), out)
+
     @server.tool(name="get_document", annotations=_READ_ONLY, description=DOCUMENT_HELP)
     def get_document(
         doc_id: Annotated[str, Field(description="the article's id, as in a search or ask result")],
@@ -224,8 +289,9 @@ def _instructions(rag: Rag) -> str:
     return (f"An offline archive of {what}. Use `ask` for a question about them: it answers with sentences "
             "quoted from the articles, each marked [n] for the passage it comes from; keep the markers and name "
             "the cited sources (title, source, date) when you relay it, and do not fill in an answer the tool "
-            "abstained on. Use `search` to read the passages on a topic yourself, and `get_document` to read an "
-            "article, or a span of it, by doc_id.")
+            "abstained on. Use `timeline` for what happened when about a person, organisation, place or topic: "
+            "dated events, each with its sources to cite. Use `search` to read the passages on a topic yourself, "
+            "and `get_document` to read an article, or a span of it, by doc_id.")
 
 
 @contextmanager
@@ -268,11 +334,16 @@ def _result(text: str, structured: dict) -> CallToolResult:
 # ---------------------------------------------------------------- readable renderings
 
 
+def span_line(p: dict) -> str:
+    """``Title (source, date) doc_id chars a-b``."""
+    meta = ", ".join(x for x in (p.get("source"), p.get("date"), f"page {p['page']}" if p.get("page") else "") if x)
+    return f"{p.get('title') or '(untitled)'}" + (f" ({meta})" if meta else "") + \
+        f" {p['doc_id']} chars {p['start']}-{p['end']}"
+
+
 def source_line(p: dict) -> str:
     """``[1] Title (source, date) doc_id chars a-b``."""
-    meta = ", ".join(x for x in (p.get("source"), p.get("date"), f"page {p['page']}" if p.get("page") else "") if x)
-    return f"[{p['n']}] {p.get('title') or '(untitled)'}" + (f" ({meta})" if meta else "") + \
-        f" {p['doc_id']} chars {p['start']}-{p['end']}"
+    return f"[{p['n']}] {span_line(p)}"
 
 
 def _quoted(text: str) -> str:
@@ -299,6 +370,35 @@ def format_search(query: str, passages: list[dict]) -> str:
     lines = [f"{len(passages)} passage{'s' if len(passages) != 1 else ''} for {query.strip()!r}, best first:"]
     for p in passages:
         lines += ["", source_line(p) + f" score {p['score']:.4f}", _quoted(p["text"])]
+    return "\n".join(lines)
+
+
+def describe_date(entry: dict) -> str:
+    """An entry's date as a reader should take it: "2018-12", "week of 2018-12-24", "2018-12-31"."""
+    date, precision = entry["date"], entry.get("precision")
+    if precision == "month":
+        return date[:7]
+    if precision == "year":
+        return date[:4]
+    return f"week of {date}" if precision == "week" else date
+
+
+def format_timeline(out: dict, filters: Filters = Filters()) -> str:
+    """One block per event: its date (and what stated it), the sentence, its source and the others reporting it."""
+    query = out["query"].strip()
+    if not out["entries"]:
+        where = f" among the articles that pass the filters ({filters.describe()})" if filters else ""
+        return f"No dated event about {query!r} found{where}."
+    n = len(out["entries"])
+    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in out["variants"].items())
+    lines = [f"Timeline of {query!r}: {n} event{'s' if n != 1 else ''} from {out['articles']} "
+             f"article{'s' if out['articles'] != 1 else ''}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
+    for e in out["entries"]:
+        when = describe_date(e)
+        if e["basis"] == "stated":
+            when += f" (stated: {e['stated']!r} in an article of {e['source']['date'] or 'unknown date'})"
+        lines += ["", when, _quoted(e["text"]), f"    source: {span_line(e['source'])}"]
+        lines += [f"    also: {span_line(s)}" for s in e["also"]]
     return "\n".join(lines)
 
 
@@ -403,4 +503,4 @@ def _check_port(host: str, port: int) -> None:
             raise RagError(f"cannot listen on {host}:{port}: {e.strerror or e} (use --port)") from None
 
 
-__all__ = ["AskResult", "DocumentResult", "Passage", "SearchResult", "build_server", "run"]
+__all__ = ["AskResult", "DocumentResult", "Passage", "SearchResult", "TimelineResult", "build_server", "run"]

@@ -2,8 +2,8 @@
 
 OpenAI-compatible ``POST /v1/chat/completions`` (streamed or not; citations in
 ``message.annotations`` and ``message.citations``), ``GET /v1/models``, and the tool's own
-``POST /v1/search``, ``POST /v1/ask``, ``GET /v1/documents/{doc_id}``, ``POST /v1/documents``
-and ``GET /healthz``. Every error is ``{"error": {"message", "type", "code"}}`` with its status.
+``POST /v1/search``, ``POST /v1/ask``, ``POST /v1/timeline``, ``GET /v1/documents/{doc_id}``,
+``POST /v1/documents`` and ``GET /healthz``. Every error is ``{"error": {"message", "type", "code"}}`` with its status.
 Only the public API (``import rag``) is used.
 """
 
@@ -66,23 +66,34 @@ _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # ---------------------------------------------------------------- request bodies
 
 
-class FilterFields(BaseModel):
-    """Search filters and options shared by search, ask and chat."""
+class ScopeFields(BaseModel):
+    """Which articles count: the filters shared by search, ask, chat and timeline."""
 
-    k: int | None = Field(None, ge=1, le=MAX_K, description="passages to retrieve and cite (default: the server's k, 5)")
     since: str | None = Field(None, description="only articles dated on or after this day (YYYY-MM-DD, YYYY-MM or YYYY)")
     until: str | None = Field(None, description="only articles dated on or before this day (YYYY-MM-DD, YYYY-MM or YYYY)")
     source: str | list[str] | None = Field(None, description="only articles whose source contains this name (or one of these)")
-    reference_day: str | None = Field(None, description="the day a question about 'this week' refers to "
-                                                        "(default: the newest article's date)")
 
     def filters(self) -> Filters:
         sources = (self.source,) if isinstance(self.source, str) else tuple(self.source or ())
         return Filters(since=self.since or "", until=self.until or "", sources=sources)
 
 
+class FilterFields(ScopeFields):
+    """Search filters and options shared by search, ask and chat."""
+
+    k: int | None = Field(None, ge=1, le=MAX_K, description="passages to retrieve and cite (default: the server's k, 5)")
+    reference_day: str | None = Field(None, description="the day a question about 'this week' refers to "
+                                                        "(default: the newest article's date)")
+
+
 class SearchRequest(FilterFields):
     query: str = Field(description="what to look for")
+
+
+class TimelineRequest(ScopeFields):
+    query: str = Field(description="the person, organisation, place or topic whose dated events to list")
+    k: int | None = Field(None, ge=0, description="0 or absent: every event; N: the N events reported by the most "
+                                                  "articles (still oldest first)")
 
 
 class AskRequest(FilterFields):
@@ -176,9 +187,11 @@ class _Job:
                 pass
 
     def token(self, text: str) -> None:
+        """Send ``text`` to the request; ``token("")`` only checks that someone still waits."""
         if self.abandoned.is_set():
             raise _Abandoned()
-        self.put("token", text)
+        if text:
+            self.put("token", text)
 
     async def next(self, deadline: float | None) -> tuple[str, Any]:
         """("token", text) or ("done", result); raises the worker's error, or 504 past ``deadline``."""
@@ -318,7 +331,7 @@ class _Server:
         return turns[-1].text(), conversation
 
 
-def _filters(body: FilterFields) -> Filters:
+def _filters(body: ScopeFields) -> Filters:
     try:
         return body.filters()
     except FilterError as e:
@@ -430,7 +443,7 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
     """The API over ``rag``.
 
     ``api_key``: required as ``Authorization: Bearer`` on every path but /healthz. At most
-    ``max_concurrent`` answers (chat, ask, search, upload) run at once and ``queue`` more wait;
+    ``max_concurrent`` answers (chat, ask, search, timeline, upload) run at once and ``queue`` more wait;
     others get 429. An answer slower than ``answer_timeout`` seconds gets 504. With
     ``prepare_index``, a missing index is built in the background (503 meanwhile) and a stale
     one updated while the old one answers.
@@ -541,6 +554,22 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
         job = server.workers.start(lambda _: rag.search(body.query, k=body.k, filters=filters,
                                                         reference_day=body.reference_day or ""))
         return {"results": [passage(h) for h in await job.result(server.deadline())]}
+
+    @app.post("/v1/timeline", summary="The dated events about a person, organisation, place or topic, each cited")
+    async def timeline(body: TimelineRequest) -> dict:
+        """Exactly the ``timeline --json`` object: ``{"query", "variants", "articles", "entries": [{"date",
+        "precision", "basis", "stated", "text", "source": {doc_id, title, date, source, url, start, end, text},
+        "also": [...]}]}``, oldest first; each source's ``text`` is its article's ``text[start:end]``."""
+        server.require_index()
+        filters = _filters(body)
+
+        def events(on_token: Callable[[str], None]) -> dict:
+            # the progress calls check that the client still waits (a timeout or disconnect stops the work)
+            found = rag.timeline(body.query, filters=filters, limit=body.k or 0,
+                                 progress=lambda done, total, stage: on_token(""))
+            return found.to_dict()
+
+        return await server.workers.start(events).result(server.deadline())
 
     @app.post("/v1/ask", summary="The answer as `python -m rag ask --json` prints it")
     async def ask(body: AskRequest) -> dict:

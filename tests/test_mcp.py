@@ -29,7 +29,7 @@ from rag.mcp_server import build_server
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 IRAN_DOC = "004_f1ed5df54c6c908a"
-TOOLS = {"search", "ask", "get_document"}
+TOOLS = {"search", "ask", "timeline", "get_document"}
 STARTUP_S = 240  # the server indexes (when it must) and loads the model before answering
 CALL_S = 120
 
@@ -61,9 +61,19 @@ def test_tools_listed_with_input_and_output_schemas(fake_rag: rag.Rag):
         assert set(tools["get_document"].input_schema["properties"]) == {"doc_id", "start", "end"}
         assert {"answer", "abstained", "citations", "evidence"} <= set(tools["ask"].output_schema["required"])
         assert tools["search"].output_schema["required"] == ["results"]
+        timeline = tools["timeline"]
+        assert timeline.input_schema["required"] == ["query"]
+        assert set(timeline.input_schema["properties"]) == {"query", "k", "since", "until", "source"}
+        assert timeline.input_schema["properties"]["k"]["default"] == 0
+        assert set(timeline.output_schema["required"]) == {"query", "variants", "articles", "entries"}
+        entry = timeline.output_schema["$defs"]["TimelineEvent"]
+        assert set(entry["required"]) == {"date", "precision", "basis", "stated", "text", "source", "also"}
+        assert "page" not in timeline.output_schema["$defs"]["TimelineSource"]["required"]
         for t in tools.values():
             assert t.annotations.read_only_hint and t.description
         assert "[n]" in tools["ask"].description and "doc_id" in tools["get_document"].description
+        assert "what happened when" in timeline.description.lower() and "cite" in timeline.description
+        assert "`timeline`" in (client.instructions or "")
         assert "5 news articles" in (client.instructions or "")
 
     _in_process(fake_rag, steps)
@@ -97,6 +107,37 @@ def test_search_and_document_in_process(fake_rag: rag.Rag):
     _in_process(fake_rag, steps)
 
 
+def test_timeline_in_process(fake_rag: rag.Rag):
+    async def steps(client: Client) -> None:
+        result = await client.call_tool("timeline", {"query": "Araghchi"})
+        assert not result.is_error, _text(result)
+        out = result.structured_content
+        assert out == fake_rag.timeline("Araghchi").to_dict()
+        assert out["query"] == "Araghchi" and out["variants"] == {"Araghchi": ["Araqchi"]}
+        dates = [e["date"] for e in out["entries"]]
+        assert dates == sorted(dates) and {d[:4] for d in dates} >= {"2018", "2025"}
+        for e in out["entries"]:
+            for src in [e["source"], *e["also"]]:
+                assert src["text"] == fake_rag.document(src["doc_id"])["text"][src["start"]:src["end"]]
+        text = _text(result)
+        assert text.startswith("Timeline of 'Araghchi': ") and "Araghchi also spelled Araqchi" in text
+        assert "week of 2018-12-24 (stated: 'Last week' in an article of 2018-12-31)" in text
+        for e in out["entries"]:
+            src = e["source"]
+            assert e["text"].split()[0] in text
+            assert f"source: {src['title']} ({src['source']}, {src['date']}) {src['doc_id']} " \
+                   f"chars {src['start']}-{src['end']}" in text
+        assert text.count("source: ") == len(out["entries"])
+
+        top = await client.call_tool("timeline", {"query": "Araghchi", "k": 1, "since": "2025", "source": "trends"})
+        assert not top.is_error and [e["date"] for e in top.structured_content["entries"]] == ["2025-11-09"]
+        none = await client.call_tool("timeline", {"query": "Araghchi", "until": "1990"})
+        assert not none.is_error and none.structured_content["entries"] == []
+        assert "No dated event about 'Araghchi' found" in _text(none)
+
+    _in_process(fake_rag, steps)
+
+
 def test_errors_are_tool_errors_with_the_library_message(fake_rag: rag.Rag):
     async def steps(client: Client) -> None:
         cases = [
@@ -108,6 +149,9 @@ def test_errors_are_tool_errors_with_the_library_message(fake_rag: rag.Rag):
             ("get_document", {"doc_id": "no_such_doc"}, "no article with doc_id 'no_such_doc'"),
             ("get_document", {"doc_id": "004_f1ed5df54c6c908a", "start": 50, "end": 10}, "start 50 is after end 10"),
             ("search", {"query": "talks", "k": 0}, "greater than or equal to 1"),
+            ("timeline", {"query": "  "}, "the question is empty"),
+            ("timeline", {"query": "Araghchi", "since": "yesterday"}, "since: not a date: 'yesterday'"),
+            ("timeline", {"query": "Araghchi", "k": -1}, "greater than or equal to 0"),
         ]
         for name, args, message in cases:
             result = await client.call_tool(name, args)
@@ -184,6 +228,14 @@ def test_stdio_ask_search_and_document(real_rag: rag.Rag, tmp_path: Path):
         results = found.structured_content["results"]
         assert 1 <= len(results) <= 3 and all(p["source"] == "Trends-US" for p in results)
         assert results[0]["text"] == real_rag.document(results[0]["doc_id"])["text"][results[0]["start"]:results[0]["end"]]
+
+        events = await session.call_tool("timeline", {"query": "Araghchi"})
+        assert not events.is_error, _text(events)
+        timeline = events.structured_content
+        assert timeline == real_rag.timeline("Araghchi").to_dict()
+        assert timeline["variants"] == {"Araghchi": ["Araqchi"]}
+        assert [e["date"] for e in timeline["entries"]] == ["2018-12-24", "2018-12-31", "2025-11-09"]
+        assert "(stated: 'Last week' in an article of 2018-12-31)" in _text(events)
 
         bad_date = await session.call_tool("ask", {"question": QUESTION, "until": "last year"})
         assert bad_date.is_error and "until: not a date: 'last year'" in _text(bad_date)

@@ -293,6 +293,8 @@ def test_429_when_every_place_is_taken_and_the_slot_comes_back(fake_rag: rag.Rag
             assert e.value.response.headers["Retry-After"] and e.value.body["code"] == "too_many_requests"
             r = httpx.post(f"{base}/v1/search", json={"query": QUESTION})
             assert r.status_code == 429
+            r = httpx.post(f"{base}/v1/timeline", json={"query": "Araghchi"})
+            assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_requests"
             assert httpx.get(f"{base}/v1/models").status_code == 200  # no answer: not limited
         finally:
             llm.gate.set()
@@ -423,6 +425,38 @@ def test_documents_whole_span_and_missing(api: str, fake_rag: rag.Rag):
         assert r.status_code == 400 and r.json()["error"]["message"], params
 
 
+def test_timeline_lists_dated_events_each_span_exactly_its_article_text(api: str, fake_rag: rag.Rag):
+    r = httpx.post(f"{api}/v1/timeline", json={"query": "Araghchi"}, timeout=WAIT_S)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body == fake_rag.timeline("Araghchi").to_dict()  # exactly the library's timeline --json object
+    assert body["query"] == "Araghchi" and body["variants"] == {"Araghchi": ["Araqchi"]} and body["articles"] >= 2
+    entries = body["entries"]
+    dates = [e["date"] for e in entries]
+    assert dates == sorted(dates) and {d[:4] for d in dates} >= {"2018", "2025"}
+    assert set(entries[0]) == {"date", "precision", "basis", "stated", "text", "source", "also"}
+    stated = next(e for e in entries if e["basis"] == "stated")
+    assert (stated["date"], stated["stated"], stated["source"]["date"]) == ("2018-12-24", "Last week", "2018-12-31")
+    assert "Araqchi" in stated["text"]
+    for e in entries:
+        for src in [e["source"], *e["also"]]:
+            assert {"doc_id", "title", "date", "source", "url", "start", "end", "text"} <= set(src)
+            span = httpx.get(f"{api}/v1/documents/{src['doc_id']}", params={"start": src["start"], "end": src["end"]})
+            assert span.json()["text"] == src["text"] == fake_rag.document(src["doc_id"])["text"][src["start"]:src["end"]]
+
+    top = httpx.post(f"{api}/v1/timeline", json={"query": "Araghchi", "k": 1, "reference_day": "2020-01-01"}).json()
+    assert len(top["entries"]) == 1 and top["entries"][0] in entries
+    scoped = httpx.post(f"{api}/v1/timeline", json={"query": "Araghchi", "since": "2025", "source": ["Trends"]}).json()
+    assert [e["date"] for e in scoped["entries"]] == ["2025-11-09"]
+    assert httpx.post(f"{api}/v1/timeline", json={"query": "Araghchi", "until": "1990"}).json()["entries"] == []
+
+    for bad, code in (({"query": "   "}, "invalid_question"), ({"query": "Araghchi", "since": "soon"}, "invalid_filter"),
+                      ({"query": "Araghchi", "k": -1}, "invalid_request"), ({}, "invalid_request")):
+        r = httpx.post(f"{api}/v1/timeline", json=bad)
+        assert r.status_code == 400 and r.json()["error"]["code"] == code and r.json()["error"]["message"], bad
+    assert "question is empty" in httpx.post(f"{api}/v1/timeline", json={"query": ""}).json()["error"]["message"]
+
+
 def test_upload_then_ask_about_it(api: str):
     article = (b"Zorblatt Festival Opens\n\nThe Zorblatt festival in Quuxville was opened on Monday by mayor "
                b"Hanna Ostrowski, who cut a ribbon made of woven reeds.\n")
@@ -444,7 +478,7 @@ def test_upload_then_ask_about_it(api: str):
 
 def test_openapi_document_lists_every_endpoint(api: str):
     spec = httpx.get(f"{api}/openapi.json").json()
-    assert {"/v1/chat/completions", "/v1/models", "/v1/search", "/v1/ask", "/v1/documents/{doc_id}",
+    assert {"/v1/chat/completions", "/v1/models", "/v1/search", "/v1/ask", "/v1/timeline", "/v1/documents/{doc_id}",
             "/v1/documents", "/healthz"} <= set(spec["paths"])
     chat = spec["components"]["schemas"]["ChatRequest"]
     assert {"model", "messages", "stream", "k", "since", "until", "source", "reference_day"} <= set(chat["properties"])
@@ -472,7 +506,7 @@ def test_fuzzed_requests_never_get_a_server_error(api: str):
                 check()
             except hypothesis.errors.Unsatisfiable:  # nothing about this operation can be got wrong
                 assert mode == schemathesis.GenerationMode.NEGATIVE, operation.label
-    assert {label for label, _ in seen} == {op.label for op in operations} and len(operations) == 8
+    assert {label for label, _ in seen} == {op.label for op in operations} and len(operations) == 9
 
 
 # ---------------------------------------------------------------- the real model (slow)
