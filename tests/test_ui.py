@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import rag.llm
-from rag import Answer, Citation, Evidence, FilterError, Rag
+from rag import Answer, Citation, Evidence, FilterError, Rag, Timeline, TimelineEntry
 from rag.config import DEFAULT_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,8 +42,10 @@ from ui.handlers import (  # noqa: E402
     passage_in_context,
     prepare_index,
     respond,
+    show_timeline,
     source_choices,
     sources_html,
+    timeline_html,
     upload,
 )
 
@@ -428,6 +430,76 @@ def test_auth_from_env(monkeypatch):
         handlers.auth_from_env()
 
 
+# ---------------------------------------------------------------- 9. the timeline
+
+
+def test_the_timeline_lists_events_oldest_first_with_the_other_spelling(fake_rag):
+    timeline = fake_rag.timeline("Araghchi")
+    out = timeline_html(fake_rag, timeline)
+    text = html.unescape(out)
+    n, articles = len(timeline.entries), len({s.doc_id for e in timeline.entries for s in e.sources})
+    assert f"Timeline of 'Araghchi': {n} events from {articles} articles (also spelled Araqchi)" in text
+    dates = re.findall(r'<li class="tl-event" id="tl-\d+" data-date="([\d-]+)"', out)
+    assert dates == [e.date for e in timeline.entries] == sorted(dates)  # one entry per event, oldest first
+    assert dates[0].startswith("2018") and dates[-1].startswith("2025")
+    assert "week of 2018-12-24 · “Last week” in an article of 2018-12-31" in re.sub(r"<[^>]+>", "", text)
+    assert "article date" in text and "Abbas Araqchi" in text and "Abbas Araghchi" in text
+    reports = re.findall(r'<details class="report">.*?</details>', out, re.S)
+    assert len(reports) == sum(len(e.sources) for e in timeline.entries)
+    for src, report in zip([s for e in timeline.entries for s in e.sources], reports):  # each in its article
+        assert re.findall(r"<mark>(.*?)</mark>", report, re.S) == [html.escape(src.text)]
+        assert html.escape(src.title) in report and src.date in report and html.escape(src.source) in report
+
+
+def test_dates_are_shown_as_precisely_as_they_are_known():
+    assert handlers.Timeline is Timeline  # the public types only
+    source = rag.timeline.Source("d", "T", "2019-01-05", "S", "", 0, 1, "x")
+    entry = TimelineEntry("2018-11-01", "month", "stated", "last month", "x", source)
+    assert (handlers.entry_date(entry), handlers.how_dated(entry)) == ("2018-11", "“last month” in an article of 2019-01-05")
+    entry.precision, entry.stated = "year", "last year"
+    assert handlers.entry_date(entry) == "2018"
+    entry.precision, entry.basis, entry.date = "day", "article", "2019-01-05"
+    assert (handlers.entry_date(entry), handlers.how_dated(entry)) == ("2019-01-05", "article date")
+    entry.precision, entry.basis, entry.source.date = "week", "stated", ""
+    assert (handlers.entry_date(entry), handlers.how_dated(entry)) == ("week of 2019-01-05",
+                                                                        "“last year” in an undated article")
+
+
+def test_timeline_text_is_escaped_and_every_report_is_shown(fake_settings, tmp_corpus):
+    hostile = '<img src="http://127.0.0.1:9/html-img"> <script>new Image()</script>'
+    for name, source, title, text in [
+        ("wire-a", "Wire A", "Ferry <b>launch</b>",
+         f"The Dunmore ferry company launched its new vessel {hostile}, the Kelby Star, on Tuesday at the "
+         "Port Ellen yard."),
+        ("wire-b", "Wire B & Co", "<script>alert(1)</script>",
+         "The Dunmore ferry company launched its new vessel, the Kelby Star, on Tuesday at the yard in "
+         "Port Ellen, officials said."),
+    ]:
+        (tmp_corpus / f"{name}.md").write_text(
+            f"---\ntitle: {title}\ndate: 2023-03-15\nsource: {source}\n---\n{text}\n")
+    r = Rag(fake_settings)
+    r.index()
+    out = show_timeline(r, "Dunmore ferry company <i>")
+    for live in ("<img", "<script", "<b>", "<i>"):
+        assert live not in out, live
+    assert "&lt;img src=&quot;http://127.0.0.1:9/html-img&quot;&gt;" in out and "&lt;script&gt;alert(1)" in out
+    assert "Timeline of &#x27;Dunmore ferry company &lt;i&gt;&#x27;: 1 event from 2 articles" in out
+    assert "First reported by" in out and "Also reported by" in out and "Wire B &amp; Co" in out
+    assert out.count('<details class="report">') == 2 and out.count("<mark>") == 2
+
+
+def test_no_event_filters_and_bad_dates_are_explained(fake_rag):
+    assert "No dated event about 'Zorbia' found." in html.unescape(show_timeline(fake_rag, "Zorbia"))
+    out = html.unescape(show_timeline(fake_rag, "Araghchi", "2030", "", ""))
+    assert "No dated event about 'Araghchi' found with the filters (since 2030-01-01)." in out
+    out = html.unescape(show_timeline(fake_rag, "Araghchi", "", "2019-13-45", ""))
+    assert "Please fix this and try again: until: not a date: '2019-13-45'" in out
+    assert "for example: Araghchi" in show_timeline(fake_rag, "   ")
+    assert "the limit is 2,000" in show_timeline(fake_rag, "why " * 600)
+    out = html.unescape(show_timeline(fake_rag, "Araghchi", "", "2018", ""))  # the filters apply
+    assert "Articles until 2018-12-31." in out and 'data-date="2025' not in out and 'data-date="2018' in out
+
+
 # ---------------------------------------------------------------- in the browser
 
 
@@ -685,3 +757,41 @@ def test_reference_day_is_used_for_a_question_about_recent_events(page):
     page.get_by_label("Reference day (YYYY-MM-DD)").fill("last week")
     ask(page, "What did Iran recently discuss with the Taliban?")
     expect(last_bot_message(page)).to_contain_text("reference day: not a date: 'last week'", timeout=30_000)
+
+
+def show_timeline_of(page, subject: str) -> None:
+    page.get_by_role("tab", name="Timeline").click()
+    page.get_by_label("Person, organisation, place or topic").fill(subject)
+    page.get_by_role("button", name="Show timeline").click()
+
+
+@browser_test
+def test_the_timeline_tab_shows_araghchi_s_events_in_order(page):
+    show_timeline_of(page, "Araghchi")
+    panel = page.locator("#timeline")
+    expect(panel.locator(".tl-header")).to_contain_text(re.compile(
+        r"Timeline of 'Araghchi': \d+ events from \d+ articles \(also spelled Araqchi\)"), timeout=60_000)
+    dates = panel.locator(".tl-event .tl-date").all_inner_texts()
+    assert dates[0] == "week of 2018-12-24" and dates[-1] == "2025-11-09" and "2018-12-31" in dates
+    first = panel.locator(".tl-event").first
+    expect(first.locator(".tl-how")).to_contain_text("“Last week” in an article of 2018-12-31")
+    expect(first.locator(".tl-text")).to_contain_text("Araqchi")
+    first.locator("details.report summary").first.click()  # the sentence in its article
+    expect(first.locator("details.report mark")).to_be_visible()
+    expect(first.locator("details.report .article")).to_contain_text("Bahram Qassemi")
+    page.get_by_role("tab", name="Chat").click()  # the chat is as it was
+    ask(page, KABUL)
+    expect(last_bot_message(page)).to_contain_text("Iran", timeout=60_000)
+
+
+@browser_test
+def test_the_timeline_says_when_nothing_matches(page):  # a subject no test uploads an article about
+    show_timeline_of(page, "Quokkaville")
+    expect(page.locator("#timeline")).to_contain_text("No dated event about 'Quokkaville' found.", timeout=60_000)
+    page.get_by_label("Articles since").fill("2030")
+    page.get_by_role("button", name="Show timeline").click()
+    expect(page.locator("#timeline")).to_contain_text(
+        "No dated event about 'Quokkaville' found with the filters (since 2030-01-01).", timeout=60_000)
+    page.get_by_label("Articles since").fill("2019-13-45")
+    page.get_by_role("button", name="Show timeline").click()
+    expect(page.locator("#timeline")).to_contain_text("since: not a date: '2019-13-45'", timeout=60_000)

@@ -30,6 +30,13 @@ CSS = """
 .src .article { white-space: pre-wrap; font-size: 0.92em; line-height: 1.45; }
 .src mark { background: #ffe08a; color: #000; padding: 0 1px; }
 .src strong.answer { background: #ffc933; color: #000; }
+.tl .tl-header { font-weight: 600; font-size: 1.05em; margin: 0 0 4px 0; }
+.tl .tl-events { list-style: none; padding: 0; margin: 8px 0 0 0; }
+.tl .tl-event { border-left: 3px solid var(--color-accent); padding: 2px 0 6px 12px; margin: 0 0 10px 4px; }
+.tl .tl-date { font-weight: 700; }
+.tl .tl-how { color: var(--body-text-color-subdued); font-size: 0.9em; }
+.tl .tl-text { margin: 4px 0; }
+.tl .tl-label { font-weight: 400; color: var(--body-text-color-subdued); }
 """
 
 # What the page does in the browser:
@@ -93,43 +100,70 @@ def build_app(rag: Rag) -> gr.Blocks:
                 pass
 
         history = handlers.upload(rag, files, history, on_progress)
-        return history, None, sources_dropdown()
+        return history, None, sources_dropdown(), sources_dropdown()
+
+    def timeline(query, since, until, source, progress=gr.Progress()):
+        def on_progress(done: int, total: int, stage: str = "Reading") -> None:
+            try:
+                progress((done, max(total, 1)), desc=stage)
+            except Exception:  # noqa: BLE001 - progress display is best effort
+                pass
+
+        return handlers.show_timeline(rag, query, since, until, source, on_progress)
 
     with gr.Blocks(title="Ask the news articles") as demo:
         gr.Markdown("## Ask the news articles\nAnswers are sentences from the articles, each cited as [n]; "
-                    "click a citation to read it in its article.")
+                    "click a citation to read it in its article. The Timeline tab lists the dated events "
+                    "about a person, organisation, place or topic.")
         conversation = gr.State(None)
-        with gr.Row():
-            with gr.Column(scale=3):
-                chatbot = gr.Chatbot(label="Chat", height=480, elem_id="chat", latex_delimiters=[],
-                                     allow_tags=False, sanitize_html=True)
+        with gr.Tabs(elem_id="tabs"):
+            with gr.Tab("Chat", id="chat-tab", elem_id="chat-tab"):
                 with gr.Row():
-                    box = gr.Textbox(placeholder="Ask a question about the articles…", show_label=False,
-                                     scale=5, elem_id="question", autofocus=True)
-                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(label="Chat", height=480, elem_id="chat", latex_delimiters=[],
+                                             allow_tags=False, sanitize_html=True)
+                        with gr.Row():
+                            box = gr.Textbox(placeholder="Ask a question about the articles…", show_label=False,
+                                             scale=5, elem_id="question", autofocus=True)
+                            send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                        with gr.Row():
+                            example = gr.Button(EXAMPLE, size="sm", elem_id="example")
+                            new = gr.Button("New conversation", size="sm", elem_id="new")
+                    with gr.Column(scale=2):
+                        gr.Markdown("### Sources")
+                        panel = gr.HTML(handlers.sources_html(rag, None), elem_id="sources")
+                with gr.Accordion("Search settings", open=False):
+                    with gr.Row():
+                        k = gr.Slider(1, 20, value=min(max(rag.settings.k, 1), 20), step=1, label="Passages")
+                        since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="any date",
+                                           info="or YYYY-MM, YYYY", elem_id="since")
+                        until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="any date",
+                                           info="or YYYY-MM, YYYY", elem_id="until")
+                        source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source",
+                                             allow_custom_value=True, elem_id="source")
+                        llm = gr.Dropdown(list(LLM_CHOICES), value=handlers.llm_label(rag.settings.llm),
+                                          label="Answer backend", elem_id="llm")
+                        reference_day = gr.Textbox(label="Reference day (YYYY-MM-DD)", placeholder="newest article",
+                                                   info="the day that 'this week' or 'recently' means",
+                                                   elem_id="reference-day")
+                with gr.Accordion("Add articles", open=False):
+                    files = gr.File(label=f"Articles ({', '.join(UPLOAD_SUFFIXES)}; up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
+                                    file_count="multiple", elem_id="upload")
+            with gr.Tab("Timeline", id="timeline-tab", elem_id="timeline-tab"):
+                gr.Markdown("Dated events about a subject, oldest first, each with the articles that report it.")
                 with gr.Row():
-                    example = gr.Button(EXAMPLE, size="sm", elem_id="example")
-                    new = gr.Button("New conversation", size="sm", elem_id="new")
-            with gr.Column(scale=2):
-                gr.Markdown("### Sources")
-                panel = gr.HTML(handlers.sources_html(rag, None), elem_id="sources")
-        with gr.Accordion("Search settings", open=False):
-            with gr.Row():
-                k = gr.Slider(1, 20, value=min(max(rag.settings.k, 1), 20), step=1, label="Passages")
-                since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="any date",
-                                   info="or YYYY-MM, YYYY", elem_id="since")
-                until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="any date",
-                                   info="or YYYY-MM, YYYY", elem_id="until")
-                source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source",
-                                     allow_custom_value=True, elem_id="source")
-                llm = gr.Dropdown(list(LLM_CHOICES), value=handlers.llm_label(rag.settings.llm),
-                                  label="Answer backend", elem_id="llm")
-                reference_day = gr.Textbox(label="Reference day (YYYY-MM-DD)", placeholder="newest article",
-                                           info="the day that 'this week' or 'recently' means",
-                                           elem_id="reference-day")
-        with gr.Accordion("Add articles", open=False):
-            files = gr.File(label=f"Articles ({', '.join(UPLOAD_SUFFIXES)}; up to {MAX_UPLOAD_BYTES // 2**20} MB each)",
-                            file_count="multiple", elem_id="upload")
+                    tl_query = gr.Textbox(label="Person, organisation, place or topic",
+                                          placeholder=f"for example: {handlers.TIMELINE_EXAMPLE}", scale=5,
+                                          elem_id="tl-query")
+                    tl_show = gr.Button("Show timeline", variant="primary", scale=1, elem_id="tl-show")
+                with gr.Row():
+                    tl_since = gr.Textbox(label="Articles since", placeholder="any date",
+                                          info="YYYY-MM-DD, YYYY-MM or YYYY", elem_id="tl-since")
+                    tl_until = gr.Textbox(label="Articles until", placeholder="any date",
+                                          info="YYYY-MM-DD, YYYY-MM or YYYY", elem_id="tl-until")
+                    tl_source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source",
+                                            allow_custom_value=True, elem_id="tl-source")
+                tl_panel = gr.HTML(handlers.timeline_html(rag, None), elem_id="timeline")
 
         ask_inputs = [box, chatbot, conversation, k, since, until, source, llm, reference_day]
         ask_outputs = [chatbot, conversation, panel, box]
@@ -137,8 +171,12 @@ def build_app(rag: Rag) -> gr.Blocks:
         send.click(respond, ask_inputs, ask_outputs)
         example.click(lambda: EXAMPLE, None, box).then(respond, ask_inputs, ask_outputs)
         new.click(new_conversation, None, [chatbot, conversation, panel, box])
-        files.upload(upload, [files, chatbot], [chatbot, files, source], show_progress_on=[files])
-        demo.load(sources_dropdown, None, source)  # an index updated since the page was built
+        files.upload(upload, [files, chatbot], [chatbot, files, source, tl_source], show_progress_on=[files])
+        tl_inputs = [tl_query, tl_since, tl_until, tl_source]
+        tl_query.submit(timeline, tl_inputs, tl_panel, api_name="timeline")
+        tl_show.click(timeline, tl_inputs, tl_panel)
+        # an index updated since the page was built
+        demo.load(lambda: (sources_dropdown(), sources_dropdown()), None, [source, tl_source])
     return demo
 
 

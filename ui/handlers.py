@@ -1,4 +1,5 @@
-"""What the browser chat does, without the page: answer, take in uploads, render, start the index.
+"""What the browser chat does, without the page: answer, draw timelines, take in uploads, render, start
+the index.
 
 Plain functions over the public ``rag`` API, testable without a browser; ``ui/app.py`` lays
 out the page and wires these to its events. Everything an article (or a user) wrote is
@@ -28,10 +29,15 @@ from rag import (
     Rag,
     RagError,
     SkippedInput,
+    Timeline,
+    TimelineEntry,
     Upload,
 )
 
 EXAMPLE = "Who offered to mediate between Kabul and Islamabad?"
+TIMELINE_EXAMPLE = "Araghchi"
+TIMELINE_HINT = ("Type a person, organisation, place or topic and press “Show timeline”, for example: "
+                 + TIMELINE_EXAMPLE)
 EMPTY_HINT = "Please type a question about the articles, for example: " + EXAMPLE
 LLM_CHOICES = {"none (extractive)": "none", "openai-compatible server (RAG_LLM_URL)": "openai"}
 if importlib.util.find_spec("llama_cpp") is not None:  # the `llm` extra is installed
@@ -297,6 +303,97 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
     except Exception as e:  # noqa: BLE001 - the page must stay up whatever goes wrong
         yield say(f"Sorry, something went wrong ({escape_text(f'{type(e).__name__}: {e}')}). Please try again.",
                   box=message)
+
+
+# ---------------------------------------------------------------- timelines
+
+
+def entry_date(entry: TimelineEntry) -> str:
+    """The entry's date as precise as it is known: "2018-12" (month), "week of 2018-12-24", "2018" (year)."""
+    if entry.precision == "month":
+        return entry.date[:7]
+    if entry.precision == "year":
+        return entry.date[:4]
+    if entry.precision == "week":
+        return f"week of {entry.date}"
+    return entry.date
+
+
+def how_dated(entry: TimelineEntry) -> str:
+    """How the date was obtained: "“Last week” in an article of 2018-12-31", or "article date"."""
+    if entry.basis != "stated":
+        return "article date"
+    article = f"an article of {entry.source.date}" if entry.source.date else "an undated article"
+    return f"“{entry.stated}” in {article}"
+
+
+def _tl_message(text: str) -> str:
+    return f'<div class="src tl"><p class="tl-message">{html.escape(text)}</p></div>'
+
+
+def _report_html(rag: Rag, s, label: str) -> str:
+    """One article reporting an event: a <details> with its title, source and date, the sentence
+    marked in its article."""
+    doc = rag.document(s.doc_id) or {}
+    body = passage_in_context(doc.get("text") or "", s.start, s.end, s.text)
+    about = " · ".join(html.escape(x) for x in (s.source, s.date) if x) or "no date or source"
+    meta = [f"page {s.page}" if s.page else f"characters {s.start:,}–{s.end:,}"]
+    if s.url.startswith(("http://", "https://")):
+        meta.append(f'<a href="{html.escape(s.url)}" target="_blank" rel="noopener noreferrer">link</a>')
+    meta.append(html.escape(s.doc_id))
+    return (f'<details class="report"><summary><span class="tl-label">{html.escape(label)}</span> '
+            f'{html.escape(s.title or s.doc_id)} <span class="part">· {about}</span></summary>'
+            f'<div class="meta">{" · ".join(meta)}</div><div class="article">{body}</div></details>')
+
+
+def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filters()) -> str:
+    """The timeline as HTML: a header (how many events, from how many articles, the other
+    spellings found), then one entry per event, oldest first: its date and how it was obtained,
+    the sentence, and the articles reporting it, each readable in context. All text escaped."""
+    if timeline is None:
+        return _tl_message(TIMELINE_HINT)
+    with_filters = f" with the filters ({filters.describe()})" if filters else ""
+    if not timeline.entries:
+        return _tl_message(f"No dated event about '{timeline.query}' found{with_filters}.")
+    n = len(timeline.entries)
+    articles = len({s.doc_id for e in timeline.entries for s in e.sources})
+    spellings = [v for vs in timeline.variants.values() for v in vs]
+    header = (f"Timeline of '{timeline.query}': {n} event{'s' if n != 1 else ''} from {articles} "
+              f"article{'s' if articles != 1 else ''}")
+    if spellings:
+        header += f" (also spelled {', '.join(spellings)})"
+    parts = ['<div class="src tl">', f'<p class="tl-header">{html.escape(header)}</p>']
+    if filters:
+        parts.append(f'<p class="order">Articles {html.escape(filters.describe())}.</p>')
+    parts.append('<p class="order">Oldest first; open an article to read the sentence in its context.</p>'
+                 '<ol class="tl-events">')
+    for i, e in enumerate(timeline.entries, 1):
+        reports = [_report_html(rag, e.source, "Reported by" if not e.also else "First reported by")]
+        reports += [_report_html(rag, s, "Also reported by") for s in e.also]
+        parts.append(
+            f'<li class="tl-event" id="tl-{i}" data-date="{html.escape(e.date)}">'
+            f'<div class="tl-when"><span class="tl-date">{html.escape(entry_date(e))}</span> '
+            f'<span class="tl-how">· {html.escape(how_dated(e))}</span></div>'
+            f'<p class="tl-text">{html.escape(e.text)}</p>{"".join(reports)}</li>')
+    parts.append("</ol></div>")
+    return "".join(parts)
+
+
+def show_timeline(rag: Rag, query: str, since: str = "", until: str = "", source: str = "",
+                  progress: Callable[[int, int, str], None] | None = None) -> str:
+    """The Timeline view for ``query`` under the date and source filters, as HTML; a problem
+    with the query or the filters is explained instead."""
+    if not (query or "").strip():
+        return _tl_message(TIMELINE_HINT)
+    try:
+        filters = parse_filters(since, until, source)
+        return timeline_html(rag, rag.timeline(query, filters, progress=progress), filters)
+    except QuestionError as e:  # FilterError too: a bad date; a query too long
+        return _tl_message(f"Please fix this and try again: {e}")
+    except RagError as e:
+        return _tl_message(f"Sorry, that did not work: {e}")
+    except Exception as e:  # noqa: BLE001 - the page must stay up whatever goes wrong
+        return _tl_message(f"Sorry, something went wrong ({type(e).__name__}: {e}). Please try again.")
 
 
 # ---------------------------------------------------------------- uploads

@@ -1,0 +1,163 @@
+"""Score timelines and conflict detection on the RealTime QA gold sets (eval/TIMELINE_CONFLICTS.md).
+
+    python eval/timeline_eval.py --data ../shared/datasets --work runs/timeline-eval
+
+The evaluation corpus is built from the shared data at run time (nothing of it is copied into
+the project): every article of the query's corpus file that names a timeline subject (its
+longest word or a listed variant) or holds the rare words of a conflict question, plus every
+gold article. It is indexed once under ``--work``; the timelines and answers then come from
+the public API, and the scores follow the matching rules of eval/TIMELINE_CONFLICTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import json
+import re
+from pathlib import Path
+
+from rag import Rag, Settings
+from rag.lexical import bm25_tokens
+
+EVAL = Path(__file__).resolve().parent
+DAYS = 3  # an entry dated within this many days of a gold event matches it (month-precision: same month)
+
+
+def load(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _subject_words(q: dict) -> list[str]:
+    words = [max(re.findall(r"[\w'’-]+", q["query"]), key=len).lower()]
+    return words + [max(re.findall(r"[\w'’-]+", v), key=len).lower() for v in q.get("variants", [])]
+
+
+def _question_words(q: dict, df: dict[str, int]) -> list[str]:
+    toks = [t for t in dict.fromkeys(bm25_tokens(q["question"])) if len(t) > 3]
+    return sorted(toks, key=lambda t: df.get(t, 0))[:2]
+
+
+def build_corpus(data: Path, timelines: list[dict], conflicts: list[dict], out: Path) -> dict:
+    """Write the evaluation corpus (JSONL) and return counts."""
+    wanted_ids = {d for q in timelines for e in q["events"] for d in e["docs"]}
+    wanted_ids |= {d for q in conflicts for v in q["values"] for d in v["docs"]}
+    files = sorted({q["corpus"] for q in timelines + conflicts})
+    kept = 0
+    with out.open("w") as fh:
+        for name in files:
+            rows = [json.loads(line) for line in gzip.open(data / name, "rt")]
+            df: dict[str, int] = {}
+            for r in rows:
+                for t in set(bm25_tokens(r.get("text", "")[:4000])):
+                    df[t] = df.get(t, 0) + 1
+            subjects = [w for q in timelines if q["corpus"] == name for w in _subject_words(q)]
+            pairs = [_question_words(q, df) for q in conflicts if q["corpus"] == name]
+            pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, subjects)) + r")", re.I) if subjects else None
+            for r in rows:
+                text = r.get("text") or ""
+                low = text.lower()
+                keep = r.get("id") in wanted_ids or (pattern is not None and pattern.search(text))
+                if not keep:
+                    stems = set(bm25_tokens(low[:20000]))
+                    keep = any(p and all(t in stems for t in p) for p in pairs)
+                if keep:
+                    fh.write(json.dumps({k: r.get(k) for k in ("id", "title", "url", "date", "text")}) + "\n")
+                    kept += 1
+    return {"articles": kept, "corpus_files": files}
+
+
+def _day(s: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(s[:10])
+    except ValueError:
+        return None
+
+
+def _matches(entry: dict, event: dict) -> bool:
+    docs = {entry["source"]["doc_id"], *(s["doc_id"] for s in entry["also"])}
+    if not docs & set(event["docs"]):
+        return False
+    a, b = _day(entry["date"]), _day(event["date"])
+    if a is None or b is None:
+        return False
+    if entry["precision"] in ("month", "year"):
+        return entry["date"][:7] == event["date"][:7] or (entry["precision"] == "year" and entry["date"][:4] == event["date"][:4])
+    return abs((a - b).days) <= DAYS
+
+
+def score_timelines(rag: Rag, queries: list[dict]) -> tuple[dict, list[dict]]:
+    from rag import Filters
+
+    rows = []
+    for q in queries:
+        t = rag.timeline(q["query"], filters=Filters(since=q.get("since", ""), until=q.get("until", ""))).to_dict()
+        entries, events = t["entries"], q["events"]
+        matched_events = [e for e in events if any(_matches(x, e) for x in entries)]
+        matching_entries = [x for x in entries if any(_matches(x, e) for e in events)]
+        duplicates = sum(max(0, sum(_matches(x, e) for x in entries) - 1) for e in events)
+        exact = [x for x in matching_entries if any(_matches(x, e) and x["date"] == e["date"] for e in events)]
+        rows.append({"id": q["id"], "query": q["query"], "entries": len(entries), "gold": len(events),
+                     "recall": len(matched_events) / len(events) if events else 0.0,
+                     "precision": len(matching_entries) / len(entries) if entries else 0.0,
+                     "date_exact": len(exact) / len(matching_entries) if matching_entries else 0.0,
+                     "duplicates": duplicates, "variants": t["variants"]})
+    n = len(rows)
+    summary = {"queries": n,
+               "event_recall": round(sum(r["recall"] for r in rows) / n, 3),
+               "event_precision": round(sum(r["precision"] for r in rows) / n, 3),
+               "date_accuracy": round(sum(r["date_exact"] for r in rows) / n, 3),
+               "duplicate_entries_per_timeline": round(sum(r["duplicates"] for r in rows) / n, 2),
+               "entries_per_timeline": round(sum(r["entries"] for r in rows) / n, 1)}
+    return summary, rows
+
+
+def _norm(value: str) -> str:
+    return re.sub(r"[\s,]", "", value.lower())
+
+
+def score_conflicts(rag: Rag, questions: list[dict]) -> tuple[dict, list[dict]]:
+    rows = []
+    for q in questions:
+        answer = rag.ask(q["question"])
+        gold = {_norm(v["value"]) for v in q["values"]}
+        found = [[_norm(v.value) for v in c.values] for c in answer.conflicts]
+        flagged = bool(found)
+        right = any(len({v for v in vs if any(g in v or v in g for g in gold)}) >= 2 for vs in found)
+        rows.append({"id": q["id"], "kind": q["kind"], "flagged": flagged, "right_values": right,
+                     "found": [c.to_dict() for c in answer.conflicts], "gold": sorted(gold)})
+    differ = [r for r in rows if r["kind"] != "agree"]
+    agree = [r for r in rows if r["kind"] == "agree"]
+    flagged = [r for r in rows if r["flagged"]]
+    summary = {"questions_differ": len(differ), "questions_agree": len(agree),
+               "recall": round(sum(r["right_values"] for r in differ) / len(differ), 3) if differ else None,
+               "precision": round(sum(r["kind"] != "agree" and r["right_values"] for r in flagged) / len(flagged), 3)
+               if flagged else None,
+               "agreeing_flagged": sum(r["flagged"] for r in agree), "flagged": len(flagged)}
+    return summary, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    parser.add_argument("--work", type=Path, default=Path("runs/timeline-eval"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    timelines = load(EVAL / "timeline_queries.jsonl")
+    conflicts = load(EVAL / "conflict_questions.jsonl")
+    corpus = args.work / "corpus.jsonl"
+    if not corpus.exists():
+        print(json.dumps(build_corpus(args.data, timelines, conflicts, corpus)), flush=True)
+    rag = Rag(Settings.from_env(corpus=(str(corpus),), index_dir=str(args.work / "index")))
+    rag.ensure_index(log=print)
+    rag.warm()
+    t_summary, t_rows = score_timelines(rag, timelines)
+    c_summary, c_rows = score_conflicts(rag, conflicts)
+    (args.work / "timelines.json").write_text(json.dumps(t_rows, indent=1, ensure_ascii=False))
+    (args.work / "conflicts.json").write_text(json.dumps(c_rows, indent=1, ensure_ascii=False))
+    print(json.dumps({"timeline": t_summary, "conflicts": c_summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
