@@ -81,6 +81,24 @@ class EvidenceSpan(BaseModel):
     end: int
 
 
+class ConflictValueResult(BaseModel):
+    """One value the sources give, with the passages ([n]) and articles that give it."""
+
+    value: str
+    as_of: str = Field(description="the newest date of the articles that give it")
+    citations: list[int]
+    dates: list[str]
+    doc_ids: list[str]
+
+
+class ConflictResult(BaseModel):
+    """Sources that give different values for what the question asks."""
+
+    what: str
+    kind: str = Field(description="update (the value changed over time; newest first) or disagree")
+    values: list[ConflictValueResult]
+
+
 class AskResult(BaseModel):
     """``Answer.to_dict()``: the ``ask --json`` object."""
 
@@ -96,6 +114,7 @@ class AskResult(BaseModel):
     invalid_citations: list[int] = []
     ungrounded: bool = False
     extractive_answer: str = ""
+    conflicts: list[ConflictResult] = Field([], description="values the sources give differently (absent when they agree)")
 
 
 class TimelineSource(BaseModel):
@@ -357,6 +376,11 @@ def format_ask(out: dict) -> str:
     lines += [f"warning: {w}" for w in out.get("warnings", [])]
     if out.get("reference_day"):
         lines += ["", f"(A question about recent events: articles dated near {out['reference_day']} came first.)"]
+    for c in out.get("conflicts", []):
+        head = (f"The sources give {c['what']} differently over time (newest first):" if c["kind"] == "update"
+                else f"The sources disagree on {c['what']}:")
+        lines += ["", head] + [f"  - {v['value']} as of {v['as_of']} " + "".join(f"[{n}]" for n in v["citations"])
+                               for v in c["values"]]
     if out.get("citations"):
         lines += ["", "Sources:"]
         for c in out["citations"]:

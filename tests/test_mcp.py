@@ -342,3 +342,15 @@ def test_http_port_in_use_is_a_clear_error(run_cli, tmp_path: Path):
     assert done.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
     assert not (tmp_path / "idx").exists()  # refused before any indexing
+
+
+def test_the_ask_text_shows_sources_that_differ():
+    from rag.mcp_server import AskResult, format_ask
+
+    out = {"question": "q", "answer": "About 14,000 [1]", "abstained": False, "citations": [], "evidence": [],
+           "timings_ms": {}, "conflicts": [{"what": "the number of US troops", "kind": "update", "values": [
+               {"value": "14,000", "as_of": "2019-01-23", "citations": [1], "dates": ["2019-01-23"], "doc_ids": ["a"]},
+               {"value": "7,000", "as_of": "2018-12-31", "citations": [2], "dates": ["2018-12-31"], "doc_ids": ["b"]}]}]}
+    assert AskResult.model_validate(out).conflicts[0].values[1].value == "7,000"
+    text = format_ask(out)
+    assert "differently over time (newest first)" in text and "7,000 as of 2018-12-31 [2]" in text

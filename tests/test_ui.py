@@ -795,3 +795,18 @@ def test_the_timeline_says_when_nothing_matches(page):  # a subject no test uplo
     page.get_by_label("Articles since").fill("2019-13-45")
     page.get_by_role("button", name="Show timeline").click()
     expect(page.locator("#timeline")).to_contain_text("since: not a date: '2019-13-45'", timeout=60_000)
+
+
+def test_sources_that_differ_are_shown_side_by_side_in_the_answer():
+    from rag.conflicts import Conflict, ConflictValue
+
+    cites = [Citation(n, f"d{n}", f"T{n}", d, "S", 0, 10, "x", 0.5) for n, d in ((1, "2019-01-23"), (2, "2018-12-31"))]
+    answer = Answer("How many US troops?", "About 14,000 US troops <b>x</b> [1]", False, citations=cites,
+                    conflicts=[Conflict("the number of US troops", "update",
+                                        [ConflictValue("14,000", [1], ["2019-01-23"], ["d1"], "2019-01-23"),
+                                         ConflictValue("7,000", [2], ["2018-12-31"], ["d2"], "2018-12-31")])])
+    text = html.unescape(handlers.answer_message(answer))
+    assert "The sources give the number of US troops differently over time (newest first):" in text
+    assert text.index("14,000 as of 2019-01-23") < text.index("7,000 as of 2018-12-31")
+    assert "(#src-2)" in text  # [2] links to its source
+    assert "<b>" not in handlers.answer_message(answer)  # still escaped

@@ -243,6 +243,12 @@ def answer_message(answer: Answer) -> str:
                      "(“Reference day” in Search settings sets the day)")
     if notes:
         text += "\n\n" + "\n\n".join(_note(w) for w in notes)
+    for c in answer.conflicts:
+        head = (f"The sources give {c.what} differently over time (newest first):" if c.kind == "update"
+                else f"The sources disagree on {c.what}:")
+        rows = [answer_markdown(f"{v.value} as of {v.as_of or 'an undated article'} "
+                                + "".join(f"[{n}]" for n in v.citations), n) for v in c.values]
+        text += "\n\n**" + escape_text(head) + "**\n" + "\n".join(f"- {r}" for r in rows)
     if answer.citations:
         text += f"\n\n<sub>{answer.timings_ms.get('total', 0):.0f} ms · click [n] to open its source</sub>"
     return text
