@@ -230,10 +230,12 @@ def build_timeline(index, embedder, query: str, filters: Filters = Filters(), ma
     ids = ids[np.argsort(-scores[ids], kind="stable")][:max_passages]
     chunks = index.chunks([int(i) for i in ids])
     texts = [c.text for c in chunks.values()]
-    # A variant counts when the archive writes it as a name (capitalised), like the query word.
+    # A variant counts when the archive writes it as a name (capitalised), like the query word,
+    # and, for a name of several words, next to one of the others ("Alexey Navalny", not "Walken").
     shown: dict[str, list[str]] = {}
     for w, vs in variants.items():
-        kept = [_capitalised_in(v, texts) for v in vs]
+        others = [o for o in q_words if o != w]
+        kept = [_capitalised_in(v, texts) for v in vs if not others or _beside(v, others, texts)]
         kept = [k for k in kept if k]
         if kept:
             shown[w] = kept
@@ -244,6 +246,13 @@ def build_timeline(index, embedder, query: str, filters: Filters = Filters(), ma
     entries = _one_per_article_and_day(candidates)
     timeline.entries = _merge_reports(entries, embedder)
     return timeline
+
+
+def _beside(word: str, others: list[str], texts: list[str]) -> bool:
+    """True when ``word`` stands within two words of one of ``others`` somewhere in ``texts``."""
+    near = re.compile(rf"\b(?:{'|'.join(map(re.escape, others))})\W+(?:\w+\W+){{0,1}}{re.escape(word)}\w*"
+                      rf"|\b{re.escape(word)}\w*\W+(?:\w+\W+){{0,1}}(?:{'|'.join(map(re.escape, others))})", re.I)
+    return any(near.search(t) for t in texts)
 
 
 def _subject_patterns(q_words: list[str], variants: dict[str, list[str]]) -> list[re.Pattern]:
