@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .api import IndexState, Rag
 from .config import Settings
+from .conflicts import Conflict
 from .errors import CorpusError, MissingExtraError, QuestionError, RagError, RagIndexError, UnknownModelError
 from .filters import FilterError, Filters
 from .followup import Conversation
@@ -21,7 +22,7 @@ from .types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInpu
 from .uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
 
 __all__ = [
-    "Answer", "Chunk", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
+    "Answer", "Chunk", "Conflict", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
     "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",
 ]

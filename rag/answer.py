@@ -86,14 +86,7 @@ class Sentence:
 
 
 def citations_for(hits: list[Hit]) -> list[Citation]:
-    return [
-        Citation(
-            n=i, doc_id=h.chunk.doc_id, title=h.chunk.title, date=h.chunk.date, source=h.chunk.source,
-            start=h.chunk.start, end=h.chunk.end, text=h.chunk.text, score=round(h.score, 6), url=h.chunk.url,
-            page=h.chunk.page,
-        )
-        for i, h in enumerate(hits, 1)
-    ]
+    return [h.citation(i) for i, h in enumerate(hits, 1)]
 
 
 def candidate_sentences(hits: list[Hit]) -> list[Sentence]:

@@ -352,8 +352,10 @@ class Rag:
         uploads = save_files(corpus, files)
         saved = {(corpus / u.saved).resolve(): u for u in uploads if u.saved}
         report = self.index(progress=progress, wait=True)
+        # The manifest lists every document's file: one read, not a query (and its full text) per document.
+        paths = (read_manifest(self.settings.index_path) or {}).get("documents", {})
         for doc_id in [*report.added, *report.updated]:
-            path = (self.reader.document(doc_id) or {}).get("path") or ""
+            path = paths.get(doc_id, {}).get("path") or ""
             u = saved.get(Path(path).resolve()) if path else None
             if u is not None:
                 u.documents.append(doc_id)

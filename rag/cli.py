@@ -281,15 +281,13 @@ def format_conflicts(answer: Answer, width: int = 100) -> str:
     parts = []
     for c in answer.conflicts:
         if c.kind == "update":
-            head = f"The sources give {c.what} differently over time (newest first):"
             rows = [f"{v.value} as of {v.as_of or 'an undated article'} " + "".join(f"[{n}]" for n in v.citations)
                     for v in c.values]
         else:
-            head = f"The sources disagree on {c.what}:"
             rows = [f"{v.value} " + "".join(f"[{n}]" for n in v.citations) + (f" ({', '.join(v.dates)})" if v.dates else "")
                     for v in c.values]
-        parts.append("\n\n" + head + "\n" + "\n".join(textwrap.fill(r, width, initial_indent="  - ",
-                                                                     subsequent_indent="    ") for r in rows))
+        parts.append("\n\n" + c.headline + "\n" + "\n".join(textwrap.fill(r, width, initial_indent="  - ",
+                                                                           subsequent_indent="    ") for r in rows))
     return "".join(parts)
 
 
@@ -363,8 +361,6 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) -> str:
-    from .timeline import describe_date
-
     if not timeline.entries:
         where = f" among articles that pass the filters ({filters.describe()})" if filters else ""
         return f"No dated event about {timeline.query!r} found{where}."
@@ -372,7 +368,7 @@ def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) ->
     lines = [f"Timeline of {timeline.query!r}: {len(timeline.entries)} events from {timeline.articles} articles"
              + (f" ({spelled})" if spelled else ""), ""]
     for e in timeline.entries:
-        when = describe_date(e)
+        when = e.when
         how = f"“{e.stated}” in an article of {e.source.date}" if e.basis == "stated" else "the article's date"
         lines.append(f"{when}  ({how})")
         lines.append(textwrap.indent(textwrap.fill(e.text, width - 4), "    "))

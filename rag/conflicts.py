@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .dates import day_number
+from .dates import day_number, stated_date
 from .lexical import match_sequence, match_tokens
-from .timeline import stated_date
 from .tuning import CONFLICT_MIN_SCORE_RATIO, CONFLICT_NUMBER_WINDOW, CONFLICT_SAME_DAYS
 
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.,;]+)", re.I)
@@ -49,6 +48,17 @@ class Conflict:
     what: str  # what differs: "troops (a number)", "the date"
     kind: str
     values: list[ConflictValue]
+
+    @property
+    def headline(self) -> str:
+        return self.headline_for(self.kind, self.what)
+
+    @staticmethod
+    def headline_for(kind: str, what: str) -> str:
+        """The line that introduces the values: "The sources give X differently over time (newest first):"."""
+        if kind == "update":
+            return f"The sources give {what} differently over time (newest first):"
+        return f"The sources disagree on {what}:"
 
     def to_dict(self) -> dict:
         return {"what": self.what, "kind": self.kind, "values": [v.to_dict() for v in self.values]}

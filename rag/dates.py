@@ -3,7 +3,8 @@
 Every date the tool stores or compares is ISO ``YYYY-MM-DD``. ``parse_date`` reads what
 articles and users write (``2023/01/05``, ``2023-01-05T10:00Z``, ``5 January 2023``,
 ``Jan 5, 2023``, and the partial ``2023-01`` or ``2023``); ingest, filters, the CLI, the UI
-and the answer step all go through it. The "reference day" is the day a question about
+and the answer step all go through it; ``stated_date`` reads the date a sentence states ("last
+week", "on Monday") against its article's date. The "reference day" is the day a question about
 "this week" or "recently" refers to: given by the user, else the newest article's date.
 """
 
@@ -22,6 +23,24 @@ _YM = re.compile(r"(\d{4})[-/.](\d{1,2})$")
 _Y = re.compile(r"(\d{4})$")
 _FORMATS = ("%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %b %Y", "%B %d %Y", "%b %d %Y", "%a, %d %b %Y")
 FORMATS_HELP = "YYYY-MM-DD, YYYY-MM or YYYY"
+
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
+_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
+_MONTHS["sept"] = 9
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
+_WEEKDAYS = {d.lower(): i for i, d in enumerate(calendar.day_name)}
+_DATE_PATTERNS = [
+    # (regex, kind); the first match in a sentence wins, in this order
+    (re.compile(rf"\b(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>(?:19|20)\d\d)\b"), "mdy"),
+    (re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})\s+(?P<year>(?:19|20)\d\d)\b"), "dmy"),
+    (re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<mon>\d\d)-(?P<day>\d\d)\b"), "iso"),
+    (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"), "md"),
+    (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})\b(?!,?\s*(?:19|20)\d\d)"), "dm"),
+    (re.compile(rf"\b(?:in|since|from|until|by|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH})\s+(?P<year>(?:19|20)\d\d)\b"), "my"),
+    (re.compile(r"\b(?P<rel>yesterday|last night)\b", re.I), "rel"),
+    (re.compile(r"\b(?P<rel>last week|last month|last year|earlier this week|earlier this month)\b", re.I), "rel"),
+    (re.compile(r"\b(?:on|last|this past)\s+(?P<weekday>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), "weekday"),
+]
 
 # Words that make a question about "now": "this week", "recently", "the latest", "on Monday".
 _TIME_CUE = re.compile(
@@ -107,3 +126,52 @@ def closeness(dates: list[str], reference: str) -> np.ndarray:
     if not ref:
         return np.zeros(len(dates), dtype=np.float32)
     return recency_bonus(day_numbers(dates).astype(np.int64), ref) / RECENCY_WEIGHT
+
+
+def stated_date(sentence: str, article_date: str) -> tuple[str, str, str]:
+    """(ISO day, precision, the words) of the date ``sentence`` states, resolved against the
+    article's date; ("", "", "") when it states none that can be resolved."""
+    base = dt.date.fromisoformat(article_date) if day_number(article_date) else None
+    for pattern, kind in _DATE_PATTERNS:
+        for m in pattern.finditer(sentence):
+            day = _resolve(m, kind, base)
+            if day is not None:
+                value, precision = day
+                return value.isoformat(), precision, m.group(0).strip()
+    return "", "", ""
+
+
+def _resolve(m: re.Match, kind: str, base: dt.date | None) -> tuple[dt.date, str] | None:
+    g = m.groupdict()
+    try:
+        if kind in ("mdy", "dmy"):
+            return dt.date(int(g["year"]), _MONTHS[g["month"].lower().rstrip(".")], int(g["day"])), "day"
+        if kind == "iso":
+            return dt.date(int(g["year"]), int(g["mon"]), int(g["day"])), "day"
+        if kind == "my":
+            return dt.date(int(g["year"]), _MONTHS[g["month"].lower().rstrip(".")], 1), "month"
+        if base is None:
+            return None
+        if kind in ("md", "dm"):
+            day = dt.date(base.year, _MONTHS[g["month"].lower().rstrip(".")], int(g["day"]))
+            if day > base + dt.timedelta(days=31):  # "on December 28" in a January article: last year
+                day = day.replace(year=base.year - 1)
+            return day, "day"
+        if kind == "weekday":  # news convention: the latest such day on or before the article's
+            back = (base.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
+            return base - dt.timedelta(days=back), "day"
+        rel = g["rel"].lower()
+        if rel in ("yesterday", "last night"):
+            return base - dt.timedelta(days=1), "day"
+        if rel in ("last week", "earlier this week"):
+            return base - dt.timedelta(days=7 if rel == "last week" else 3), "week"
+        if rel == "earlier this month":
+            return base.replace(day=1), "month"
+        if rel == "last month":
+            first = base.replace(day=1) - dt.timedelta(days=1)
+            return first.replace(day=1), "month"
+        if rel == "last year":
+            return dt.date(base.year - 1, 1, 1), "year"
+    except (ValueError, KeyError):
+        return None
+    return None

@@ -26,7 +26,18 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from . import Citation, Filters, Hit, MissingExtraError, Rag, RagError, Settings, SkippedInput, __version__
+from . import (
+    Conflict,
+    Filters,
+    Hit,
+    MissingExtraError,
+    Rag,
+    RagError,
+    Settings,
+    SkippedInput,
+    TimelineEntry,
+    __version__,
+)
 
 try:
     from mcp.server.mcpserver import MCPServer
@@ -52,20 +63,25 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # ---------------------------------------------------------------- result shapes (the output schemas)
 
 
-class Passage(BaseModel):
-    """A numbered passage: characters ``start``-``end`` of the article ``doc_id``."""
+class ArticleSpan(BaseModel):
+    """Characters ``start``-``end`` of the article ``doc_id``, with the article's metadata."""
 
-    n: int = Field(description="the passage number; the answer cites it as [n]")
     doc_id: str = Field(description="the article's id (get_document reads it)")
     title: str
     date: str = Field(description="the article's date, YYYY-MM-DD, or empty when unknown")
     source: str = Field(description="the publisher, or empty when unknown")
     url: str = ""
-    start: int = Field(description="first character of the passage in the article's text")
-    end: int = Field(description="character after the passage in the article's text")
-    text: str = Field(description="the passage, exactly the article's text[start:end]")
+    start: int = Field(description="first character of the span in the article's text")
+    end: int = Field(description="character after the span in the article's text")
+    text: str = Field(description="the span, exactly the article's text[start:end]")
+    page: int = Field(0, description="the page of a PDF where the span starts; absent when not paged")
+
+
+class Passage(ArticleSpan):
+    """A numbered passage: characters ``start``-``end`` of the article ``doc_id``."""
+
+    n: int = Field(description="the passage number; the answer cites it as [n]")
     score: float = Field(description="retrieval score (higher is better; comparable within one result only)")
-    page: int = Field(0, description="the page of a PDF where the passage starts; absent when not paged")
 
 
 class SearchResult(BaseModel):
@@ -117,18 +133,8 @@ class AskResult(BaseModel):
     conflicts: list[ConflictResult] = Field([], description="values the sources give differently (absent when they agree)")
 
 
-class TimelineSource(BaseModel):
-    """An article reporting an event: the sentence is characters ``start``-``end`` of its text."""
-
-    doc_id: str = Field(description="the article's id (get_document reads it)")
-    title: str
-    date: str = Field(description="the article's date, YYYY-MM-DD, or empty when unknown")
-    source: str = Field(description="the publisher, or empty when unknown")
-    url: str = ""
-    start: int = Field(description="first character of the sentence in the article's text")
-    end: int = Field(description="character after the sentence in the article's text")
-    text: str = Field(description="the sentence, exactly the article's text[start:end]")
-    page: int = Field(0, description="the page of a PDF where the sentence is; absent when not paged")
+class TimelineSource(ArticleSpan):
+    """An article reporting an event: the span is the sentence that says what happened."""
 
 
 class TimelineEvent(BaseModel):
@@ -327,9 +333,7 @@ def _filters(since: str, until: str, source: str) -> Filters:
 
 
 def _passage(n: int, hit: Hit) -> dict:
-    c = hit.chunk
-    return Citation(n=n, doc_id=c.doc_id, title=c.title, date=c.date, source=c.source, start=c.start, end=c.end,
-                    text=c.text, score=round(hit.score, 6), url=c.url, page=c.page).to_dict()
+    return hit.citation(n).to_dict()
 
 
 def _document(doc: dict, start: int | None, end: int | None) -> dict:
@@ -377,9 +381,7 @@ def format_ask(out: dict) -> str:
     if out.get("reference_day"):
         lines += ["", f"(A question about recent events: articles dated near {out['reference_day']} came first.)"]
     for c in out.get("conflicts", []):
-        head = (f"The sources give {c['what']} differently over time (newest first):" if c["kind"] == "update"
-                else f"The sources disagree on {c['what']}:")
-        lines += ["", head] + [f"  - {v['value']} as of {v['as_of']} " + "".join(f"[{n}]" for n in v["citations"])
+        lines += ["", Conflict.headline_for(c["kind"], c["what"])] + [f"  - {v['value']} as of {v['as_of']} " + "".join(f"[{n}]" for n in v["citations"])
                                for v in c["values"]]
     if out.get("citations"):
         lines += ["", "Sources:"]
@@ -397,16 +399,6 @@ def format_search(query: str, passages: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def describe_date(entry: dict) -> str:
-    """An entry's date as a reader should take it: "2018-12", "week of 2018-12-24", "2018-12-31"."""
-    date, precision = entry["date"], entry.get("precision")
-    if precision == "month":
-        return date[:7]
-    if precision == "year":
-        return date[:4]
-    return f"week of {date}" if precision == "week" else date
-
-
 def format_timeline(out: dict, filters: Filters = Filters()) -> str:
     """One block per event: its date (and what stated it), the sentence, its source and the others reporting it."""
     query = out["query"].strip()
@@ -418,7 +410,7 @@ def format_timeline(out: dict, filters: Filters = Filters()) -> str:
     lines = [f"Timeline of {query!r}: {n} event{'s' if n != 1 else ''} from {out['articles']} "
              f"article{'s' if out['articles'] != 1 else ''}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
     for e in out["entries"]:
-        when = describe_date(e)
+        when = TimelineEntry.date_as_known(e["date"], e["precision"])
         if e["basis"] == "stated":
             when += f" (stated: {e['stated']!r} in an article of {e['source']['date'] or 'unknown date'})"
         lines += ["", when, _quoted(e["text"]), f"    source: {span_line(e['source'])}"]

@@ -7,24 +7,22 @@
 3. **Sentences**: those that name the subject; per article and event date, the one that best
    says what happened.
 4. **Dates**: a date the sentence states ("on December 24, 2018", "in March 2019", "last
-   week", "on Monday") resolved against the article's date, else the article's date; each
-   entry says which.
+   week", "on Monday"; ``dates.stated_date``) resolved against the article's date, else the
+   article's date; each entry says which.
 5. **Events**: sentences from different articles with close dates that say the same thing
    are one entry with several sources.
 """
 
 from __future__ import annotations
 
-import calendar
-import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .chunk import sentence_spans
-from .dates import day_number
+from .dates import day_number, stated_date
 from .filters import Filters
 from .lexical import bm25_tokens, stopwords, words
 from .retrieve import BM25Retriever
@@ -34,24 +32,8 @@ from .tuning import (
     TIMELINE_SAME_EVENT_DAYS,
     TIMELINE_SAME_EVENT_OVERLAP,
 )
+from .types import paged_dict
 
-_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
-_MONTHS.update({m.lower(): i for i, m in enumerate(calendar.month_abbr) if m})
-_MONTHS["sept"] = 9
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?"
-_WEEKDAYS = {d.lower(): i for i, d in enumerate(calendar.day_name)}
-_DATE_PATTERNS = [
-    # (regex, kind); the first match in a sentence wins, in this order
-    (re.compile(rf"\b(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>(?:19|20)\d\d)\b"), "mdy"),
-    (re.compile(rf"\b(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})\s+(?P<year>(?:19|20)\d\d)\b"), "dmy"),
-    (re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<mon>\d\d)-(?P<day>\d\d)\b"), "iso"),
-    (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"), "md"),
-    (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})\b(?!,?\s*(?:19|20)\d\d)"), "dm"),
-    (re.compile(rf"\b(?:in|since|from|until|by|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH})\s+(?P<year>(?:19|20)\d\d)\b"), "my"),
-    (re.compile(r"\b(?P<rel>yesterday|last night)\b", re.I), "rel"),
-    (re.compile(r"\b(?P<rel>last week|last month|last year|earlier this week|earlier this month)\b", re.I), "rel"),
-    (re.compile(r"\b(?:on|last|this past)\s+(?P<weekday>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), "weekday"),
-]
 _EVENT_VERB = re.compile(
     r"\b(?:\w{3,}ed|said|says|met|held|took|began|won|lost|left|led|made|gave|told|came|went|became|"
     r"announced|agreed|signed|called|visited|arrived|killed|died|elected|appointed|resigned|launched|"
@@ -75,10 +57,7 @@ class Source:
     page: int = 0
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        if not self.page:
-            del out["page"]
-        return out
+        return paged_dict(self)
 
 
 @dataclass
@@ -96,6 +75,20 @@ class TimelineEntry:
     @property
     def sources(self) -> list[Source]:
         return [self.source, *self.also]
+
+    @property
+    def when(self) -> str:
+        """The date as precise as it is known: "2018-12-31", "week of 2018-12-24", "2018-12", "2018"."""
+        return self.date_as_known(self.date, self.precision)
+
+    @staticmethod
+    def date_as_known(date: str, precision: str) -> str:
+        """``date`` (ISO) shown to its ``precision`` (day, week, month or year)."""
+        if precision == "month":
+            return date[:7]
+        if precision == "year":
+            return date[:4]
+        return f"week of {date}" if precision == "week" else date
 
     def to_dict(self) -> dict:
         return {"date": self.date, "precision": self.precision, "basis": self.basis, "stated": self.stated,
@@ -152,58 +145,6 @@ def _capitalised_in(word: str, texts: list[str]) -> str:
             if m.group(1)[:1].isupper():
                 return m.group(1)
     return ""
-
-
-# ---------------------------------------------------------------- dates
-
-
-def stated_date(sentence: str, article_date: str) -> tuple[str, str, str]:
-    """(ISO day, precision, the words) of the date ``sentence`` states, resolved against the
-    article's date; ("", "", "") when it states none that can be resolved."""
-    base = dt.date.fromisoformat(article_date) if day_number(article_date) else None
-    for pattern, kind in _DATE_PATTERNS:
-        for m in pattern.finditer(sentence):
-            day = _resolve(m, kind, base)
-            if day is not None:
-                value, precision = day
-                return value.isoformat(), precision, m.group(0).strip()
-    return "", "", ""
-
-
-def _resolve(m: re.Match, kind: str, base: dt.date | None) -> tuple[dt.date, str] | None:
-    g = m.groupdict()
-    try:
-        if kind in ("mdy", "dmy"):
-            return dt.date(int(g["year"]), _MONTHS[g["month"].lower().rstrip(".")], int(g["day"])), "day"
-        if kind == "iso":
-            return dt.date(int(g["year"]), int(g["mon"]), int(g["day"])), "day"
-        if kind == "my":
-            return dt.date(int(g["year"]), _MONTHS[g["month"].lower().rstrip(".")], 1), "month"
-        if base is None:
-            return None
-        if kind in ("md", "dm"):
-            day = dt.date(base.year, _MONTHS[g["month"].lower().rstrip(".")], int(g["day"]))
-            if day > base + dt.timedelta(days=31):  # "on December 28" in a January article: last year
-                day = day.replace(year=base.year - 1)
-            return day, "day"
-        if kind == "weekday":  # news convention: the latest such day on or before the article's
-            back = (base.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
-            return base - dt.timedelta(days=back), "day"
-        rel = g["rel"].lower()
-        if rel in ("yesterday", "last night"):
-            return base - dt.timedelta(days=1), "day"
-        if rel in ("last week", "earlier this week"):
-            return base - dt.timedelta(days=7 if rel == "last week" else 3), "week"
-        if rel == "earlier this month":
-            return base.replace(day=1), "month"
-        if rel == "last month":
-            first = base.replace(day=1) - dt.timedelta(days=1)
-            return first.replace(day=1), "month"
-        if rel == "last year":
-            return dt.date(base.year - 1, 1, 1), "year"
-    except (ValueError, KeyError):
-        return None
-    return None
 
 
 # ---------------------------------------------------------------- building
@@ -328,15 +269,3 @@ def _merge_reports(entries: list[TimelineEntry], embedder) -> list[TimelineEntry
     for e in out:  # the first report leads; the others follow by date
         e.also.sort(key=lambda s: (s.date, s.doc_id))
     return out
-
-
-def describe_date(entry: TimelineEntry) -> str:
-    """The entry's date as a reader should take it: "2018-12", "week of 2018-12-24", "2018-12-31"."""
-    if entry.precision == "month":
-        return entry.date[:7]
-    if entry.precision == "year":
-        return entry.date[:4]
-    if entry.precision == "week":
-        return f"week of {entry.date}"
-    return entry.date
-

@@ -49,6 +49,12 @@ class Hit:
     dense_rank: int | None = None
     bm25_rank: int | None = None
 
+    def citation(self, n: int) -> Citation:
+        """This passage shown as [n]."""
+        c = self.chunk
+        return Citation(n=n, doc_id=c.doc_id, title=c.title, date=c.date, source=c.source, start=c.start, end=c.end,
+                        text=c.text, score=round(self.score, 6), url=c.url, page=c.page)
+
 
 @dataclass
 class Citation:
@@ -67,10 +73,15 @@ class Citation:
     page: int = 0  # the page of a PDF where the passage starts; 0 when not paged
 
     def to_dict(self) -> dict:
-        out = asdict(self)
-        if not self.page:
-            del out["page"]
-        return out
+        return paged_dict(self)
+
+
+def paged_dict(span) -> dict:
+    """A dataclass with a ``page`` as a dict, without ``page`` when it is 0 (not a paged document)."""
+    out = asdict(span)
+    if not out.get("page"):
+        out.pop("page", None)
+    return out
 
 
 @dataclass

@@ -8,7 +8,8 @@ import pytest
 
 from rag import Rag
 from rag.cli import main
-from rag.timeline import edit_distance, spelling_variants, stated_date
+from rag.dates import stated_date
+from rag.timeline import edit_distance, spelling_variants
 
 
 @pytest.mark.parametrize("sentence,article_date,expected", [

@@ -79,6 +79,15 @@ new MutationObserver(() => {
 </script>"""
 
 
+def filter_boxes(rag: Rag, since_label: str, until_label: str, info: str, prefix: str = ""):
+    """The since, until and source inputs of a search, in the current row."""
+    since = gr.Textbox(label=since_label, placeholder="any date", info=info, elem_id=f"{prefix}since")
+    until = gr.Textbox(label=until_label, placeholder="any date", info=info, elem_id=f"{prefix}until")
+    source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source", allow_custom_value=True,
+                         elem_id=f"{prefix}source")
+    return since, until, source
+
+
 def build_app(rag: Rag) -> gr.Blocks:
     """The chat page for ``rag`` (which should already have a usable index)."""
 
@@ -135,12 +144,8 @@ def build_app(rag: Rag) -> gr.Blocks:
                 with gr.Accordion("Search settings", open=False):
                     with gr.Row():
                         k = gr.Slider(1, 20, value=min(max(rag.settings.k, 1), 20), step=1, label="Passages")
-                        since = gr.Textbox(label="Since (YYYY-MM-DD)", placeholder="any date",
-                                           info="or YYYY-MM, YYYY", elem_id="since")
-                        until = gr.Textbox(label="Until (YYYY-MM-DD)", placeholder="any date",
-                                           info="or YYYY-MM, YYYY", elem_id="until")
-                        source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source",
-                                             allow_custom_value=True, elem_id="source")
+                        since, until, source = filter_boxes(rag, "Since (YYYY-MM-DD)", "Until (YYYY-MM-DD)",
+                                                            "or YYYY-MM, YYYY")
                         llm = gr.Dropdown(list(LLM_CHOICES), value=handlers.llm_label(rag.settings.llm),
                                           label="Answer backend", elem_id="llm")
                         reference_day = gr.Textbox(label="Reference day (YYYY-MM-DD)", placeholder="newest article",
@@ -157,12 +162,9 @@ def build_app(rag: Rag) -> gr.Blocks:
                                           elem_id="tl-query")
                     tl_show = gr.Button("Show timeline", variant="primary", scale=1, elem_id="tl-show")
                 with gr.Row():
-                    tl_since = gr.Textbox(label="Articles since", placeholder="any date",
-                                          info="YYYY-MM-DD, YYYY-MM or YYYY", elem_id="tl-since")
-                    tl_until = gr.Textbox(label="Articles until", placeholder="any date",
-                                          info="YYYY-MM-DD, YYYY-MM or YYYY", elem_id="tl-until")
-                    tl_source = gr.Dropdown(handlers.source_choices(rag), value="", label="Source",
-                                            allow_custom_value=True, elem_id="tl-source")
+                    # Labelled by article date: the filters choose articles, not event dates.
+                    tl_since, tl_until, tl_source = filter_boxes(rag, "Articles since", "Articles until",
+                                                                 "YYYY-MM-DD, YYYY-MM or YYYY", prefix="tl-")
                 tl_panel = gr.HTML(handlers.timeline_html(rag, None), elem_id="timeline")
 
         ask_inputs = [box, chatbot, conversation, k, since, until, source, llm, reference_day]

@@ -244,11 +244,9 @@ def answer_message(answer: Answer) -> str:
     if notes:
         text += "\n\n" + "\n\n".join(_note(w) for w in notes)
     for c in answer.conflicts:
-        head = (f"The sources give {c.what} differently over time (newest first):" if c.kind == "update"
-                else f"The sources disagree on {c.what}:")
         rows = [answer_markdown(f"{v.value} as of {v.as_of or 'an undated article'} "
                                 + "".join(f"[{n}]" for n in v.citations), n) for v in c.values]
-        text += "\n\n**" + escape_text(head) + "**\n" + "\n".join(f"- {r}" for r in rows)
+        text += "\n\n**" + escape_text(c.headline) + "**\n" + "\n".join(f"- {r}" for r in rows)
     if answer.citations:
         text += f"\n\n<sub>{answer.timings_ms.get('total', 0):.0f} ms · click [n] to open its source</sub>"
     return text
@@ -314,17 +312,6 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
 # ---------------------------------------------------------------- timelines
 
 
-def entry_date(entry: TimelineEntry) -> str:
-    """The entry's date as precise as it is known: "2018-12" (month), "week of 2018-12-24", "2018" (year)."""
-    if entry.precision == "month":
-        return entry.date[:7]
-    if entry.precision == "year":
-        return entry.date[:4]
-    if entry.precision == "week":
-        return f"week of {entry.date}"
-    return entry.date
-
-
 def how_dated(entry: TimelineEntry) -> str:
     """How the date was obtained: "“Last week” in an article of 2018-12-31", or "article date"."""
     if entry.basis != "stated":
@@ -378,7 +365,7 @@ def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filter
         reports += [_report_html(rag, s, "Also reported by") for s in e.also]
         parts.append(
             f'<li class="tl-event" id="tl-{i}" data-date="{html.escape(e.date)}">'
-            f'<div class="tl-when"><span class="tl-date">{html.escape(entry_date(e))}</span> '
+            f'<div class="tl-when"><span class="tl-date">{html.escape(e.when)}</span> '
             f'<span class="tl-how">· {html.escape(how_dated(e))}</span></div>'
             f'<p class="tl-text">{html.escape(e.text)}</p>{"".join(reports)}</li>')
     parts.append("</ol></div>")
