@@ -275,20 +275,23 @@ class Rag:
             conversation.add(question, result)
         return result
 
-    def timeline(self, query: str, filters: Filters = Filters(), limit: int = 0,
+    def timeline(self, query: str, filters: Filters = Filters(), limit: int = 0, all_events: bool = False,
                  progress: Callable[[int, int, str], None] | None = None) -> Timeline:
         """The dated events about ``query`` (a person, organisation, place or topic), oldest
         first, each with the sentence that says what happened and every article reporting it.
 
-        ``limit`` keeps the events reported by the most articles (0: all), still in date order.
+        By default only the main events are listed: those reported by at least
+        ``TIMELINE_MAIN_SOURCES`` articles (every event when fewer than two are);
+        ``all_events`` lists every event. ``limit`` then keeps the events reported by the most
+        articles (0: no limit), still in date order. ``Timeline.more`` counts those left out.
         """
         query = check_question(query)
         if filters and not self.matches(filters):
             return Timeline(query=query)
         result = build_timeline(self.reader, self.embedder, query, filters, progress=progress)
-        if limit and len(result.entries) > limit:
-            keep = sorted(range(len(result.entries)), key=lambda i: (-len(result.entries[i].sources), i))[:limit]
-            result.entries = [result.entries[i] for i in sorted(keep)]
+        if not all_events:
+            result.keep_main()
+        result.keep_most_reported(limit)
         return result
 
     def _no_match(self, question: str, query: str, filters: Filters, conversation: Conversation | None) -> Answer:

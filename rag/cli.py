@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", help="who or what, e.g. \"Araghchi\" or \"Taliban talks\"")
     _common(p)
     p.add_argument("-k", dest="limit", type=int, default=0, metavar="N",
-                   help="keep the N events reported by the most articles (default: all)")
+                   help="keep the N events reported by the most articles (default: no limit)")
+    p.add_argument("--all", dest="all_events", action="store_true",
+                   help="every event, not only the main ones (reported by 3 or more articles)")
     p.add_argument("--since", metavar="DATE", help="only articles dated on or after DATE")
     p.add_argument("--until", metavar="DATE", help="only articles dated on or before DATE")
     p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
@@ -350,7 +352,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     ensure_index(rag)
     progress = ProgressPrinter()
     try:
-        timeline = rag.timeline(query, filters=filters, limit=args.limit, progress=progress)
+        timeline = rag.timeline(query, filters=filters, limit=args.limit, all_events=args.all_events, progress=progress)
     finally:
         progress.close()
     if args.json:
@@ -365,8 +367,7 @@ def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) ->
         where = f" among articles that pass the filters ({filters.describe()})" if filters else ""
         return f"No dated event about {timeline.query!r} found{where}."
     spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in timeline.variants.items())
-    lines = [f"Timeline of {timeline.query!r}: {len(timeline.entries)} events from {timeline.articles} articles"
-             + (f" ({spelled})" if spelled else ""), ""]
+    lines = [f"Timeline of {timeline.query!r}: {timeline.summary()}" + (f" ({spelled})" if spelled else ""), ""]
     for e in timeline.entries:
         when = e.when
         how = f"“{e.stated}” in an article of {e.source.date}" if e.basis == "stated" else "the article's date"

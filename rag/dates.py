@@ -36,7 +36,8 @@ _DATE_PATTERNS = [
     (re.compile(r"\b(?P<year>(?:19|20)\d\d)-(?P<mon>\d\d)-(?P<day>\d\d)\b"), "iso"),
     (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\b(?!,?\s*(?:19|20)\d\d)"), "md"),
     (re.compile(rf"\b(?:on|since|from|until|by)\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month>{_MONTH})\b(?!,?\s*(?:19|20)\d\d)"), "dm"),
-    (re.compile(rf"\b(?:in|since|from|until|by|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH})\s+(?P<year>(?:19|20)\d\d)\b"), "my"),
+    (re.compile(rf"\b(?:in|since|from|until|by|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH}),?\s+(?P<year>(?:19|20)\d\d)\b"), "my"),
+    (re.compile(rf"\b(?:in|since|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH})(?!,?\s*\d)\b"), "m"),
     (re.compile(r"\b(?P<rel>yesterday|last night)\b", re.I), "rel"),
     (re.compile(r"\b(?P<rel>last week|last month|last year|earlier this week|earlier this month)\b", re.I), "rel"),
     (re.compile(r"\b(?:on|last|this past)\s+(?P<weekday>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), "weekday"),
@@ -152,14 +153,19 @@ def _resolve(m: re.Match, kind: str, base: dt.date | None) -> tuple[dt.date, str
             return dt.date(int(g["year"]), _MONTHS[g["month"].lower().rstrip(".")], 1), "month"
         if base is None:
             return None
+        if kind == "m":  # "in February" in a July article: the latest February up to the article
+            month = _MONTHS[g["month"].lower().rstrip(".")]
+            return dt.date(base.year - (month > base.month), month, 1), "month"
         if kind in ("md", "dm"):
             day = dt.date(base.year, _MONTHS[g["month"].lower().rstrip(".")], int(g["day"]))
             if day > base + dt.timedelta(days=31):  # "on December 28" in a January article: last year
                 day = day.replace(year=base.year - 1)
             return day, "day"
-        if kind == "weekday":  # news convention: the latest such day on or before the article's
+        if kind == "weekday":  # news convention: the latest such day on or before the article's,
             back = (base.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
-            return base - dt.timedelta(days=back), "day"
+            # except the day after it: an article dated the evening before (or in another time
+            # zone) writing "on Friday" on a Thursday means tomorrow, not six days ago
+            return base - dt.timedelta(days=back if back < 6 else -1), "day"
         rel = g["rel"].lower()
         if rel in ("yesterday", "last night"):
             return base - dt.timedelta(days=1), "day"

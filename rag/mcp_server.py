@@ -35,6 +35,7 @@ from . import (
     RagError,
     Settings,
     SkippedInput,
+    Timeline,
     TimelineEntry,
     __version__,
 )
@@ -157,6 +158,9 @@ class TimelineResult(BaseModel):
     query: str
     variants: dict[str, list[str]] = Field(description="a query word -> other spellings the articles use")
     articles: int = Field(description="articles read that name the subject")
+    main_only: bool = Field(description="true: only the main events are listed (reported by min_sources+ articles)")
+    min_sources: int = Field(description="the fewest articles reporting a listed event")
+    more: int = Field(description="events left out: reported by fewer articles, or past k")
     entries: list[TimelineEvent] = Field(description="the events, oldest first")
 
 
@@ -275,15 +279,17 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)
     def timeline(
         query: Annotated[str, Field(description="the person, organisation, place or topic, e.g. 'Araghchi'")],
-        k: Annotated[int, Field(ge=0, description="0: every event; N: the N events reported by the most "
+        k: Annotated[int, Field(ge=0, description="0: no limit; N: the N events reported by the most "
                                                   "articles (still oldest first)")] = 0,
+        all_events: Annotated[bool, Field(description="false: the main events (reported by 3+ articles; every "
+                                                      "event in a small archive); true: every event")] = False,
         since: Annotated[str, Field(description=_SINCE)] = "",
         until: Annotated[str, Field(description=_UNTIL)] = "",
         source: Annotated[str, Field(description=_SOURCE)] = "",
     ) -> Annotated[CallToolResult, TimelineResult]:
         with _tool_errors():
             filters = _filters(since, until, source)
-            out = rag.timeline(query, filters=filters, limit=k).to_dict()
+            out = rag.timeline(query, filters=filters, limit=k, all_events=all_events).to_dict()
         return _result(format_timeline(out, filters), out)
 
     @server.tool(name="get_document", annotations=_READ_ONLY, description=DOCUMENT_HELP)
@@ -405,10 +411,8 @@ def format_timeline(out: dict, filters: Filters = Filters()) -> str:
     if not out["entries"]:
         where = f" among the articles that pass the filters ({filters.describe()})" if filters else ""
         return f"No dated event about {query!r} found{where}."
-    n = len(out["entries"])
     spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in out["variants"].items())
-    lines = [f"Timeline of {query!r}: {n} event{'s' if n != 1 else ''} from {out['articles']} "
-             f"article{'s' if out['articles'] != 1 else ''}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
+    lines = [f"Timeline of {query!r}: {Timeline.summary_of(out)}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
     for e in out["entries"]:
         when = TimelineEntry.date_as_known(e["date"], e["precision"])
         if e["basis"] == "stated":

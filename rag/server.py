@@ -92,8 +92,10 @@ class SearchRequest(FilterFields):
 
 class TimelineRequest(ScopeFields):
     query: str = Field(description="the person, organisation, place or topic whose dated events to list")
-    k: int | None = Field(None, ge=0, description="0 or absent: every event; N: the N events reported by the most "
+    k: int | None = Field(None, ge=0, description="0 or absent: no limit; N: the N events reported by the most "
                                                   "articles (still oldest first)")
+    all: bool = Field(False, description="false: the main events (reported by 3+ articles; every event in a small "
+                                         "archive); true: every event")
 
 
 class AskRequest(FilterFields):
@@ -565,7 +567,7 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
 
         def events(on_token: Callable[[str], None]) -> dict:
             # the progress calls check that the client still waits (a timeout or disconnect stops the work)
-            found = rag.timeline(body.query, filters=filters, limit=body.k or 0,
+            found = rag.timeline(body.query, filters=filters, limit=body.k or 0, all_events=body.all,
                                  progress=lambda done, total, stage: on_token(""))
             return found.to_dict()
 

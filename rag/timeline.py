@@ -27,6 +27,8 @@ from .filters import Filters
 from .lexical import bm25_tokens, stopwords, words
 from .retrieve import BM25Retriever
 from .tuning import (
+    TIMELINE_FOLLOW_UP_COSINE,
+    TIMELINE_MAIN_SOURCES,
     TIMELINE_MAX_PASSAGES,
     TIMELINE_SAME_EVENT_COSINE,
     TIMELINE_SAME_EVENT_DAYS,
@@ -103,10 +105,45 @@ class Timeline:
     variants: dict[str, list[str]] = field(default_factory=dict)  # a query word -> other spellings found
     entries: list[TimelineEntry] = field(default_factory=list)
     articles: int = 0  # articles read that name the subject
+    main_only: bool = False  # True: only the main events are listed (reported by ``min_sources`` articles)
+    min_sources: int = 1
+    more: int = 0  # events left out (reported by fewer articles, or past the limit)
 
     def to_dict(self) -> dict:
         return {"query": self.query, "variants": self.variants, "articles": self.articles,
+                "main_only": self.main_only, "min_sources": self.min_sources, "more": self.more,
                 "entries": [e.to_dict() for e in self.entries]}
+
+    def summary(self) -> str:
+        """ "4 main events (each reported by 3+ articles) from 41 articles; 23 more reported by fewer articles" """
+        return self.summary_of(self.to_dict())
+
+    @staticmethod
+    def summary_of(out: dict) -> str:
+        """The summary line of a timeline given as its ``to_dict()``."""
+        n, articles, more = len(out["entries"]), out["articles"], out.get("more", 0)
+        what = (f"{n} main event{'s' * (n != 1)} (each reported by {out['min_sources']}+ articles)"
+                if out.get("main_only") else f"{n} event{'s' * (n != 1)}")
+        rest = f"; {more} more reported by fewer articles" if more else ""
+        return f"{what} from {articles} article{'s' * (articles != 1)}{rest}"
+
+    def keep_main(self, min_sources: int = TIMELINE_MAIN_SOURCES) -> None:
+        """Keep the main events: those reported by at least ``min_sources`` articles. When fewer
+        than two are (a small archive), those reported by one article fewer, and so on."""
+        for least in range(min_sources, 1, -1):
+            main = [e for e in self.entries if len(e.sources) >= least]
+            if len(main) >= 2:
+                if len(main) < len(self.entries):
+                    self.more += len(self.entries) - len(main)
+                    self.entries, self.main_only, self.min_sources = main, True, least
+                return
+
+    def keep_most_reported(self, limit: int) -> None:
+        """Keep the ``limit`` events reported by the most articles, still oldest first."""
+        if 0 < limit < len(self.entries):
+            keep = sorted(range(len(self.entries)), key=lambda i: (-len(self.entries[i].sources), i))[:limit]
+            self.more += len(self.entries) - limit
+            self.entries = [self.entries[i] for i in sorted(keep)]
 
 
 # ---------------------------------------------------------------- spellings
@@ -129,22 +166,31 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 def spelling_variants(term: str, vocabulary) -> list[str]:
     """Indexed words that may be another spelling of the name ``term``: the same first two
-    letters and one edit apart (two for names of 8+ letters: Araghchi, Araqchi)."""
+    letters and one edit apart (two for names of 8+ letters: Araghchi, Araqchi). The word's own
+    stem ("hurrican" of "Hurricane", "nichol" of "Nichols") is the same word, not a spelling."""
     if len(term) < 6 or not term.isalpha():
         return []
     limit = 2 if len(term) >= 8 else 1
-    return sorted(w for w in vocabulary if w != term and w[:2] == term[:2] and w.isalpha()
+    own = {term, *bm25_tokens(term)}
+    return sorted(w for w in vocabulary if w not in own and w[:2] == term[:2] and w.isalpha()
                   and len(w) >= 6 and edit_distance(term, w, limit) <= limit)
 
 
 def _capitalised_in(word: str, texts: list[str]) -> str:
-    """The word as written with a capital in ``texts`` ("Araqchi"), or "" when it never is."""
+    """The word as the archive writes it when it is a name ("Araqchi"): capitalised in most of
+    its occurrences inside sentences (not only after a full stop); "" otherwise ("benefit")."""
     pattern = re.compile(rf"\b({re.escape(word)})\w*\b", re.I)
+    upper, lower, form = 0, 0, ""
     for t in texts:
         for m in pattern.finditer(t):
             if m.group(1)[:1].isupper():
-                return m.group(1)
-    return ""
+                before = t[max(0, m.start() - 2):m.start()].strip()
+                if before and before[-1] not in ".!?\"'“‘:":
+                    upper += 1
+                    form = form or m.group(1)
+            else:
+                lower += 1
+    return form if upper > lower else ""
 
 
 # ---------------------------------------------------------------- building
@@ -181,7 +227,8 @@ def build_timeline(index, embedder, query: str, filters: Filters = Filters(), ma
         if kept:
             shown[w] = kept
     timeline.variants = {(_capitalised_in(w, texts) or w): vs for w, vs in shown.items()}
-    names = _subject_patterns(q_words, shown)
+    idf = index.idf()
+    names = _subject_patterns(q_words, shown, lambda w: max((idf(t) for t in bm25_tokens(w)), default=0.0))
     candidates = _sentences(chunks, names, progress)
     timeline.articles = len({s.doc_id for s, _ in candidates})
     entries = _one_per_article_and_day(candidates)
@@ -196,14 +243,17 @@ def _beside(word: str, others: list[str], texts: list[str]) -> bool:
     return any(near.search(t) for t in texts)
 
 
-def _subject_patterns(q_words: list[str], variants: dict[str, list[str]]) -> list[re.Pattern]:
+def _subject_patterns(q_words: list[str], variants: dict[str, list[str]],
+                      rarity: Callable[[str], float] = len) -> list[re.Pattern]:
     """One pattern per query word (with its spellings); a sentence names the subject when it
-    matches the rarest-looking one: the longest word, for a multi-word subject."""
+    matches the rarest one in the archive ("Santos" of "George Santos", "balloon" of "Chinese
+    spy balloon"), or one of its spellings."""
     if not q_words:
         return []
-    key = max(q_words, key=len)
+    key = max(q_words, key=lambda w: (rarity(w), len(w)))
     forms = [key, *(v.lower() for v in variants.get(key, []))]
-    return [re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\w*", re.I)]
+    # the word itself, possessive or plural ("Santos'", "balloons"), not a longer word ("Nicolas" for "Nicola")
+    return [re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")(?:['’]s|['’]|s|es)?\b", re.I)]
 
 
 def _sentences(chunks: dict, names: list[re.Pattern], progress) -> list[tuple[Source, tuple[str, str, str]]]:
@@ -243,29 +293,75 @@ def _one_per_article_and_day(candidates) -> list[TimelineEntry]:
 
 
 def _merge_reports(entries: list[TimelineEntry], embedder) -> list[TimelineEntry]:
-    """Entries from different articles with close dates that say the same thing become one."""
+    """Reports of one event become one entry: entries of different articles, dated at most
+    ``TIMELINE_SAME_EVENT_DAYS`` from the latest report already in the event, whose sentence is
+    on average this close to the event's sentences (cosine) or shares most of its words with
+    one of them. The entry is dated by the day most of its sentences state, told by the most
+    typical of those sentences (the closest to the others); with no stated day, by its first
+    report's date and its most typical sentence."""
     if not entries:
         return []
     vecs = embedder.encode_short([e.text for e in entries])
     stems = [set(bm25_tokens(e.text)) for e in entries]
-    merged: list[int] = []  # indices of the entries kept, in date order
+    events: list[list[int]] = []  # entry indices, in date order
     for i, e in enumerate(entries):
-        home = None
-        for j in reversed(merged):
-            k = entries[j]
-            if day_number(e.date) - day_number(k.date) > TIMELINE_SAME_EVENT_DAYS:
-                break
-            if e.source.doc_id in {s.doc_id for s in k.sources}:
+        day, best, best_sim = day_number(e.date), None, 0.0
+        for ev in events:
+            if day - day_number(entries[ev[-1]].date) > TIMELINE_SAME_EVENT_DAYS:
                 continue
-            overlap = len(stems[i] & stems[j]) / max(1, min(len(stems[i]), len(stems[j])))
-            if float(vecs[i] @ vecs[j]) >= TIMELINE_SAME_EVENT_COSINE or overlap >= TIMELINE_SAME_EVENT_OVERLAP:
-                home = j
-                break
-        if home is None:
-            merged.append(i)
+            if e.source.doc_id in {entries[j].source.doc_id for j in ev}:
+                continue
+            sim = float(np.mean(vecs[ev] @ vecs[i]))
+            overlap = max(len(stems[i] & stems[j]) / max(1, min(len(stems[i]), len(stems[j]))) for j in ev)
+            if (sim >= TIMELINE_SAME_EVENT_COSINE or overlap >= TIMELINE_SAME_EVENT_OVERLAP) and sim > best_sim:
+                best, best_sim = ev, sim
+        if best is None:
+            events.append([i])
         else:
-            entries[home].also.append(e.source)
-    out = [entries[j] for j in merged]
-    for e in out:  # the first report leads; the others follow by date
-        e.also.sort(key=lambda s: (s.date, s.doc_id))
-    return out
+            best.append(i)
+    events = _absorb_follow_ups(events, entries, vecs)
+    return sorted((_event_entry([entries[j] for j in ev], vecs[ev]) for ev in events),
+                  key=lambda x: (x.date, x.source.date, x.source.doc_id, x.source.start))
+
+
+def _absorb_follow_ups(events: list[list[int]], entries: list[TimelineEntry], vecs: np.ndarray) -> list[list[int]]:
+    """A small event (reported by fewer articles) within ``TIMELINE_SAME_EVENT_DAYS`` of a larger
+    one and about the same story (mean cosine >= ``TIMELINE_FOLLOW_UP_COSINE``) is the larger
+    one's follow-up coverage: its reports join the larger event."""
+    order = sorted(range(len(events)), key=lambda k: (-len(events[k]), k))
+    gone: set[int] = set()
+    for big in order:
+        if big in gone:
+            continue
+        days = [day_number(entries[j].date) for j in events[big]]
+        for small in order:
+            if small == big or small in gone or len(events[small]) > len(events[big]):
+                continue
+            d = [day_number(entries[j].date) for j in events[small]]
+            if min(d) - max(days) > TIMELINE_SAME_EVENT_DAYS or min(days) - max(d) > TIMELINE_SAME_EVENT_DAYS:
+                continue
+            if float(np.mean(vecs[events[small]] @ vecs[events[big]].T)) < TIMELINE_FOLLOW_UP_COSINE:
+                continue
+            have = {entries[j].source.doc_id for j in events[big]}
+            events[big] += [j for j in events[small] if entries[j].source.doc_id not in have]
+            gone.add(small)
+    return [sorted(ev, key=lambda j: (entries[j].date, j)) for k, ev in enumerate(events) if k not in gone]
+
+
+def _event_entry(members: list[TimelineEntry], vecs: np.ndarray) -> TimelineEntry:
+    """One entry for the reports ``members`` (date order) of one event."""
+    if len(members) == 1:
+        return members[0]
+    centrality = (vecs @ vecs.T).sum(axis=1)
+    stated = [k for k, m in enumerate(members) if m.basis == "stated" and m.precision == "day"]
+    if stated:  # the day most reports state, told by the most typical of those sentences
+        counts: dict[str, int] = {}
+        for k in stated:
+            counts[members[k].date] = counts.get(members[k].date, 0) + 1
+        day = max(sorted(counts), key=lambda d: counts[d])
+        lead = dated = members[max((k for k in stated if members[k].date == day), key=lambda k: centrality[k])]
+    else:
+        lead, dated = members[int(np.argmax(centrality))], members[0]
+    entry = TimelineEntry(dated.date, dated.precision, dated.basis, dated.stated, lead.text, lead.source)
+    entry.also = sorted((m.source for m in members if m is not lead), key=lambda s: (s.date, s.doc_id))
+    return entry

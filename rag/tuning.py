@@ -41,8 +41,10 @@ MAX_QUESTION_CHARS = 2000  # longer questions are refused with a message (the en
 # ---------------------------------------------------------------- timelines
 TIMELINE_MAX_PASSAGES = 400  # passages naming the subject that are read, best BM25 first
 TIMELINE_SAME_EVENT_DAYS = 3  # reports of one event: dates at most this far apart...
-TIMELINE_SAME_EVENT_COSINE = 0.75  # ...and sentences this similar (embedding cosine)...
+TIMELINE_SAME_EVENT_COSINE = 0.5  # ...and sentences this similar (embedding cosine)...
 TIMELINE_SAME_EVENT_OVERLAP = 0.6  # ...or sharing this share of their stems
+TIMELINE_FOLLOW_UP_COSINE = 0.3  # a smaller event this close (mean cosine) within those days is follow-up coverage
+TIMELINE_MAIN_SOURCES = 3  # a main event is reported by at least this many articles (timeline default view)
 
 # ---------------------------------------------------------------- sources that disagree
 CONFLICT_MIN_SCORE_RATIO = 0.7  # a sentence's value counts when it scores this share of the best sentence

@@ -63,9 +63,9 @@ def test_tools_listed_with_input_and_output_schemas(fake_rag: rag.Rag):
         assert tools["search"].output_schema["required"] == ["results"]
         timeline = tools["timeline"]
         assert timeline.input_schema["required"] == ["query"]
-        assert set(timeline.input_schema["properties"]) == {"query", "k", "since", "until", "source"}
+        assert set(timeline.input_schema["properties"]) == {"query", "k", "all_events", "since", "until", "source"}
         assert timeline.input_schema["properties"]["k"]["default"] == 0
-        assert set(timeline.output_schema["required"]) == {"query", "variants", "articles", "entries"}
+        assert set(timeline.output_schema["required"]) == {"query", "variants", "articles", "main_only", "min_sources", "more", "entries"}
         entry = timeline.output_schema["$defs"]["TimelineEvent"]
         assert set(entry["required"]) == {"date", "precision", "basis", "stated", "text", "source", "also"}
         assert "page" not in timeline.output_schema["$defs"]["TimelineSource"]["required"]

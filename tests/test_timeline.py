@@ -9,7 +9,7 @@ import pytest
 from rag import Rag
 from rag.cli import main
 from rag.dates import stated_date
-from rag.timeline import edit_distance, spelling_variants
+from rag.timeline import Source, Timeline, TimelineEntry, _subject_patterns, edit_distance, spelling_variants
 
 
 @pytest.mark.parametrize("sentence,article_date,expected", [
@@ -22,6 +22,11 @@ from rag.timeline import edit_distance, spelling_variants
     ("The minister resigned on December 28 after the vote.", "2019-01-05", ("2018-12-28", "day", "on December 28")),
     ("The minister resigned yesterday after the vote.", "2019-01-05", ("2019-01-04", "day", "yesterday")),
     ("A summit was held last month in Moscow.", "2018-12-31", ("2018-11-01", "month", "last month")),
+    ("She was detained in February at an airport near Moscow.", "2022-07-07", ("2022-02-01", "month", "in February")),
+    ("The storm hit in December, officials said.", "2023-01-10", ("2022-12-01", "month", "in December")),
+    ("The talks ended in March, 2023 without a deal.", "2023-06-01", ("2023-03-01", "month", "in March, 2023")),
+    # an article dated on a Thursday saying "on Friday" means the next day, not six days before
+    ("Santos was expelled from Congress on Friday.", "2023-11-30", ("2023-12-01", "day", "on Friday")),
     ("The minister spoke about peace and security.", "2019-01-05", ("", "", "")),
     ("The envoy met the group on Tuesday in Doha.", "", ("", "", "")),  # undated article: cannot resolve
 ])
@@ -34,6 +39,9 @@ def test_spelling_variants_are_names_a_few_letters_apart():
     assert spelling_variants("araghchi", vocab) == ["aragchi", "araqchi"]
     assert spelling_variants("zelensky", vocab) == ["zelenska", "zelenskyy"]  # "Zelenska" is dropped later: see below
     assert spelling_variants("iran", vocab) == []  # too short to guess at
+    # the word's own stem in the index is not another spelling of it
+    assert spelling_variants("hurricane", {"hurrican"}) == []
+    assert spelling_variants("nichols", {"nichol", "nicholl"}) == ["nicholl"]
     assert edit_distance("araghchi", "araqchi", 2) == 2 and edit_distance("kabul", "islamabad", 2) == 3
 
 
@@ -88,3 +96,35 @@ def test_timeline_json_from_the_command_line(fake_rag, capsys):
     first = out["entries"][0]
     assert set(first) == {"date", "precision", "basis", "stated", "text", "source", "also"}
     assert set(first["source"]) >= {"doc_id", "title", "date", "source", "url", "start", "end", "text"}
+
+
+def _event(day: str, reports: int) -> TimelineEntry:
+    sources = [Source(f"d{day}{i}", "t", day, "s", "", 0, 5, "text") for i in range(reports)]
+    return TimelineEntry(day, "day", "article", "", "text", sources[0], sources[1:])
+
+
+def test_main_events_are_those_reported_by_three_articles_else_fewer():
+    t = Timeline("x", entries=[_event("2023-01-01", 1), _event("2023-02-01", 4), _event("2023-03-01", 2),
+                               _event("2023-04-01", 3), _event("2023-05-01", 1)])
+    t.keep_main()
+    assert [e.date for e in t.entries] == ["2023-02-01", "2023-04-01"] and (t.main_only, t.min_sources, t.more) == (True, 3, 3)
+    assert t.summary() == "2 main events (each reported by 3+ articles) from 0 articles; 3 more reported by fewer articles"
+    t.keep_most_reported(1)
+    assert [e.date for e in t.entries] == ["2023-02-01"] and t.more == 4
+    # fewer than two events reported by 3+ articles: those reported by 2+
+    t = Timeline("x", entries=[_event("2023-01-01", 1), _event("2023-02-01", 4), _event("2023-03-01", 2)])
+    t.keep_main()
+    assert [e.date for e in t.entries] == ["2023-02-01", "2023-03-01"] and t.min_sources == 2
+    # a small archive (no event reported twice): every event stays
+    t = Timeline("x", entries=[_event("2018-12-31", 1), _event("2025-11-09", 1)])
+    t.keep_main()
+    assert len(t.entries) == 2 and not t.main_only and t.more == 0 and t.summary() == "2 events from 0 articles"
+
+
+def test_a_subject_word_matches_itself_its_possessive_and_plural_not_longer_words():
+    [name] = _subject_patterns(["nicola", "sturgeon"], {}, rarity={"nicola": 5.0, "sturgeon": 4.0}.get)
+    assert name.search("Nicola Sturgeon resigned.") and name.search("Nicola's speech") and name.search("two Nicolas")
+    [name] = _subject_patterns(["nicola", "sturgeon"], {}, rarity={"nicola": 3.0, "sturgeon": 4.0}.get)
+    assert name.search("Sturgeon’s party") and not name.search("Nicola resigned")  # the rarer word: Sturgeon
+    [name] = _subject_patterns(["hamlin"], {}, rarity=lambda w: 1.0)
+    assert not name.search("Hamlinson was there") and name.search("Hamlin's recovery")

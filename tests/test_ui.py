@@ -484,7 +484,7 @@ def test_timeline_text_is_escaped_and_every_report_is_shown(fake_settings, tmp_c
         assert live not in out, live
     assert "&lt;img src=&quot;http://127.0.0.1:9/html-img&quot;&gt;" in out and "&lt;script&gt;alert(1)" in out
     assert "Timeline of &#x27;Dunmore ferry company &lt;i&gt;&#x27;: 1 event from 2 articles" in out
-    assert "First reported by" in out and "Also reported by" in out and "Wire B &amp; Co" in out
+    assert "Reported by" in out and "Also reported by" in out and "Wire B &amp; Co" in out
     assert out.count('<details class="report">') == 2 and out.count("<mark>") == 2
 
 

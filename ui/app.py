@@ -111,14 +111,14 @@ def build_app(rag: Rag) -> gr.Blocks:
         history = handlers.upload(rag, files, history, on_progress)
         return history, None, sources_dropdown(), sources_dropdown()
 
-    def timeline(query, since, until, source, progress=gr.Progress()):
+    def timeline(query, since, until, source, all_events, progress=gr.Progress()):
         def on_progress(done: int, total: int, stage: str = "Reading") -> None:
             try:
                 progress((done, max(total, 1)), desc=stage)
             except Exception:  # noqa: BLE001 - progress display is best effort
                 pass
 
-        return handlers.show_timeline(rag, query, since, until, source, on_progress)
+        return handlers.show_timeline(rag, query, since, until, source, on_progress, all_events=bool(all_events))
 
     with gr.Blocks(title="Ask the news articles") as demo:
         gr.Markdown("## Ask the news articles\nAnswers are sentences from the articles, each cited as [n]; "
@@ -165,6 +165,8 @@ def build_app(rag: Rag) -> gr.Blocks:
                     # Labelled by article date: the filters choose articles, not event dates.
                     tl_since, tl_until, tl_source = filter_boxes(rag, "Articles since", "Articles until",
                                                                  "YYYY-MM-DD, YYYY-MM or YYYY", prefix="tl-")
+                    tl_all = gr.Checkbox(label="Every event (not only those reported by 3+ articles)", value=False,
+                                         elem_id="tl-all")
                 tl_panel = gr.HTML(handlers.timeline_html(rag, None), elem_id="timeline")
 
         ask_inputs = [box, chatbot, conversation, k, since, until, source, llm, reference_day]
@@ -174,7 +176,7 @@ def build_app(rag: Rag) -> gr.Blocks:
         example.click(lambda: EXAMPLE, None, box).then(respond, ask_inputs, ask_outputs)
         new.click(new_conversation, None, [chatbot, conversation, panel, box])
         files.upload(upload, [files, chatbot], [chatbot, files, source, tl_source], show_progress_on=[files])
-        tl_inputs = [tl_query, tl_since, tl_until, tl_source]
+        tl_inputs = [tl_query, tl_since, tl_until, tl_source, tl_all]
         tl_query.submit(timeline, tl_inputs, tl_panel, api_name="timeline")
         tl_show.click(timeline, tl_inputs, tl_panel)
         # an index updated since the page was built

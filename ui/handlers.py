@@ -348,11 +348,8 @@ def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filter
     with_filters = f" with the filters ({filters.describe()})" if filters else ""
     if not timeline.entries:
         return _tl_message(f"No dated event about '{timeline.query}' found{with_filters}.")
-    n = len(timeline.entries)
-    articles = len({s.doc_id for e in timeline.entries for s in e.sources})
     spellings = [v for vs in timeline.variants.values() for v in vs]
-    header = (f"Timeline of '{timeline.query}': {n} event{'s' if n != 1 else ''} from {articles} "
-              f"article{'s' if articles != 1 else ''}")
+    header = f"Timeline of '{timeline.query}': {timeline.summary()}"
     if spellings:
         header += f" (also spelled {', '.join(spellings)})"
     parts = ['<div class="src tl">', f'<p class="tl-header">{html.escape(header)}</p>']
@@ -361,7 +358,7 @@ def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filter
     parts.append('<p class="order">Oldest first; open an article to read the sentence in its context.</p>'
                  '<ol class="tl-events">')
     for i, e in enumerate(timeline.entries, 1):
-        reports = [_report_html(rag, e.source, "Reported by" if not e.also else "First reported by")]
+        reports = [_report_html(rag, e.source, "Reported by")]
         reports += [_report_html(rag, s, "Also reported by") for s in e.also]
         parts.append(
             f'<li class="tl-event" id="tl-{i}" data-date="{html.escape(e.date)}">'
@@ -373,14 +370,14 @@ def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filter
 
 
 def show_timeline(rag: Rag, query: str, since: str = "", until: str = "", source: str = "",
-                  progress: Callable[[int, int, str], None] | None = None) -> str:
+                  progress: Callable[[int, int, str], None] | None = None, all_events: bool = False) -> str:
     """The Timeline view for ``query`` under the date and source filters, as HTML; a problem
     with the query or the filters is explained instead."""
     if not (query or "").strip():
         return _tl_message(TIMELINE_HINT)
     try:
         filters = parse_filters(since, until, source)
-        return timeline_html(rag, rag.timeline(query, filters, progress=progress), filters)
+        return timeline_html(rag, rag.timeline(query, filters, all_events=all_events, progress=progress), filters)
     except QuestionError as e:  # FilterError too: a bad date; a query too long
         return _tl_message(f"Please fix this and try again: {e}")
     except RagError as e:
