@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunk import sentence_spans
-from .conflicts import find_conflicts
+from .conflicts import find_conflicts, rare_terms
 from .dates import closeness
 from .lexical import bm25_tokens, match_sequence, match_tokens
 from .tuning import (
@@ -293,6 +293,7 @@ class Reading:
     confidence: float
     abstained: bool
     conflicts: list = field(default_factory=list)  # values the sources give differently (conflicts.Conflict)
+    shown: int = 0  # passages to show: the top k, then those only a conflict cites
 
 
 def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
@@ -331,5 +332,16 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     if score < threshold:
         return Reading(ranked, NOT_FOUND, [], score, True)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
-    scored = [s for s in shown if s.score > -1.0]
-    return Reading(ranked, text, evidence, score, False, find_conflicts(question, scored, ranked))
+    # Values are read from every scored passage, not only the k shown: the reports that differ
+    # are rarely all among the first few. A passage only a conflict cites is shown after the k.
+    scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
+    conflicts = find_conflicts(question, scored, ranked, rare_terms(question, idf))
+    extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
+    if extra:
+        order = list(range(1, k + 1)) + extra + [n for n in range(k + 1, len(ranked) + 1) if n not in extra]
+        renumber = {old: new for new, old in enumerate(order, 1)}
+        ranked = [ranked[n - 1] for n in order]
+        for c in conflicts:
+            for v in c.values:
+                v.citations = [renumber[n] for n in v.citations]
+    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra))

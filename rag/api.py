@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import answer as extractive
 from .config import Settings
+from .conflicts import asked_slot
 from .dates import FORMATS_HELP, parse_date, reference_day
 from .errors import CorpusError, QuestionError, RagError, RagIndexError
 from .filters import Filters
@@ -32,7 +33,7 @@ from .index import (
 from .ingest import list_files
 from .retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from .timeline import Timeline, build_timeline
-from .tuning import HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
+from .tuning import CONFLICT_DEPTH, HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
 from .types import Answer, Hit, SkippedInput
 from .uploads import Upload, save_files, upload_folder
 
@@ -247,11 +248,12 @@ class Rag:
         day = self.reference_day(query, reference_day)
         if filters and not self.matches(filters):
             return self._no_match(question, query, filters, conversation)
-        ranked = self._retrieve(query, max(k, retrieve_k, RERANK_DEPTH), filters, "hybrid", day)
+        depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(question)[0] else 0)
+        ranked = self._retrieve(query, depth, filters, "hybrid", day)
         t1 = time.perf_counter()
         reading = extractive.read(query, question, ranked, k, self.embedder, self.reader.idf(), self.answer_reader,
                                   day, conversation.said() if conversation else frozenset(), self.abstain_threshold)
-        hits = reading.ranked[:k]
+        hits = reading.ranked[:max(k, reading.shown)]
         t2 = time.perf_counter()
         result = Answer(
             question=question,

@@ -49,4 +49,6 @@ TIMELINE_MAIN_SOURCES = 3  # a main event is reported by at least this many arti
 # ---------------------------------------------------------------- sources that disagree
 CONFLICT_MIN_SCORE_RATIO = 0.7  # a sentence's value counts when it scores this share of the best sentence
 CONFLICT_NUMBER_WINDOW = 3  # the counted thing ("troops") within this many words after the number
-CONFLICT_SAME_DAYS = 2  # values reported this close together disagree; further apart, one updates the other
+CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different days, the later updates the earlier
+CONFLICT_DEPTH = 30  # passages read for the values of a question asking how many / when (one value per article)
+CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms

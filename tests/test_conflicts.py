@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer import Sentence
-from rag.conflicts import asked_slot, find_conflicts, number_near
+from rag.conflicts import asked_slot, find_conflicts, holders, number_near
 from rag.types import Chunk, Hit
 
 
@@ -83,3 +83,52 @@ def test_the_troop_count_changed_over_time_in_the_shipped_articles(real_rag):
             assert v.value in real_rag.document(answer.citations[n - 1].doc_id)["text"]
     assert answer.to_dict()["conflicts"][0]["kind"] == "update"
     assert "conflicts" not in real_rag.ask("Who offered to mediate between Kabul and Islamabad?").to_dict()
+
+
+def test_death_tolls_offices_and_measures_are_asked_slots():
+    assert asked_slot("What is the death toll of the Maui wildfires?")[::2] == ("number", "deaths")
+    assert asked_slot("How many people died in the Seoul crush?")[::2] == ("number", "deaths")
+    assert asked_slot("How many people were wounded in the parade shooting?") == ("number", ["wound", "peopl"], "people wounded")
+    assert asked_slot("Who is the prime minister of the United Kingdom?") == ("name", ["prime", "minist"], "prime minister")
+    assert asked_slot("Who leads New Zealand as prime minister?")[::2] == ("name", "prime minister")
+    assert asked_slot("What category was Hurricane Idalia?") == ("measure", [], "category")
+    assert asked_slot("What were Hurricane Idalia's maximum sustained winds?") == ("measure", [], "wind speed")
+
+
+def test_death_toll_numbers_in_words_and_after_the_toll():
+    dead = asked_slot("What is the death toll?")[1]
+    assert number_near("The death toll rose to 99 on Tuesday.", dead) == ("99", 99.0)
+    assert number_near("The death toll from Ian stood at 101, officials said.", dead) == ("101", 101.0)
+    assert number_near("Seven people were killed at the parade.", dead) == ("Seven", 7.0)
+    assert number_near("The quake killed at least 5,000 in Turkey.", dead) == ("5,000", 5000.0)
+    assert number_near("One of the rescuers said 2023 was hard.", dead) is None  # "one" and a year are no count
+
+
+def test_office_holders_now_not_former_ones():
+    assert holders("UK Prime Minister Liz Truss spoke as former Prime Minister Boris Johnson watched.",
+                   "prime minister") == ["Liz Truss"]
+    assert holders("Photos: Former House Speaker Kevin McCarthy", "Speaker") == []
+    assert holders("Chris Hipkins, New Zealand's prime minister, said so.", "prime minister") == ["Chris Hipkins"]
+
+
+def test_each_article_gives_one_value_its_headline_first():
+    question = "What is the death toll of the Maui wildfires?"
+    hits = [Hit(0, Chunk("a", 0, 100, "Officials in Maui said 3 people were found.", 20,
+                         title="Maui wildfire updates: Death toll rises to 93", date="2023-08-12"), 0.5),
+            Hit(1, Chunk("b", 0, 100, "At least 36 people have died in the Maui fire.", 20,
+                         title="Hawaii fire updates", date="2023-08-09"), 0.4),
+            Hit(2, Chunk("c", 0, 100, "In Texas 12 people died in a flood.", 20, title="Floods", date="2023-08-10"), 0.3)]
+    (conflict,) = find_conflicts(question, [], hits, rare=["maui"])
+    assert conflict.kind == "update" and conflict.what == "the number of deaths"
+    # the headline's 93 for article a (not the 3 of its passage); Texas is not about Maui
+    assert [(v.value, v.as_of, v.citations) for v in conflict.values] == [("93", "2023-08-12", [1]), ("36", "2023-08-09", [2])]
+
+
+def test_a_conflict_cites_passages_past_the_shown_ones_and_they_are_shown(real_rag):
+    answer = real_rag.ask(QUESTION, k=1)
+    (conflict,) = answer.conflicts
+    cited = {n for v in conflict.values for n in v.citations}
+    assert max(cited) > 1 and max(cited) <= len(answer.citations)  # shown after the top passage
+    for v in conflict.values:
+        for n in v.citations:
+            assert v.value in real_rag.document(answer.citations[n - 1].doc_id)["text"]

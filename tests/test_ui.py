@@ -1,7 +1,8 @@
 """The browser chat: its handlers without a browser (fake model), and the page in headless Chromium
 (real model, a copy of the corpus).
 
-Set UI_SCREENSHOT=docs/screenshot.png to save the page answering the Kabul question.
+Set UI_SCREENSHOT=docs/screenshot.png to save the page answering the Kabul question, and
+UI_CONFLICT_SCREENSHOT=docs/conflicts.png for the troop count that changed over time.
 """
 
 from __future__ import annotations
@@ -795,6 +796,25 @@ def test_the_timeline_says_when_nothing_matches(page):  # a subject no test uplo
     page.get_by_label("Articles since").fill("2019-13-45")
     page.get_by_role("button", name="Show timeline").click()
     expect(page.locator("#timeline")).to_contain_text("since: not a date: '2019-13-45'", timeout=60_000)
+
+
+@browser_test
+def test_a_troop_count_that_changed_is_shown_with_each_value_cited(page):
+    ask(page, "How many US troops were in Afghanistan?")
+    answer = last_bot_message(page)
+    expect(answer).to_contain_text("The sources give the number of US troops differently over time (newest first):",
+                                   timeout=60_000)
+    text = answer.inner_text()
+    assert text.index("5,000 as of 2019-09-17") < text.index("14,000 as of 2019-01-23") < text.index("7,000 as of 2018-12-31")
+    line = re.search(r"7,000 as of 2018-12-31 \[(\d+)\]", text)
+    assert line, text
+    n = line.group(1)
+    answer.locator(f'a[href*="#src-{n}"]').last.click()  # the value's citation opens its source
+    expect(page.locator(f"#src-{n} .meta")).to_contain_text("2018-12-31")
+    expect(page.locator(f"#src-{n}")).to_contain_text("7,000")
+    shot = os.environ.get("UI_CONFLICT_SCREENSHOT")
+    if shot:
+        page.screenshot(path=str(REPO / shot), full_page=True)
 
 
 def test_sources_that_differ_are_shown_side_by_side_in_the_answer():
