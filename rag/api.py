@@ -404,7 +404,7 @@ class Rag:
             "embedding_dtype": manifest.get("embedding_dtype"),
             "chunk_tokens": manifest["settings"]["chunk_tokens"],
             "chunk_overlap": manifest["settings"]["chunk_overlap"],
-            "search": "hnsw" if manifest.get("ann") else "exact",
+            "search": {"flat": "exact", "ivfpq": "ivf-pq"}.get(manifest.get("dense", ""), "hnsw" if manifest.get("ann") else "exact"),
             "date_range": list(index.date_range() or ()),
             "sources": len(sources),
             "top_sources": [{"source": s or "(unknown)", "documents": c} for s, c in sources[:10]],

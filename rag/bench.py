@@ -77,7 +77,7 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
         report = rag.index()
         out["index"] = {"seconds": round(time.perf_counter() - t0, 2), "chunks": report.chunks,
                         "chunks_per_s": round(report.chunks / max(report.seconds, 1e-9), 1),
-                        "search": "hnsw" if report.ann else "exact"}
+                        "search": "ivf-pq" if report.ann else "exact"}
         log("Timing warm queries...")
         rag.warm()
         lat_search, lat_ask = [], []

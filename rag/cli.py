@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _reader_opts(p)
     p.add_argument("--json", action="store_true", help="print only JSON")
+    p.add_argument("--scale", type=_chunk_count, metavar="N",
+                   help="instead: build an index of N chunks (e.g. 1e6) drawn from the existing index and measure "
+                        "build time, disk, memory, dense recall and search latency")
+    p.add_argument("--work", type=Path, metavar="DIR", help="--scale: where to build (default: the system temp folder)")
 
     p = sub.add_parser("ui", help="serve the browser chat on 127.0.0.1 (needs the 'ui' extra)")
     _common(p)
@@ -429,8 +433,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chunk_count(text: str) -> int:
+    """ "1000000", "1e6" or "1_000_000" as a whole number of chunks."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of chunks: {text!r}") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole number of chunks (at least 1): {text!r}")
+    return int(value)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import main_bench
+
+    if args.scale is not None:
+        from .scale import main_scale
+
+        return main_scale(settings_from(args), args.scale, args.json, args.work, log=warn)
 
     return main_bench(settings_from(args), args.json, log=warn)
 

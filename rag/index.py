@@ -8,7 +8,7 @@ Layout of an index folder::
         chunks.sqlite    chunk text, span and metadata; row id = vector row
         vectors.npy      float32 unit vectors, reused for unchanged documents
         days.npy         each chunk's article date as a day number (0 = undated)
-        dense.faiss      exact (IndexFlatIP) or HNSW index over vectors.npy
+        dense.faiss      exact (IndexFlatIP), or IVF-PQ above ann_threshold chunks (rag/dense.py)
         bm25/            bm25s index over the same chunks
 
 A build writes a new generation beside the live one and only then points
@@ -35,6 +35,7 @@ import numpy as np
 from .chunk import chunk_document
 from .config import Settings
 from .dates import day_numbers, iso_day
+from .dense import dense_kind, write_dense
 from .embed import embed_chunks
 from .errors import RagIndexError
 from .filters import Filters
@@ -406,7 +407,8 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
     vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
     report.chunks = len(chunks)
-    report.ann = len(chunks) > settings.ann_threshold
+    kind = dense_kind(len(chunks), settings.ann_threshold)
+    report.ann = kind != "flat"
 
     manifest = {
         "format": FORMAT_VERSION,
@@ -417,6 +419,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         "embedding_dtype": getattr(embedder, "dtype", "float32"),
         "chunks": len(chunks),
         "ann": report.ann,
+        "dense": kind,
         "corpus": [str(p.resolve()) for p in paths],
         "duplicates": report.duplicates,
         "stamps": stamps,
@@ -456,7 +459,7 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
     _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
     np.save(tmp / "vectors.npy", vectors)
     np.save(tmp / "days.npy", day_numbers([c.date for c in chunks]))
-    _write_faiss(tmp / "dense.faiss", vectors, manifest["ann"])
+    write_dense(tmp / "dense.faiss", np.load(tmp / "vectors.npy", mmap_mode="r"), manifest["dense"])
     build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _fsync_tree(tmp)
@@ -474,18 +477,24 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
             shutil.rmtree(p, ignore_errors=True)
 
 
-def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None:
+def create_store(path: Path) -> sqlite3.Connection:
+    """A new, empty chunk store (``chunks.sqlite``) of a generation being written."""
     db = sqlite3.connect(path)
+    db.executescript(
+        """
+        PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
+        CREATE TABLE docs (doc_id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT,
+                           path TEXT, line INTEGER, n_chunks INTEGER, text TEXT);
+        CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER, text TEXT,
+                             n_tokens INTEGER, title TEXT, date TEXT, source TEXT, url TEXT, page INTEGER);
+        """
+    )
+    return db
+
+
+def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None:
+    db = create_store(path)
     try:
-        db.executescript(
-            """
-            PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;
-            CREATE TABLE docs (doc_id TEXT PRIMARY KEY, title TEXT, date TEXT, source TEXT, url TEXT,
-                               path TEXT, line INTEGER, n_chunks INTEGER, text TEXT);
-            CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER, text TEXT,
-                                 n_tokens INTEGER, title TEXT, date TEXT, source TEXT, url TEXT, page INTEGER);
-            """
-        )
         counts: dict[str, int] = {}
         for c in chunks:
             counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
@@ -502,21 +511,6 @@ def _write_sqlite(path: Path, docs: list[Document], chunks: list[Chunk]) -> None
         db.commit()
     finally:
         db.close()
-
-
-def _write_faiss(path: Path, vectors: np.ndarray, ann: bool) -> None:
-    import faiss
-
-    dim = vectors.shape[1]
-    if ann:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
-    else:
-        index = faiss.IndexFlatIP(dim)
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    faiss.write_index(index, str(path))
 
 
 def _rewrite_manifest(gen: Path, changes: dict) -> None:

@@ -84,19 +84,25 @@ def match_tokens(text: str) -> set[str]:
 
 def build_bm25(texts: list[str], folder: Path) -> None:
     """A bm25s index of ``texts`` (row i = chunk id i) saved in ``folder``."""
+    build_bm25_tokens([bm25_tokens(t) or ["<empty>"] for t in texts], folder)
+
+
+def build_bm25_tokens(corpus_tokens: list[list[str]], folder: Path) -> None:
+    """A bm25s index of texts given as their ``bm25_tokens`` (row i = chunk id i) saved in ``folder``."""
     import bm25s
 
     retriever = bm25s.BM25()
-    corpus_tokens = [bm25_tokens(t) or ["<empty>"] for t in texts]
     if corpus_tokens:
         retriever.index(corpus_tokens, show_progress=False)
     retriever.save(str(folder))
 
 
 def load_bm25(folder: Path):
+    """The bm25s index in ``folder``, its score matrix memory-mapped: a query reads only the
+    columns of its words, so a large index is served without holding it in RAM."""
     import bm25s
 
-    return bm25s.BM25.load(str(folder), mmap=False)
+    return bm25s.BM25.load(str(folder), mmap=True)
 
 
 def make_idf(n_docs: int, df_lookup: Callable[[str], int]) -> Callable[[str], float]:

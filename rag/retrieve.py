@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dates import day_number, recency_bonus
+from .dense import search_dense
 from .filters import Filters
 from .index import IndexReader
 from .lexical import bm25_tokens, jaccard, shingles
@@ -23,22 +24,12 @@ class DenseRetriever:
     def search(self, query: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None) -> list[Hit]:
         if self.index.n_chunks == 0:
             return []
-        import faiss
-
         q = self.embedder.encode_query(query) if vector is None else vector
-        params = None
-        if filters:
-            allowed = self.index.allowed_ids(filters)
-            if allowed is not None and len(allowed) == 0:
-                return []
-            sel = faiss.IDSelectorBatch(allowed)
-            params = (faiss.SearchParametersHNSW(sel=sel, efSearch=max(128, k))
-                      if isinstance(self.index.faiss, faiss.IndexHNSW) else faiss.SearchParameters(sel=sel))
-        k = min(k, self.index.n_chunks)
-        scores, ids = self.index.faiss.search(q.reshape(1, -1).astype(np.float32), k, params=params)
+        allowed = self.index.allowed_ids(filters) if filters else None
+        scores, ids = search_dense(self.index.faiss, self.index.vectors_for, q, min(k, self.index.n_chunks), allowed)
         return [
             Hit(chunk_id=int(i), chunk=None, score=float(s), dense_score=float(s), dense_rank=r + 1)  # type: ignore[arg-type]
-            for r, (s, i) in enumerate(zip(scores[0], ids[0])) if i >= 0
+            for r, (s, i) in enumerate(zip(scores, ids))
         ]
 
 

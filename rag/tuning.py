@@ -52,3 +52,11 @@ CONFLICT_NUMBER_WINDOW = 3  # the counted thing ("troops") within this many word
 CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different days, the later updates the earlier
 CONFLICT_DEPTH = 30  # passages read for the values of a question asking how many / when (one value per article)
 CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms
+
+# Compressed dense index (rag/dense.py), above Settings.ann_threshold chunks; chosen with
+# ``python eval/ivf_recall.py`` (docs/experiments.md, "A million articles")
+IVF_PQ_BYTES = 48  # bytes per vector code (float32 vectors take 1,536)
+IVF_TRAIN_PER_LIST = 40  # k-means training vectors per cell (FAISS asks for at least 39)
+IVF_NPROBE_SHARE = 8  # a search visits 1/8 of the cells (at least 32): recall@10 0.977 at 118k real chunks
+IVF_REFINE = 400  # candidates re-scored exactly from the stored vectors
+IVF_EXACT_SUBSET = 20_000  # a filter leaving at most this many chunks is searched exactly over them

@@ -22,3 +22,29 @@ def test_bench_reports_every_figure(tmp_path, real_rag):
     assert result["cold_ask_s"] > 0 and result["peak_rss_mb"] > 0
     table = format_table(result)
     assert "warm search p50 / p95" in table and "cold ask" in table
+
+
+def test_chunk_counts_are_read_as_people_write_them():
+    import argparse
+
+    from rag.cli import _chunk_count
+
+    assert _chunk_count("1e6") == 1_000_000 and _chunk_count("10_000") == 10_000 and _chunk_count("250") == 250
+    for bad in ("0", "1.5", "many", "-3"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _chunk_count(bad)
+
+
+@pytest.mark.slow
+def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path, real_rag):
+    from rag.scale import format_scale, run_scale_bench
+
+    settings = real_rag.settings.with_(ann_threshold=1000)  # 3,000 chunks: the compressed index
+    result = run_scale_bench(settings, 3000, work=tmp_path, repeats=10, log=lambda m: None)
+    assert result["chunks"] == 3000 and result["build_dense"] == "ivfpq" and result["base_chunks"] == real_rag.stats()["chunks"]
+    for key in ("build_s", "disk_bytes", "peak_rss_mb", "search_p50_ms", "search_p95_ms"):
+        assert result[key] > 0, key
+    assert result["search_p50_ms"] <= result["search_p95_ms"]
+    assert result["dense_recall@10"] >= 0.9
+    assert list(tmp_path.iterdir()) == []  # the scaled index is removed afterwards
+    assert "dense recall@10 against exact" in format_scale(result)

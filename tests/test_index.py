@@ -283,7 +283,7 @@ def test_failure_while_writing_keeps_the_previous_generation(fake_settings, tmp_
         raise OSError("disk full")
 
     with monkeypatch.context() as m:
-        m.setattr(rag.index, "_write_faiss", broken)
+        m.setattr(rag.index, "write_dense", broken)
         with pytest.raises(OSError, match="disk full"):
             r.index()
 
@@ -354,14 +354,14 @@ class SlowEmbedder(FakeEmbedder):
             time.sleep(0.2)
         return super().encode(texts, batch_size)
 
-real_write_faiss = rag.index._write_faiss
+real_write_dense = rag.index.write_dense
 
-def slow_write_faiss(path, vectors, ann):
-    real_write_faiss(path, vectors, ann)
+def slow_write_dense(path, vectors, kind):
+    real_write_dense(path, vectors, kind)
     marker.write_text("writing")
     time.sleep(60)
 
-rag.index._write_faiss = slow_write_faiss
+rag.index.write_dense = slow_write_dense
 rag.embed.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
 rag.Rag(settings).index()
@@ -414,7 +414,7 @@ def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
 # ---------------------------------------------------------------- approximate search
 
 
-def test_large_index_switches_to_hnsw_and_still_finds_the_document(fake_settings):
+def test_large_index_switches_to_ivf_pq_and_still_finds_the_document(fake_settings):
     import faiss
 
     # Larger chunks than the default, so that the hashing fake embedder ranks 004 first.
@@ -423,9 +423,9 @@ def test_large_index_switches_to_hnsw_and_still_finds_the_document(fake_settings
     r = Rag(settings)
     report = r.index()
     assert report.ann is True and report.chunks > 10
-    assert read_manifest(settings.index_path)["ann"] is True
-    assert isinstance(r.reader.faiss, faiss.IndexHNSW)
-    assert r.stats()["search"] == "hnsw"
+    assert read_manifest(settings.index_path)["ann"] is True and read_manifest(settings.index_path)["dense"] == "ivfpq"
+    assert isinstance(r.reader.faiss, faiss.IndexIVFPQ)
+    assert r.stats()["search"] == "ivf-pq"
     query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
     for retriever in ("dense", "hybrid"):
         assert r.search(query, k=1, retriever=retriever)[0].chunk.doc_id == "004_f1ed5df54c6c908a"
@@ -435,7 +435,7 @@ def test_large_index_switches_to_hnsw_and_still_finds_the_document(fake_settings
     assert doc_ids(exact.search(query, k=5, retriever="dense")) == doc_ids(r.search(query, k=5, retriever="dense"))
 
 
-def test_hnsw_search_honours_filters(fake_settings):
+def test_compressed_search_honours_filters(fake_settings):
     from rag import Filters
 
     r = Rag(fake_settings.with_(ann_threshold=10))
