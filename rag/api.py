@@ -101,14 +101,16 @@ class Rag:
 
     def index(self, paths: list[Path] | None = None, progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] = lambda m: None,
-              on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False) -> BuildReport:
+              on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False,
+              verify: bool = False) -> BuildReport:
         """Index the corpus (or ``paths``) incrementally; later questions use the new index.
 
         ``on_issue(item, skipped)`` hears of each unreadable input or input kept with a
-        problem as it is found; with ``wait``, another indexing run is waited for.
+        problem as it is found; with ``wait``, another indexing run is waited for. Files whose
+        size and time did not change are not read again unless ``verify``.
         """
         report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log,
-                             on_issue=on_issue, wait=wait)
+                             on_issue=on_issue, wait=wait, verify=verify)
         if report.changed:
             with self._lock:
                 self._close_index()

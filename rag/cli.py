@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders or files to index (default: the corpus)")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="read and hash every document even when no file changed size or time")
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", help="the question, or - to read it from standard input")
@@ -218,7 +220,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args, args.paths or None))
     progress = ProgressPrinter()
     try:
-        report = rag.index(progress=progress, log=warn, on_issue=report_issue)
+        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify)
     finally:
         progress.close()
     if args.json:

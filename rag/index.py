@@ -304,12 +304,15 @@ def build_index(
     log: Callable[[str], None] = lambda msg: None,
     on_issue: Callable[[SkippedInput, bool], None] | None = None,
     wait: bool = False,
+    verify: bool = False,
 ) -> BuildReport:
     """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``.
 
     The index folder and its lock are checked before the corpus is read. ``on_issue(item,
     skipped)`` hears of each unreadable input (``skipped``) or input kept with a problem
-    as it is found. With ``wait``, a run already holding the lock is waited for.
+    as it is found. With ``wait``, a run already holding the lock is waited for. When no file
+    changed size or time since the last run, nothing is read (seconds for a million articles);
+    ``verify`` reads and hashes every document anyway.
     """
     from .embed import get_embedder
 
@@ -318,6 +321,10 @@ def build_index(
     paths = paths or settings.corpus_paths
     files = list_files(paths)
     with write_lock(index_dir, wait=wait, log=log):
+        if not verify:
+            unchanged = _unchanged(settings, index_dir, paths, files, t0, on_issue)
+            if unchanged is not None:
+                return unchanged
         embedder = embedder or get_embedder(settings.model, settings.dtype)
         preload = _preload_model(embedder, index_dir, files)
         try:
@@ -325,6 +332,36 @@ def build_index(
         finally:
             if preload is not None:
                 preload.join()
+
+
+def _issues(report: BuildReport) -> dict:
+    """The skipped inputs and warnings of a run, as the manifest keeps them."""
+    return {"skipped": [s.__dict__ for s in report.skipped], "warnings": [w.__dict__ for w in report.warnings]}
+
+
+def _unchanged(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], t0: float,
+               on_issue) -> BuildReport | None:
+    """The report of a run with nothing to do, when the index was built with these settings from
+    these paths and no file changed size or modification time; None otherwise. The inputs the
+    last run skipped or warned about are reported again (from the manifest)."""
+    manifest = read_manifest(index_dir)
+    if (manifest is None or signature_mismatch(manifest, settings)
+            or sorted(manifest.get("corpus", [])) != sorted(str(p.resolve()) for p in paths)
+            or manifest.get("stamps") != file_stamps(files)):
+        return None
+    if "issues" not in manifest:  # an index written before issues were kept: read the corpus once
+        return None
+    documents = len(manifest.get("documents", {}))
+    skipped = [SkippedInput(**s) for s in manifest["issues"]["skipped"]]
+    warnings = [SkippedInput(**w) for w in manifest["issues"]["warnings"]]
+    if on_issue is not None:
+        for item in skipped:
+            on_issue(item, True)
+        for item in warnings:
+            on_issue(item, False)
+    return BuildReport(index_dir=str(index_dir), documents=documents, chunks=int(manifest["chunks"]),
+                       unchanged=documents, duplicates=dict(manifest.get("duplicates", {})), skipped=skipped,
+                       warnings=warnings, ann=bool(manifest.get("ann")), seconds=time.perf_counter() - t0)
 
 
 def _preload_model(embedder, index_dir: Path, files: list[Path]) -> threading.Thread | None:
@@ -385,8 +422,9 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     if not report.changed:
         report.chunks = int(old_manifest["chunks"])
         report.ann = bool(old_manifest.get("ann"))
-        if old_manifest.get("duplicates") != report.duplicates or old_manifest.get("stamps") != stamps:
-            _rewrite_manifest(old_gen, {"duplicates": report.duplicates, "stamps": stamps})
+        if (old_manifest.get("duplicates") != report.duplicates or old_manifest.get("stamps") != stamps
+                or old_manifest.get("issues") != _issues(report)):
+            _rewrite_manifest(old_gen, {"duplicates": report.duplicates, "stamps": stamps, "issues": _issues(report)})
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -423,6 +461,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         "corpus": [str(p.resolve()) for p in paths],
         "duplicates": report.duplicates,
         "stamps": stamps,
+        "issues": _issues(report),
         "documents": {
             d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line} for d in docs
         },

@@ -447,3 +447,24 @@ def test_compressed_search_honours_filters(fake_settings):
 def test_index_json_report_is_serialisable(fake_rag):
     report = fake_rag.index()
     json.dumps({k: v for k, v in report.__dict__.items() if k != "skipped"})
+
+
+def test_an_unchanged_corpus_is_not_read_again_unless_verified(fake_settings, tmp_corpus, monkeypatch):
+    r = Rag(fake_settings)
+    first = r.index()
+    calls = []
+    real_read = rag.index.read_corpus
+
+    def counting_read(*args, **kwargs):
+        calls.append(1)
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(rag.index, "read_corpus", counting_read)
+    again = r.index()
+    assert calls == [] and again.changed is False and again.unchanged == again.documents == first.documents
+    assert again.chunks == first.chunks
+    assert r.index(verify=True).changed is False and calls == [1]  # read and hashed: still nothing changed
+    page = next(tmp_corpus.glob("*.txt"))
+    os.utime(page, (page.stat().st_atime, page.stat().st_mtime + 5))  # touched, not changed
+    touched = r.index()
+    assert calls == [1, 1] and touched.changed is False and touched.embedded == 0
