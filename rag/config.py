@@ -31,7 +31,7 @@ class Settings:
     title_in_embedding: bool = False  # index: embed "title\ntext"; measured no gain, 15% slower
     dtype: str = "auto"  # auto | float32 | bfloat16 (embedding precision)
     batch_size: int = 32
-    ann_threshold: int = 100_000  # chunks above which HNSW replaces exact search (recall 0.998, docs/experiments.md)
+    ann_threshold: int = 20_000  # chunks above which IVF-PQ + exact re-score replaces exact search (rag/dense.py)
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion

@@ -46,8 +46,25 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
 ]
 
 
+def _status_mb() -> dict:
+    """Memory figures of this process from /proc/self/status, in MB: VmHWM (peak resident set),
+    RssAnon (its own memory) and RssFile (pages of the index files mapped in: shared with the
+    page cache, dropped first under memory pressure). Empty where /proc is missing."""
+    out = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "RssAnon", "RssFile"):
+                out[key] = round(int(value.split()[0]) / 1024)
+    except OSError:
+        pass
+    return out
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set of this process. VmHWM, not getrusage: Linux carries ``ru_maxrss``
+    over fork and exec, so a child would report its parent's peak (the build's)."""
+    return _status_mb().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
@@ -118,8 +135,9 @@ def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) ->
         t0 = time.perf_counter()
         retriever.search(queries[i % len(queries)], 10)
         lat.append((time.perf_counter() - t0) * 1000)
+    parts = _status_mb()
     return {"search_p50_ms": round(statistics.median(lat), 1), "search_p95_ms": round(percentile(lat, 95), 1),
-            "peak_rss_mb": round(_peak_rss_mb())}
+            "peak_rss_mb": round(_peak_rss_mb()), "rss_anon_mb": parts.get("RssAnon"), "rss_file_mb": parts.get("RssFile")}
 
 
 def dense_recall(gen: Path, query_vecs: np.ndarray, k: int = 10) -> float:
@@ -184,7 +202,8 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         recall = dense_recall(gen, queries)
         return {"chunks": n, "build_s": round(build_s, 1), **{f"build_{k}": v for k, v in parts.items()},
-                "disk_bytes": disk, "peak_rss_mb": served["peak_rss_mb"], "dense_recall@10": recall,
+                "disk_bytes": disk, "peak_rss_mb": served["peak_rss_mb"], "rss_anon_mb": served["rss_anon_mb"],
+                "rss_file_mb": served["rss_file_mb"], "dense_recall@10": recall,
                 "search_p50_ms": served["search_p50_ms"], "search_p95_ms": served["search_p95_ms"],
                 "queries": len(SCALE_QUERIES), "repeats": repeats, "base_chunks": int(np.load(
                     base_gen / "vectors.npy", mmap_mode="r").shape[0])}
