@@ -24,7 +24,7 @@ def main() -> None:
     import faiss
 
     from rag.dense import ivf_lists, search_dense, write_dense
-    from rag.index import current_generation
+    from rag.index import current_generation, segment_dirs
 
     ap = argparse.ArgumentParser()
     ap.add_argument("index_dir", type=Path)
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, help="JSONL with a question field, embedded as extra queries")
     args = ap.parse_args()
     gen = current_generation(args.index_dir)
-    vecs = np.load(gen / "vectors.npy", mmap_mode="r")
+    vecs = max((np.load(d / "vectors.npy", mmap_mode="r") for d in segment_dirs(gen)), key=len)
     rng = np.random.default_rng(0)
     q = vecs[np.sort(rng.choice(len(vecs), args.queries, replace=False))] + rng.normal(0, 0.05, (args.queries, vecs.shape[1]))
     q = q.astype(np.float32)

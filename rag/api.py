@@ -102,15 +102,16 @@ class Rag:
     def index(self, paths: list[Path] | None = None, progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] = lambda m: None,
               on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False,
-              verify: bool = False) -> BuildReport:
+              verify: bool = False, optimize: bool = False) -> BuildReport:
         """Index the corpus (or ``paths``) incrementally; later questions use the new index.
 
         ``on_issue(item, skipped)`` hears of each unreadable input or input kept with a
         problem as it is found; with ``wait``, another indexing run is waited for. Files whose
-        size and time did not change are not read again unless ``verify``.
+        size and time did not change are not read again unless ``verify``. ``optimize`` merges
+        the index's segments into one.
         """
         report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log,
-                             on_issue=on_issue, wait=wait, verify=verify)
+                             on_issue=on_issue, wait=wait, verify=verify, optimize=optimize)
         if report.changed:
             with self._lock:
                 self._close_index()
@@ -407,6 +408,7 @@ class Rag:
             "chunk_tokens": manifest["settings"]["chunk_tokens"],
             "chunk_overlap": manifest["settings"]["chunk_overlap"],
             "search": {"flat": "exact", "ivfpq": "ivf-pq"}.get(manifest.get("dense", ""), "hnsw" if manifest.get("ann") else "exact"),
+            "segments": len(manifest.get("segments", [])) or 1,
             "date_range": list(index.date_range() or ()),
             "sources": len(sources),
             "top_sources": [{"source": s or "(unknown)", "documents": c} for s, c in sources[:10]],

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--verify", action="store_true",
                    help="read and hash every document even when no file changed size or time")
+    p.add_argument("--optimize", action="store_true",
+                   help="merge the index's segments into one, dropping deleted documents for good")
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", help="the question, or - to read it from standard input")
@@ -220,7 +222,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args, args.paths or None))
     progress = ProgressPrinter()
     try:
-        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify)
+        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify, optimize=args.optimize)
     finally:
         progress.close()
     if args.json:

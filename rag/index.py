@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -35,15 +36,16 @@ import numpy as np
 from .chunk import chunk_document
 from .config import Settings
 from .dates import day_numbers, iso_day
-from .dense import dense_kind, write_dense
+from .dense import dense_kind, search_dense, write_dense
 from .embed import embed_chunks
 from .errors import RagIndexError
 from .filters import Filters
 from .ingest import list_files, read_corpus
-from .lexical import bm25_idf, build_bm25, load_bm25
+from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
 from .types import Chunk, Document, SkippedInput
 
 FORMAT_VERSION = 2  # 2: chunks carry the page of a PDF
+MAX_SEGMENTS = 8  # past this many segments, an indexing run merges all but the largest
 Progress = Callable[[int, int, str], None]  # (done, total, stage: "Chunking" | "Embedding")
 
 
@@ -96,7 +98,8 @@ class IndexReader:
 
         self.dir = gen_dir
         try:
-            self.manifest = json.loads((gen_dir / "manifest.json").read_text())
+            meta = gen_dir / "manifest.json"
+            self.manifest = json.loads((meta if meta.is_file() else gen_dir / "segment.json").read_text())
             self.faiss = faiss.read_index(str(gen_dir / "dense.faiss"))
             self.db = sqlite3.connect(f"file:{gen_dir / 'chunks.sqlite'}?mode=ro", uri=True, check_same_thread=False)
         except (OSError, ValueError, RuntimeError, sqlite3.Error) as e:
@@ -125,6 +128,10 @@ class IndexReader:
         if self._vectors is None:
             self._vectors = np.load(self.dir / "vectors.npy", mmap_mode="r")
         return np.asarray(self._vectors[ids], dtype=np.float32)
+
+    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk ids) of the ``k`` chunks closest to ``query``, among ``allowed`` when given."""
+        return search_dense(self.faiss, self.vectors_for, query, min(k, self.n_chunks), allowed)
 
     @property
     def bm25(self):
@@ -220,11 +227,198 @@ def current_generation(index_dir: Path) -> Path | None:
     return gen if name and (gen / "manifest.json").is_file() else None
 
 
-def open_index(index_dir: Path) -> IndexReader:
+def open_index(index_dir: Path):
+    """The live generation: a ``SegmentedReader``, or an ``IndexReader`` for the single-folder
+    layout of indexes written before segments."""
     gen = current_generation(index_dir)
     if gen is None:
         raise RagIndexError(f"no index in {index_dir}; run 'python -m rag index' first")
-    return IndexReader(gen)
+    try:
+        manifest = json.loads((gen / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise RagIndexError(f"index at {gen} is damaged ({e}); run 'python -m rag index' to rebuild") from None
+    return SegmentedReader(gen, manifest) if "segments" in manifest else IndexReader(gen)
+
+
+def segment_dirs(gen: Path) -> list[Path]:
+    """The folders holding a generation's chunks: its segments, or itself (single-folder layout)."""
+    manifest = json.loads((gen / "manifest.json").read_text())
+    if "segments" not in manifest:
+        return [gen]
+    return [gen.parent / seg["name"] for seg in manifest["segments"]]
+
+
+class SegmentedReader:
+    """A generation made of segments, read as one index: chunk ids run through the segments in
+    order (segment i's chunk j is ``offsets[i] + j``); the chunks of deleted documents are never
+    returned. BM25 scores use the IDF of the whole index, not of each segment."""
+
+    def __init__(self, gen_dir: Path, manifest: dict) -> None:
+        self.dir, self.manifest = gen_dir, manifest
+        self.segments = [IndexReader(gen_dir.parent / seg["name"]) for seg in manifest["segments"]]
+        sizes = [s.n_chunks for s in self.segments]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.n_chunks = int(self.offsets[-1])
+        self.deleted_docs = [set(seg["deleted"]) for seg in manifest["segments"]]
+        self.dead = [self._dead_ids(s, d) for s, d in zip(self.segments, self.deleted_docs)]  # local ids
+        alive = np.ones(self.n_chunks, dtype=bool)
+        for off, dead in zip(self.offsets, self.dead):
+            alive[off + dead] = False
+        self.alive = None if alive.all() else alive
+        self._bm25 = None
+        self._idf = None
+        self._days: np.ndarray | None = None
+
+    @staticmethod
+    def _dead_ids(segment: IndexReader, deleted: set[str]) -> np.ndarray:
+        if not deleted:
+            return np.zeros(0, dtype=np.int64)
+        rows = segment.db.execute("SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
+                                  (json.dumps(sorted(deleted)),))
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def _split(self, ids) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(segment, positions in ``ids``, local ids) for the segments ``ids`` fall in."""
+        ids = np.asarray(ids, dtype=np.int64)
+        seg = np.searchsorted(self.offsets, ids, side="right") - 1
+        return [(int(i), np.flatnonzero(seg == i), ids[seg == i] - self.offsets[i]) for i in np.unique(seg)]
+
+    def day_numbers(self) -> np.ndarray:
+        if self._days is None:
+            days = [s.day_numbers() for s in self.segments]
+            self._days = np.concatenate(days) if days else np.zeros(0, dtype=np.int32)
+            if self.alive is not None:
+                self._days = np.where(self.alive, self._days, 0)
+        return self._days
+
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), int(self.manifest["dimension"])), dtype=np.float32)
+        for i, pos, local in self._split(ids):
+            out[pos] = self.segments[i].vectors_for(local)
+        return out
+
+    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        scores, ids = [], []
+        for i, seg in enumerate(self.segments):
+            off, end = self.offsets[i], self.offsets[i + 1]
+            if allowed is not None:
+                local = allowed[(allowed >= off) & (allowed < end)] - off
+                if len(local) == 0:
+                    continue
+                s, j = seg.dense_search(query, k, local)
+            else:  # deleted chunks are searched past, then dropped
+                dead = self.dead[i]
+                s, j = seg.dense_search(query, k + len(dead))
+                if len(dead):
+                    keep = ~np.isin(j, dead)
+                    s, j = s[keep][:k], j[keep][:k]
+            scores.append(s)
+            ids.append(j + off)
+        if not scores:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        s, j = np.concatenate(scores), np.concatenate(ids)
+        order = np.argsort(-s, kind="stable")[:k]
+        return s[order], j[order]
+
+    @property
+    def bm25(self):
+        if self._bm25 is None:
+            self._bm25 = SegmentedBM25([s.bm25 for s in self.segments], self.alive)
+        return self._bm25
+
+    def idf(self):
+        if self._idf is None:
+            self._idf = make_idf(max(1, self.n_chunks), self.bm25.df)
+        return self._idf
+
+    def newest_day(self) -> str:
+        return iso_day(int(self.day_numbers().max(initial=0)))
+
+    def chunks(self, ids: list[int]) -> dict[int, Chunk]:
+        out: dict[int, Chunk] = {}
+        for i, _, local in self._split(ids):
+            off = int(self.offsets[i])
+            out.update({off + j: c for j, c in self.segments[i].chunks([int(x) for x in local]).items()})
+        return out
+
+    def allowed_ids(self, filters: Filters) -> np.ndarray | None:
+        if not filters:
+            return None
+        parts = [s.allowed_ids(filters) + off for s, off in zip(self.segments, self.offsets)]
+        ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return ids[self.alive[ids]] if self.alive is not None else ids
+
+    def _live_docs(self, i: int, sql: str) -> list:
+        """Rows of ``sql`` (over the docs table, with a ``{live}`` condition) for segment ``i``."""
+        return self.segments[i].db.execute(sql.format(live="doc_id NOT IN (SELECT value FROM json_each(?))"),
+                                           (json.dumps(sorted(self.deleted_docs[i])),)).fetchall()
+
+    def sources(self) -> list[tuple[str, int]]:
+        counts: dict[str, int] = {}
+        for i in range(len(self.segments)):
+            for s, c in self._live_docs(i, "SELECT source, count(*) FROM docs WHERE {live} GROUP BY source"):
+                counts[s or ""] = counts.get(s or "", 0) + int(c)
+        return sorted(counts.items(), key=lambda sc: (-sc[1], sc[0]))
+
+    def date_range(self) -> tuple[str, str] | None:
+        rows = [r for i in range(len(self.segments))
+                for r in self._live_docs(i, "SELECT min(date), max(date) FROM docs WHERE date != '' AND {live}") if r[0]]
+        return (min(r[0] for r in rows), max(r[1] for r in rows)) if rows else None
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for d in [self.dir, *(s.dir for s in self.segments)]
+                   for p in d.rglob("*") if p.is_file())
+
+    def document(self, doc_id: str) -> dict | None:
+        info = self.manifest.get("documents", {}).get(doc_id)
+        if info is None:
+            return None
+        names = [seg["name"] for seg in self.manifest["segments"]]
+        return self.segments[names.index(info["segment"])].document(doc_id) if info["segment"] in names else None
+
+    def close(self) -> None:
+        for s in self.segments:
+            s.close()
+
+
+class SegmentedBM25:
+    """The BM25 indexes of several segments answering as one: ``vocab_dict`` (the words of all),
+    ``get_scores(tokens)`` over every chunk, each word's score in a segment scaled from the
+    segment's IDF to the whole index's, deleted chunks at 0; ``df(word)`` over all segments."""
+
+    def __init__(self, parts: list, alive: np.ndarray | None) -> None:
+        self.parts, self.alive = parts, alive
+        self.sizes = [int(p.scores["num_docs"]) for p in parts]
+        self.n = sum(self.sizes)
+        if len(parts) == 1:
+            self.vocab_dict = parts[0].vocab_dict
+        else:
+            self.vocab_dict = {}
+            for p in parts:
+                self.vocab_dict.update(dict.fromkeys(p.vocab_dict, 0))
+        self._part_idf = [bm25_idf(p) for p in parts]
+
+    def df(self, term: str) -> int:
+        total = 0
+        for p in self.parts:
+            i = p.vocab_dict.get(term)
+            if i is not None:
+                total += int(p.scores["indptr"][i + 1] - p.scores["indptr"][i])
+        return total
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        if len(self.parts) == 1 and self.alive is None:  # one segment: its own IDF is the index's
+            return np.asarray(self.parts[0].get_scores([t for t in tokens if t in self.vocab_dict]), dtype=np.float32)
+        idf = make_idf(max(1, self.n), self.df)
+        out = []
+        for p, size, part_idf in zip(self.parts, self.sizes, self._part_idf):
+            scores = np.zeros(size, dtype=np.float32)
+            for t in tokens:
+                if t in p.vocab_dict:
+                    scores += np.asarray(p.get_scores([t]), dtype=np.float32) * np.float32(idf(t) / part_idf(t))
+            out.append(scores)
+        scores = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        return np.where(self.alive, scores, 0.0).astype(np.float32) if self.alive is not None else scores
 
 
 def read_manifest(index_dir: Path) -> dict | None:
@@ -305,6 +499,7 @@ def build_index(
     on_issue: Callable[[SkippedInput, bool], None] | None = None,
     wait: bool = False,
     verify: bool = False,
+    optimize: bool = False,
 ) -> BuildReport:
     """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``.
 
@@ -312,7 +507,8 @@ def build_index(
     skipped)`` hears of each unreadable input (``skipped``) or input kept with a problem
     as it is found. With ``wait``, a run already holding the lock is waited for. When no file
     changed size or time since the last run, nothing is read (seconds for a million articles);
-    ``verify`` reads and hashes every document anyway.
+    ``verify`` reads and hashes every document anyway. ``optimize`` merges every segment into
+    one (dropping deleted documents for good).
     """
     from .embed import get_embedder
 
@@ -321,14 +517,14 @@ def build_index(
     paths = paths or settings.corpus_paths
     files = list_files(paths)
     with write_lock(index_dir, wait=wait, log=log):
-        if not verify:
+        if not verify and not optimize:
             unchanged = _unchanged(settings, index_dir, paths, files, t0, on_issue)
             if unchanged is not None:
                 return unchanged
         embedder = embedder or get_embedder(settings.model, settings.dtype)
         preload = _preload_model(embedder, index_dir, files)
         try:
-            return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0)
+            return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0, optimize)
         finally:
             if preload is not None:
                 preload.join()
@@ -388,7 +584,7 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], progress: Progress | None,
-           embedder, log: Callable[[str], None], on_issue, t0: float) -> BuildReport:
+           embedder, log: Callable[[str], None], on_issue, t0: float, optimize: bool = False) -> BuildReport:
     if len(files) > 1 or any(f.name.lower().endswith((".jsonl", ".jsonl.gz")) for f in files):
         log(f"Reading {len(files)} file{'s' if len(files) != 1 else ''}...")
     ingested = read_corpus(paths, files, on_issue=on_issue)
@@ -418,7 +614,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     report.unchanged = len(reuse)
     report.added = [d.doc_id for d in docs if d.doc_id not in old_docs]
     report.updated = [d.doc_id for d in docs if d.doc_id in old_docs and d.doc_id not in reuse]
-    report.changed = bool(report.added or report.updated or report.removed) or old_gen is None
+    report.changed = bool(report.added or report.updated or report.removed) or old_gen is None or optimize
     if not report.changed:
         report.chunks = int(old_manifest["chunks"])
         report.ann = bool(old_manifest.get("ann"))
@@ -439,15 +635,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     report.embed_seconds = time.perf_counter() - t_embed
     report.embedded = len(new_chunks)
 
-    kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
-    chunks = kept_chunks + new_chunks
-    dim = new_vecs.shape[1] if len(new_chunks) else (kept_vecs.shape[1] if kept_vecs is not None else embedder.dim)
-    parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
-    vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-    report.chunks = len(chunks)
-    kind = dense_kind(len(chunks), settings.ann_threshold)
-    report.ann = kind != "flat"
-
+    dim = new_vecs.shape[1] if len(new_chunks) else (old_manifest["dimension"] if old_manifest else embedder.dim)
     manifest = {
         "format": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -455,24 +643,111 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         "model": settings.model,
         "dimension": int(dim),
         "embedding_dtype": getattr(embedder, "dtype", "float32"),
-        "chunks": len(chunks),
-        "ann": report.ann,
-        "dense": kind,
         "corpus": [str(p.resolve()) for p in paths],
         "duplicates": report.duplicates,
         "stamps": stamps,
         "issues": _issues(report),
-        "documents": {
-            d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line} for d in docs
-        },
     }
-    _write_generation(index_dir, docs, chunks, vectors, manifest)
+    if old_manifest is not None and "segments" in old_manifest:
+        # Lucene's way: the new and changed documents become a new segment; the old versions of
+        # changed and removed documents are marked deleted in theirs. Nothing else is rewritten.
+        segments = [dict(seg, deleted=list(seg["deleted"])) for seg in old_manifest["segments"]]
+        by_name = {seg["name"]: seg for seg in segments}
+        for doc_id in report.updated + report.removed:
+            by_name[old_docs[doc_id]["segment"]]["deleted"].append(doc_id)
+        home = {doc_id: old_docs[doc_id]["segment"] for doc_id in reuse}
+        if to_chunk:
+            name = _next_segment_name(index_dir)
+            _write_segment(index_dir / name, to_chunk, new_chunks, new_vecs, settings)
+            segments.append({"name": name, "chunks": len(new_chunks), "documents": len(to_chunk), "deleted": []})
+            home.update({d.doc_id: name for d in to_chunk})
+        segments = [seg for seg in segments if seg["documents"] > len(seg["deleted"])]
+    else:
+        # A first build, a rebuild, or an index of the single-folder layout: one segment.
+        kept_docs = [d for d in docs if d.doc_id in reuse]
+        kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
+        parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
+        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+        name = _next_segment_name(index_dir)
+        _write_segment(index_dir / name, kept_docs + to_chunk, kept_chunks + new_chunks, vectors, settings)
+        segments = [{"name": name, "chunks": len(vectors), "documents": len(docs), "deleted": []}]
+        home = {d.doc_id: name for d in docs}
+    if len(segments) > MAX_SEGMENTS or optimize:
+        segments, home = _merge(index_dir, segments, home, settings, log, everything=optimize)
+    manifest["documents"] = {d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line,
+                                        "segment": home[d.doc_id]} for d in docs}
+    _finish_manifest(manifest, segments, index_dir)
+    report.chunks, report.ann = manifest["chunks"], manifest["ann"]
+    _commit(index_dir, manifest)
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]:
-    db = sqlite3.connect(f"file:{gen / 'chunks.sqlite'}?mode=ro", uri=True)
+def _finish_manifest(manifest: dict, segments: list[dict], index_dir: Path) -> None:
+    """Fill in the totals of a generation made of ``segments``."""
+    for seg in segments:
+        seg.setdefault("dense", json.loads((index_dir / seg["name"] / "segment.json").read_text())["dense"])
+    live = sum(seg["chunks"] for seg in segments) - sum(_deleted_chunks(index_dir, seg) for seg in segments)
+    manifest["segments"] = segments
+    manifest["chunks"] = live
+    largest = max(segments, key=lambda seg: seg["chunks"], default={"dense": "flat"})
+    manifest["dense"] = largest["dense"]
+    manifest["ann"] = any(seg["dense"] != "flat" for seg in segments)
+
+
+def _deleted_chunks(index_dir: Path, seg: dict) -> int:
+    if not seg["deleted"]:
+        return 0
+    db = sqlite3.connect(f"file:{index_dir / seg['name'] / 'chunks.sqlite'}?mode=ro", uri=True)
+    try:
+        return int(db.execute("SELECT count(*) FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
+                              (json.dumps(seg["deleted"]),)).fetchone()[0])
+    finally:
+        db.close()
+
+
+def _next_segment_name(index_dir: Path) -> str:
+    """A segment name never used in this folder (an abandoned one from a killed run included)."""
+    numbers = [int(m.group(1)) for p in index_dir.iterdir() if (m := re.match(r"(?:\.tmp-)?seg-(\d+)", p.name))]
+    return f"seg-{max(numbers, default=0) + 1:06d}"
+
+
+def _merge(index_dir: Path, segments: list[dict], home: dict[str, str], settings: Settings, log,
+           everything: bool) -> tuple[list[dict], dict[str, str]]:
+    """Merge segments into one, leaving deleted documents out: every segment with ``everything``
+    (``index --optimize``), else all but the largest (kept unless a fifth of it is deleted)."""
+    ordered = sorted(segments, key=lambda seg: -seg["chunks"])
+    keep = [] if everything or not ordered or len(ordered[0]["deleted"]) * 5 > ordered[0]["documents"] else ordered[:1]
+    merged = [seg for seg in segments if seg not in keep]
+    if len(merged) < 2 and not (everything and merged and merged[0]["deleted"]):
+        return segments, home
+    log(f"Merging {len(merged)} segments...")
+    docs: list[Document] = []
+    chunks: list[Chunk] = []
+    vecs = []
+    for seg in merged:
+        folder = index_dir / seg["name"]
+        deleted = set(seg["deleted"])
+        db = sqlite3.connect(f"file:{folder / 'chunks.sqlite'}?mode=ro", uri=True)
+        try:
+            live = [Document(doc_id=r[0], text=r[7], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], line=r[6])
+                    for r in db.execute("SELECT doc_id, title, date, source, url, path, line, text FROM docs")
+                    if r[0] not in deleted]
+        finally:
+            db.close()
+        docs += live
+        kept, vectors = _load_reused(folder, {d.doc_id for d in live})
+        chunks += kept
+        vecs.append(vectors)
+    name = _next_segment_name(index_dir)
+    _write_segment(index_dir / name, docs, chunks, np.concatenate(vecs), settings)
+    home = {**home, **{d.doc_id: name for d in docs}}
+    return keep + [{"name": name, "chunks": len(chunks), "documents": len(docs), "deleted": []}], home
+
+
+def _load_reused(folder: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]:
+    """The chunks and vectors of ``doc_ids`` in a segment (or an index of the single-folder layout)."""
+    db = sqlite3.connect(f"file:{folder / 'chunks.sqlite'}?mode=ro", uri=True)
     try:
         rows = [
             r for r in db.execute(
@@ -482,24 +757,41 @@ def _load_reused(gen: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]
         ]
     finally:
         db.close()
-    vectors = np.load(gen / "vectors.npy", mmap_mode="r")
+    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     return [Chunk(*r[1:]) for r in rows], np.ascontiguousarray(vectors[ids], dtype=np.float32)
 
 
-def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray,
-                      manifest: dict) -> None:
+def _write_segment(final: Path, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray,
+                   settings: Settings) -> None:
+    """Write an immutable segment: chunk store, vectors, days, dense index, BM25. It is written
+    beside the live index and renamed into place whole; until a generation names it, it is
+    garbage (a killed run leaves the previous generation answering)."""
+    tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    kind = dense_kind(len(chunks), settings.ann_threshold)
+    _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
+    np.save(tmp / "vectors.npy", vectors)
+    np.save(tmp / "days.npy", day_numbers([c.date for c in chunks]))
+    write_dense(tmp / "dense.faiss", np.load(tmp / "vectors.npy", mmap_mode="r"), kind)
+    build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
+    (tmp / "segment.json").write_text(json.dumps({"chunks": len(chunks), "documents": len(docs), "dense": kind,
+                                                  "ann": kind != "flat"}))
+    _fsync_tree(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _commit(index_dir: Path, manifest: dict) -> None:
+    """Make ``manifest`` (and the segments it names) the live index: a new generation folder,
+    then the ``CURRENT`` pointer swapped atomically; then what nothing names is removed."""
     old = current_generation(index_dir)
     n = int(old.name.split("-")[1]) + 1 if old else 1
     final = index_dir / f"gen-{n:06d}"
     tmp = index_dir / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    _write_sqlite(tmp / "chunks.sqlite", docs, chunks)
-    np.save(tmp / "vectors.npy", vectors)
-    np.save(tmp / "days.npy", day_numbers([c.date for c in chunks]))
-    write_dense(tmp / "dense.faiss", np.load(tmp / "vectors.npy", mmap_mode="r"), manifest["dense"])
-    build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
@@ -510,9 +802,11 @@ def _write_generation(index_dir: Path, docs: list[Document], chunks: list[Chunk]
         os.fsync(fh.fileno())
     os.replace(pointer, index_dir / "CURRENT")
     _fsync_dir(index_dir)
-    # Older generations and abandoned temporary folders are garbage now.
+    # Older generations, segments no generation names and abandoned temporary folders are garbage now.
+    live = {seg["name"] for seg in manifest["segments"]}
     for p in index_dir.iterdir():
-        if p.is_dir() and p != final and (p.name.startswith("gen-") or p.name.startswith(".tmp-")):
+        if p.is_dir() and p != final and (p.name.startswith(("gen-", ".tmp-"))
+                                          or (p.name.startswith("seg-") and p.name not in live)):
             shutil.rmtree(p, ignore_errors=True)
 
 

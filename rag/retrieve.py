@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from .dates import day_number, recency_bonus
-from .dense import search_dense
 from .filters import Filters
 from .index import IndexReader
 from .lexical import bm25_tokens, jaccard, shingles
@@ -26,7 +25,7 @@ class DenseRetriever:
             return []
         q = self.embedder.encode_query(query) if vector is None else vector
         allowed = self.index.allowed_ids(filters) if filters else None
-        scores, ids = search_dense(self.index.faiss, self.index.vectors_for, q, min(k, self.index.n_chunks), allowed)
+        scores, ids = self.index.dense_search(q, min(k, self.index.n_chunks), allowed)
         return [
             Hit(chunk_id=int(i), chunk=None, score=float(s), dense_score=float(s), dense_rank=r + 1)  # type: ignore[arg-type]
             for r, (s, i) in enumerate(zip(scores, ids))

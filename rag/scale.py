@@ -30,7 +30,7 @@ from .config import Settings
 from .dates import day_numbers
 from .dense import dense_kind, search_dense, write_dense
 from .errors import RagError
-from .index import FORMAT_VERSION, bm25_text, create_store, current_generation, open_index
+from .index import FORMAT_VERSION, bm25_text, create_store, current_generation, open_index, segment_dirs
 from .lexical import bm25_tokens
 from .metrics import percentile
 from .types import Chunk
@@ -68,7 +68,8 @@ def _peak_rss_mb() -> float:
 
 
 def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
-    """Write a generation of ``n`` chunks drawn from ``base_gen`` into ``out_gen``; returns timings."""
+    """Write a generation of ``n`` chunks drawn from the segment (or single-folder generation)
+    ``base_gen`` into ``out_gen``, in the single-folder layout; returns timings."""
     from .lexical import build_bm25_tokens
 
     rng = np.random.default_rng(seed)
@@ -172,6 +173,8 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         raise RagError(f"no index at {settings.index_path} to draw chunks from; run 'python -m rag index' first")
     if n < 1:
         raise RagError("--scale must be at least 1 chunk")
+    # the chunks are drawn from the largest segment (a generation of the single-folder layout is one)
+    base = max(segment_dirs(base_gen), key=lambda d: np.load(d / "vectors.npy", mmap_mode="r").shape[0])
     tmp = Path(tempfile.mkdtemp(prefix="rag-scale-", dir=work))
     try:
         index_dir = tmp / "idx"
@@ -179,7 +182,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         index_dir.mkdir()
         log(f"Building an index of {n:,} chunks drawn from {base_gen} ...")
         t0 = time.perf_counter()
-        parts = build_scaled(base_gen, gen, n, settings, log=log)
+        parts = build_scaled(base, gen, n, settings, log=log)
         build_s = time.perf_counter() - t0
         (index_dir / "CURRENT").write_text(gen.name + "\n")
         disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
@@ -206,7 +209,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
                 "rss_file_mb": served["rss_file_mb"], "dense_recall@10": recall,
                 "search_p50_ms": served["search_p50_ms"], "search_p95_ms": served["search_p95_ms"],
                 "queries": len(SCALE_QUERIES), "repeats": repeats, "base_chunks": int(np.load(
-                    base_gen / "vectors.npy", mmap_mode="r").shape[0])}
+                    base / "vectors.npy", mmap_mode="r").shape[0])}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 import rag.index
 from rag import Rag, RagIndexError, Settings
 from rag.chunk import chunk_document
-from rag.index import current_generation, read_manifest
+from rag.index import current_generation, read_manifest, segment_dirs
 from rag.ingest import read_corpus
 
 FAKE_MODEL = "fake-64"
@@ -48,9 +49,12 @@ def test_build_writes_a_generation_and_points_current_at_it(fake_rag):
     index_dir = fake_rag.settings.index_path
     gen = index_dir / current(index_dir)
     assert gen.name == "gen-000001" and current_generation(index_dir) == gen
-    for name in ("manifest.json", "chunks.sqlite", "vectors.npy", "days.npy", "dense.faiss"):
-        assert (gen / name).is_file(), name
-    assert (gen / "bm25").is_dir() and any((gen / "bm25").iterdir())
+    assert [p.name for p in gen.iterdir()] == ["manifest.json"]  # a generation names its segments
+    (seg,) = segment_dirs(gen)
+    assert seg.name == "seg-000001" and read_manifest(index_dir)["segments"][0]["name"] == seg.name
+    for name in ("segment.json", "chunks.sqlite", "vectors.npy", "days.npy", "dense.faiss"):
+        assert (seg / name).is_file(), name
+    assert (seg / "bm25").is_dir() and any((seg / "bm25").iterdir())
     assert not [p for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -66,7 +70,7 @@ def test_manifest_records_model_dimension_settings_and_document_hashes(fake_rag,
     assert set(docs) == {p.stem for p in tmp_corpus.glob("*.txt")}
     for doc_id, entry in docs.items():
         assert len(entry["hash"]) == 32 and entry["path"] == str(tmp_corpus / f"{doc_id}.txt")
-    vectors = np.load(fake_rag.settings.index_path / current(fake_rag.settings.index_path) / "vectors.npy")
+    vectors = np.load(segment_dirs(fake_rag.reader.dir)[0] / "vectors.npy")
     assert vectors.shape == (manifest["chunks"], 64) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
@@ -84,7 +88,7 @@ def test_chunk_store_holds_exact_spans_of_the_documents(fake_rag, tmp_corpus):
 
 def test_article_days_are_written_at_build_and_match_the_chunk_dates(fake_rag):
     reader = fake_rag.reader
-    days = np.load(reader.dir / "days.npy")
+    days = np.load(segment_dirs(reader.dir)[0] / "days.npy")
     chunks = reader.chunks(list(range(reader.n_chunks)))
     expected = [dt.date.fromisoformat(chunks[i].date).toordinal() if chunks[i].date else 0 for i in range(len(days))]
     assert days.dtype == np.int32 and days.tolist() == expected
@@ -93,9 +97,10 @@ def test_article_days_are_written_at_build_and_match_the_chunk_dates(fake_rag):
 
 
 def test_an_index_without_days_file_computes_them_from_the_chunk_store(fake_rag):
-    expected = np.load(fake_rag.reader.dir / "days.npy")
-    (fake_rag.reader.dir / "days.npy").unlink()
-    reader = rag.index.IndexReader(fake_rag.reader.dir)
+    seg = segment_dirs(fake_rag.reader.dir)[0]
+    expected = np.load(seg / "days.npy")
+    (seg / "days.npy").unlink()
+    reader = rag.index.IndexReader(seg)
     assert reader.day_numbers().tolist() == expected.tolist()
 
 
@@ -253,7 +258,7 @@ def test_a_second_writer_is_refused(fake_rag):
 
 def test_a_damaged_index_is_reported_not_crashed(fake_rag):
     gen = fake_rag.settings.index_path / current(fake_rag.settings.index_path)
-    (gen / "dense.faiss").write_bytes(b"garbage")
+    (segment_dirs(gen)[0] / "dense.faiss").write_bytes(b"garbage")
     with pytest.raises(RagIndexError, match="damaged"):
         Rag(fake_rag.settings).search("Iran")
 
@@ -355,13 +360,18 @@ class SlowEmbedder(FakeEmbedder):
         return super().encode(texts, batch_size)
 
 real_write_dense = rag.index.write_dense
+writes = []
 
 def slow_write_dense(path, vectors, kind):
     real_write_dense(path, vectors, kind)
-    marker.write_text("writing")
-    time.sleep(60)
+    writes.append(path)
+    if phase == "writing" or (phase == "merging" and len(writes) == 2):  # the new segment, then the merged one
+        marker.write_text(phase)
+        time.sleep(60)
 
 rag.index.write_dense = slow_write_dense
+if phase == "merging":
+    rag.index.MAX_SEGMENTS = 1
 rag.embed.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
 rag.Rag(settings).index()
@@ -369,7 +379,7 @@ marker.write_text("finished")
 """
 
 
-@pytest.mark.parametrize("phase", ["embedding", "writing"])
+@pytest.mark.parametrize("phase", ["embedding", "writing", "merging"])
 def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
     corpus, index_dir, marker = tmp_path / "corpus", tmp_path / "idx", tmp_path / "marker"
     generated_corpus(corpus, 300, OLD)
@@ -377,7 +387,8 @@ def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
     v1 = Rag(settings).index()
     assert v1.documents == 300
     gen_before = current(index_dir)
-    generated_corpus(corpus, 300, NEW)  # every document changes
+    changed = 150 if phase == "merging" else 300  # merging: half the documents change, both segments stay
+    generated_corpus(corpus, changed, NEW)
 
     script = KILL_SCRIPT.format(
         tests=str(TESTS_DIR), marker=str(marker), phase=phase, corpus=str(corpus), index=str(index_dir)
@@ -397,18 +408,20 @@ def test_sigkill_mid_build_leaves_the_previous_index_answering(tmp_path, phase):
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     assert marker.read_text() == phase  # killed before it finished
-    if phase == "writing":  # the half-written generation is there, but not live
+    if phase != "embedding":  # the half-written segment is there, but not live
         assert [p.name for p in index_dir.iterdir() if p.name.startswith(".tmp-")]
 
     assert_answers_from_v1(settings, gen_before)
     r = Rag(settings)
     assert r.needs_index()
     report = r.index()  # the lock died with the process; a later run succeeds and cleans up
-    assert len(report.updated) == 300
+    assert len(report.updated) == changed
     assert current(index_dir) != gen_before
     assert texts(r.search("penguin choir Oslo", k=1, retriever="bm25"))[0].endswith(NEW)
-    assert not any("flamingo" in t for t in texts(r.search("flamingo orchestra Reykjavik", k=10)))
-    assert sorted(p.name for p in index_dir.iterdir() if p.is_dir()) == [current(index_dir)]
+    old_versions = [h.chunk.doc_id for h in r.search("flamingo orchestra Reykjavik", k=50) if "flamingo" in h.chunk.text]
+    assert all(int(d[3:]) >= changed for d in old_versions)  # only documents that did not change
+    live = index_dir / current(index_dir)
+    assert sorted(p.name for p in index_dir.iterdir() if p.is_dir()) == sorted([live.name, *(s.name for s in segment_dirs(live))])
 
 
 # ---------------------------------------------------------------- approximate search
@@ -424,7 +437,7 @@ def test_large_index_switches_to_ivf_pq_and_still_finds_the_document(fake_settin
     report = r.index()
     assert report.ann is True and report.chunks > 10
     assert read_manifest(settings.index_path)["ann"] is True and read_manifest(settings.index_path)["dense"] == "ivfpq"
-    assert isinstance(r.reader.faiss, faiss.IndexIVFPQ)
+    assert isinstance(r.reader.segments[0].faiss, faiss.IndexIVFPQ)
     assert r.stats()["search"] == "ivf-pq"
     query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
     for retriever in ("dense", "hybrid"):
@@ -468,3 +481,100 @@ def test_an_unchanged_corpus_is_not_read_again_unless_verified(fake_settings, tm
     os.utime(page, (page.stat().st_atime, page.stat().st_mtime + 5))  # touched, not changed
     touched = r.index()
     assert calls == [1, 1] and touched.changed is False and touched.embedded == 0
+
+
+# ---------------------------------------------------------------- segments
+
+
+def _segment_names(settings: Settings) -> list[str]:
+    return [seg["name"] for seg in read_manifest(settings.index_path)["segments"]]
+
+
+def _folder_times(settings: Settings, name: str) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (settings.index_path / name).rglob("*") if p.is_file()}
+
+
+def test_an_added_document_is_a_new_segment_and_nothing_else_is_rewritten(fake_settings, tmp_corpus):
+    r = Rag(fake_settings)
+    first = r.index()
+    (base,) = _segment_names(fake_settings)
+    before = _folder_times(fake_settings, base)
+    (tmp_corpus / "extra.txt").write_text(NEW)
+    report = r.index()
+    assert report.added == ["extra"] and report.embedded < first.embedded
+    names = _segment_names(fake_settings)
+    assert names[0] == base and len(names) == 2
+    assert _folder_times(fake_settings, base) == before  # the old segment is untouched
+    for retriever in ALL_RETRIEVERS:
+        assert texts(r.search("penguin choir Oslo", k=1, retriever=retriever)) == [NEW], retriever
+    assert r.stats()["segments"] == 2 and r.stats()["documents"] == report.documents
+    assert r.reader.document("extra")["text"].strip() == NEW
+
+
+def test_changed_and_removed_documents_are_deleted_from_their_segment(fake_settings, tmp_corpus):
+    from rag import Filters
+
+    extra, other = tmp_corpus / "extra.txt", tmp_corpus / "other.txt"
+    extra.write_text(OLD)
+    other.write_text("The walrus parliament met in Tromso to discuss herring quotas on Tuesday.")
+    r = Rag(fake_settings)
+    r.index()
+    extra.write_text(NEW)
+    other.unlink()
+    report = r.index()
+    assert report.updated == ["extra"] and report.removed == ["other"]
+    manifest = read_manifest(fake_settings.index_path)
+    assert sorted(manifest["segments"][0]["deleted"]) == ["extra", "other"]
+    for retriever in ALL_RETRIEVERS:  # the old versions are never returned, whatever the retriever or filter
+        for filters in (Filters(), Filters(since="1900-01-01")):
+            found = texts(r.search("flamingo orchestra Reykjavik walrus parliament Tromso", k=50, retriever=retriever,
+                                   filters=filters))
+            assert not any("flamingo" in t or "walrus" in t for t in found), (retriever, filters)
+        assert texts(r.search("penguin choir Oslo", k=1, retriever=retriever)) == [NEW]
+    assert r.reader.document("other") is None
+    assert sum(c for _, c in r.sources()) == report.documents
+    assert r.reader.bm25.get_scores(["walrus"]).max() == 0.0
+
+
+def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus, monkeypatch):
+    monkeypatch.setattr(rag.index, "MAX_SEGMENTS", 3)
+    r = Rag(fake_settings)
+    r.index()
+    query = "penguin choir Oslo"
+    for i in range(4):  # each run adds a segment; the fourth goes past the limit
+        (tmp_corpus / f"add{i}.txt").write_text(NEW.replace("Oslo", f"Oslo {i}"))
+        r.index()
+    names = _segment_names(fake_settings)
+    assert len(names) <= 3 and names[0] == "seg-000001"  # the largest is kept, the small ones merged
+    assert len(texts(r.search(query, k=10))) >= 4
+    (tmp_corpus / "add0.txt").unlink()
+    r.index()
+    report = r.index(optimize=True)
+    assert report.changed and len(_segment_names(fake_settings)) == 1
+    manifest = read_manifest(fake_settings.index_path)
+    assert manifest["segments"][0]["deleted"] == [] and "add0" not in manifest["documents"]
+    assert sorted(p.name for p in fake_settings.index_path.iterdir() if p.is_dir()) == sorted(
+        [current(fake_settings.index_path), *_segment_names(fake_settings)])
+    assert not any(c.doc_id == "add0" for c in r.reader.chunks(list(range(r.reader.n_chunks))).values())
+    assert all(h.chunk.doc_id != "add0" for h in r.search(query, k=10))
+
+
+def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings, tmp_corpus):
+    r = Rag(fake_settings)
+    r.index()
+    gen = current_generation(fake_settings.index_path)
+    # an index written before segments: chunk store, vectors and indexes in the generation folder itself
+    seg = segment_dirs(gen)[0]
+    for p in seg.iterdir():
+        shutil.move(str(p), gen / p.name)
+    manifest = json.loads((gen / "manifest.json").read_text())
+    del manifest["segments"]
+    for info in manifest["documents"].values():
+        del info["segment"]
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(seg)
+    old = Rag(fake_settings)
+    assert texts(old.search("flamingo", k=1)) and isinstance(old.reader, rag.index.IndexReader)
+    (tmp_corpus / "extra.txt").write_text(NEW)
+    assert old.index().added == ["extra"]  # rewritten as one segment
+    assert len(_segment_names(fake_settings)) == 1 and texts(old.search("penguin choir Oslo", k=1)) == [NEW]
