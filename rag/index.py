@@ -40,13 +40,15 @@ from .dense import dense_kind, search_dense, write_dense
 from .embed import embed_chunks
 from .errors import RagIndexError
 from .filters import Filters
-from .ingest import list_files, read_corpus
+from .ingest import IngestResult, count_documents, iter_corpus, list_files
 from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
 from .types import Chunk, Document, SkippedInput
 
 FORMAT_VERSION = 2  # 2: chunks carry the page of a PDF
-MAX_SEGMENTS = 8  # past this many segments, an indexing run merges all but the largest
-Progress = Callable[[int, int, str], None]  # (done, total, stage: "Chunking" | "Embedding")
+MAX_SEGMENTS = 8  # past this many segments, an indexing run merges the smaller ones
+SEGMENT_TEXT_CHARS = 4_000_000  # a run writes a segment per this much new text (~1,000 articles): bounded memory
+MERGE_MAX_CHUNKS = 1_000_000  # an automatic merge makes segments of at most about this many chunks
+Progress = Callable[[int, int, str], None]  # (documents done, documents in the corpus, "Embedding")
 
 
 @dataclass
@@ -585,11 +587,13 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
 
 def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], progress: Progress | None,
            embedder, log: Callable[[str], None], on_issue, t0: float, optimize: bool = False) -> BuildReport:
+    """Read the corpus one document at a time; new and changed documents are chunked, embedded
+    and written as segments of at most ``SEGMENT_TEXT_CHARS`` characters of text, so memory
+    does not grow with the corpus. Nothing is live until the generation naming them is committed."""
     if len(files) > 1 or any(f.name.lower().endswith((".jsonl", ".jsonl.gz")) for f in files):
         log(f"Reading {len(files)} file{'s' if len(files) != 1 else ''}...")
-    ingested = read_corpus(paths, files, on_issue=on_issue)
+    ingested = IngestResult(files=files)
     report = BuildReport(index_dir=str(index_dir), skipped=ingested.skipped, warnings=ingested.warnings)
-    stamps = file_stamps(ingested.files)
     old_gen = current_generation(index_dir)
     old_manifest = json.loads((old_gen / "manifest.json").read_text()) if old_gen else None
     if old_manifest is not None:
@@ -598,23 +602,35 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
             log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
             old_manifest, old_gen = None, None
     old_docs: dict[str, dict] = old_manifest["documents"] if old_manifest else {}
+    segmented = old_manifest is not None and "segments" in old_manifest
 
-    docs, seen_text = [], {}
-    for d in ingested.documents:
+    total = count_documents(files) if progress else 0
+    writer = _SegmentWriter(index_dir, settings, embedder, progress, total)
+    meta: dict[str, dict] = {}  # doc_id -> hash, path, line of every document kept
+    seen_text: dict[str, str] = {}
+    reuse: set[str] = set()
+    for d in iter_corpus(paths, ingested, on_issue):
         th = text_hash(d.text)
         if th in seen_text:
             report.duplicates[d.doc_id] = seen_text[th]
+            writer.read_one()
             continue
         seen_text[th] = d.doc_id
-        docs.append(d)
-    hashes = {d.doc_id: doc_hash(d) for d in docs}
-    report.documents = len(docs)
-    report.removed = sorted(set(old_docs) - set(hashes))
-    reuse = {i for i, h in hashes.items() if old_docs.get(i, {}).get("hash") == h}
+        meta[d.doc_id] = {"hash": doc_hash(d), "path": d.path, "line": d.line}
+        if old_docs.get(d.doc_id, {}).get("hash") == meta[d.doc_id]["hash"]:
+            reuse.add(d.doc_id)
+            writer.read_one()
+        else:
+            writer.add(d)
+    writer.flush()
+    stamps = file_stamps(ingested.files)
+    report.documents = len(meta)
+    report.removed = sorted(set(old_docs) - set(meta))
     report.unchanged = len(reuse)
-    report.added = [d.doc_id for d in docs if d.doc_id not in old_docs]
-    report.updated = [d.doc_id for d in docs if d.doc_id in old_docs and d.doc_id not in reuse]
+    report.added = [i for i in meta if i not in old_docs]
+    report.updated = [i for i in meta if i in old_docs and i not in reuse]
     report.changed = bool(report.added or report.updated or report.removed) or old_gen is None or optimize
+    report.embedded, report.embed_seconds = writer.embedded, writer.embed_seconds
     if not report.changed:
         report.chunks = int(old_manifest["chunks"])
         report.ann = bool(old_manifest.get("ann"))
@@ -624,18 +640,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         report.seconds = time.perf_counter() - t0
         return report
 
-    new_chunks: list[Chunk] = []
-    to_chunk = [d for d in docs if d.doc_id not in reuse]
-    for i, d in enumerate(to_chunk, 1):
-        new_chunks.extend(chunk_document(d, settings.chunk_tokens, settings.chunk_overlap))
-        if progress and (i % 50 == 0 or i == len(to_chunk)):
-            progress(i, len(to_chunk), "Chunking")
-    t_embed = time.perf_counter()
-    new_vecs = embed_chunks(new_chunks, embedder, settings.batch_size, settings.title_in_embedding, progress)
-    report.embed_seconds = time.perf_counter() - t_embed
-    report.embedded = len(new_chunks)
-
-    dim = new_vecs.shape[1] if len(new_chunks) else (old_manifest["dimension"] if old_manifest else embedder.dim)
+    dim = writer.dim or (old_manifest["dimension"] if old_manifest else embedder.dim)
     manifest = {
         "format": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -648,39 +653,108 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         "stamps": stamps,
         "issues": _issues(report),
     }
-    if old_manifest is not None and "segments" in old_manifest:
-        # Lucene's way: the new and changed documents become a new segment; the old versions of
+    home = dict(writer.home)
+    if segmented:
+        # Lucene's way: the new and changed documents are the new segments; the old versions of
         # changed and removed documents are marked deleted in theirs. Nothing else is rewritten.
         segments = [dict(seg, deleted=list(seg["deleted"])) for seg in old_manifest["segments"]]
         by_name = {seg["name"]: seg for seg in segments}
         for doc_id in report.updated + report.removed:
             by_name[old_docs[doc_id]["segment"]]["deleted"].append(doc_id)
-        home = {doc_id: old_docs[doc_id]["segment"] for doc_id in reuse}
-        if to_chunk:
-            name = _next_segment_name(index_dir)
-            _write_segment(index_dir / name, to_chunk, new_chunks, new_vecs, settings)
-            segments.append({"name": name, "chunks": len(new_chunks), "documents": len(to_chunk), "deleted": []})
-            home.update({d.doc_id: name for d in to_chunk})
-        segments = [seg for seg in segments if seg["documents"] > len(seg["deleted"])]
+        home.update({doc_id: old_docs[doc_id]["segment"] for doc_id in reuse})
     else:
-        # A first build, a rebuild, or an index of the single-folder layout: one segment.
-        kept_docs = [d for d in docs if d.doc_id in reuse]
-        kept_chunks, kept_vecs = _load_reused(old_gen, reuse) if old_gen and reuse else ([], None)
-        parts = [v for v in (kept_vecs, new_vecs) if v is not None and len(v)]
-        vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-        name = _next_segment_name(index_dir)
-        _write_segment(index_dir / name, kept_docs + to_chunk, kept_chunks + new_chunks, vectors, settings)
-        segments = [{"name": name, "chunks": len(vectors), "documents": len(docs), "deleted": []}]
-        home = {d.doc_id: name for d in docs}
-    if len(segments) > MAX_SEGMENTS or optimize:
+        # A first build, a rebuild, or an index of the single-folder layout, whose unchanged
+        # documents are carried over (with their vectors) as one segment.
+        segments = []
+        if reuse:
+            name = _next_segment_name(index_dir)
+            _write_segment(index_dir / name, *_load_reused_docs(old_gen, reuse), settings)
+            segments.append({"name": name, "chunks": _segment_size(index_dir / name), "documents": len(reuse),
+                             "deleted": []})
+            home.update(dict.fromkeys(reuse, name))
+    segments += writer.segments
+    segments = [seg for seg in segments if seg["documents"] > len(seg["deleted"])]
+    if optimize or len(segments) > MAX_SEGMENTS:
         segments, home = _merge(index_dir, segments, home, settings, log, everything=optimize)
-    manifest["documents"] = {d.doc_id: {"hash": hashes[d.doc_id], "path": d.path, "line": d.line,
-                                        "segment": home[d.doc_id]} for d in docs}
+    manifest["documents"] = {doc_id: {**info, "segment": home[doc_id]} for doc_id, info in meta.items()}
     _finish_manifest(manifest, segments, index_dir)
     report.chunks, report.ann = manifest["chunks"], manifest["ann"]
     _commit(index_dir, manifest)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+class _SegmentWriter:
+    """Collects new and changed documents and writes them as segments of bounded size,
+    reporting progress in documents read (with the embedding of each batch spread over it)."""
+
+    def __init__(self, index_dir: Path, settings: Settings, embedder, progress: Progress | None, total: int) -> None:
+        self.index_dir, self.settings, self.embedder = index_dir, settings, embedder
+        self.progress, self.total = progress, total
+        self.batch: list[Document] = []
+        self.chars = 0
+        self.read = 0  # documents read so far
+        self.done = 0  # documents read and, when new, embedded
+        self.segments: list[dict] = []
+        self.home: dict[str, str] = {}
+        self.embedded, self.embed_seconds, self.dim = 0, 0.0, 0
+
+    def read_one(self) -> None:
+        self.read += 1
+        if not self.batch:
+            self.done = self.read
+            self._report(self.done)
+
+    def add(self, doc: Document) -> None:
+        self.read += 1
+        self.batch.append(doc)
+        self.chars += len(doc.text)
+        if self.chars >= SEGMENT_TEXT_CHARS:
+            self.flush()
+
+    def _report(self, done: float) -> None:
+        if self.progress and (int(done) % 50 == 0 or int(done) >= self.total):
+            self.progress(min(int(done), self.total), max(self.total, int(done)), "Embedding")
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        chunks = [c for d in self.batch for c in chunk_document(d, self.settings.chunk_tokens, self.settings.chunk_overlap)]
+        start, span = self.done, self.read - self.done
+
+        def on_embed(done: int, total: int, stage: str = "") -> None:
+            if self.progress:
+                self.progress(min(self.total, start + int(span * done / max(total, 1))), max(self.total, self.read),
+                              "Embedding")
+
+        t = time.perf_counter()
+        vectors = embed_chunks(chunks, self.embedder, self.settings.batch_size, self.settings.title_in_embedding, on_embed)
+        self.embed_seconds += time.perf_counter() - t
+        self.embedded += len(chunks)
+        if len(chunks):
+            self.dim = vectors.shape[1]
+        name = _next_segment_name(self.index_dir)
+        _write_segment(self.index_dir / name, self.batch, chunks, vectors, self.settings)
+        self.segments.append({"name": name, "chunks": len(chunks), "documents": len(self.batch), "deleted": []})
+        self.home.update({d.doc_id: name for d in self.batch})
+        self.batch, self.chars, self.done = [], 0, self.read
+
+
+def _segment_size(folder: Path) -> int:
+    return int(json.loads((folder / "segment.json").read_text())["chunks"])
+
+
+def _load_reused_docs(gen: Path, doc_ids: set[str]) -> tuple[list[Document], list[Chunk], np.ndarray]:
+    """The documents, chunks and vectors of ``doc_ids`` in an index of the single-folder layout."""
+    db = sqlite3.connect(f"file:{gen / 'chunks.sqlite'}?mode=ro", uri=True)
+    try:
+        docs = [Document(doc_id=r[0], text=r[7], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], line=r[6])
+                for r in db.execute("SELECT doc_id, title, date, source, url, path, line, text FROM docs")
+                if r[0] in doc_ids]
+    finally:
+        db.close()
+    chunks, vectors = _load_reused(gen, doc_ids)
+    return docs, chunks, vectors
 
 
 def _finish_manifest(manifest: dict, segments: list[dict], index_dir: Path) -> None:
@@ -715,12 +789,24 @@ def _next_segment_name(index_dir: Path) -> str:
 def _merge(index_dir: Path, segments: list[dict], home: dict[str, str], settings: Settings, log,
            everything: bool) -> tuple[list[dict], dict[str, str]]:
     """Merge segments into one, leaving deleted documents out: every segment with ``everything``
-    (``index --optimize``), else all but the largest (kept unless a fifth of it is deleted)."""
-    ordered = sorted(segments, key=lambda seg: -seg["chunks"])
-    keep = [] if everything or not ordered or len(ordered[0]["deleted"]) * 5 > ordered[0]["documents"] else ordered[:1]
-    merged = [seg for seg in segments if seg not in keep]
+    (``index --optimize``); else the smallest, up to ``MERGE_MAX_CHUNKS`` together (memory stays
+    bounded), never the largest unless a fifth of it is deleted."""
+    if everything:
+        merged = list(segments)
+    else:
+        ordered = sorted(segments, key=lambda seg: seg["chunks"])
+        largest = ordered[-1] if ordered else None
+        if largest is not None and len(largest["deleted"]) * 5 <= largest["documents"]:
+            ordered = ordered[:-1]
+        merged, total = [], 0
+        for seg in ordered:
+            if merged and total + seg["chunks"] > MERGE_MAX_CHUNKS:
+                break
+            merged.append(seg)
+            total += seg["chunks"]
     if len(merged) < 2 and not (everything and merged and merged[0]["deleted"]):
         return segments, home
+    keep = [seg for seg in segments if seg not in merged]
     log(f"Merging {len(merged)} segments...")
     docs: list[Document] = []
     chunks: list[Chunk] = []

@@ -106,8 +106,16 @@ def read_corpus(
     for an input that was not read (also in ``result.skipped``), False for one kept with a
     warning (also in ``result.warnings``).
     """
-    files = list_files(paths) if files is None else files
-    result = IngestResult(files=files)
+    result = IngestResult(files=list_files(paths) if files is None else files)
+    result.documents = list(iter_corpus(paths, result, on_issue))
+    return result
+
+
+def iter_corpus(paths: list[Path], result: IngestResult, on_issue: IssueCallback | None = None) -> Iterator[Document]:
+    """The documents of ``result.files`` one at a time (memory does not grow with the corpus);
+    skipped inputs and warnings go to ``result`` and ``on_issue`` as they are found. Raises
+    CorpusError at the end when no document could be read."""
+    files = result.files
     if not files:
         raise CorpusError(
             "no readable articles in " + ", ".join(str(p) for p in paths) + f" (expected {SUFFIXES_HELP} files)"
@@ -139,11 +147,27 @@ def read_corpus(
                 )
                 continue
             seen_ids[item.doc_id] = item.path + (f":{item.line}" if item.line else "")
-            result.documents.append(item)
-    if not result.documents:
+            yield item
+    if not seen_ids:
         reasons = "; ".join(str(s) for s in result.skipped[:3])
         raise CorpusError(f"no readable articles in {', '.join(map(str, paths))}: {reasons}")
-    return result
+
+
+def count_documents(files: list[Path]) -> int:
+    """About how many documents ``files`` hold, for progress: a line per record of a JSONL file
+    (read fast, without parsing), one per other file."""
+    total = 0
+    for f in files:
+        if not f.name.lower().endswith((".jsonl", ".jsonl.gz")):
+            total += 1
+            continue
+        try:
+            opener = gzip.open if f.name.lower().endswith(".gz") else open
+            with opener(f, "rb") as fh:
+                total += sum(1 for line in fh if line.strip())
+        except (OSError, EOFError, zlib.error):
+            total += 1
+    return total
 
 
 def _hidden(rel: Path) -> bool:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import time
 
+_UNITS = {"Embedding": "document", "Chunking": "document", "Reading": "passage"}  # what each stage counts
+
 
 class ProgressPrinter:
-    """A ``progress(done, total)`` callback that shows chunks embedded and the ETA."""
+    """A ``progress(done, total, stage)`` callback that shows how far a stage is, with the ETA
+    (indexing counts documents read and embedded)."""
 
-    def __init__(self, desc: str = "Embedding", unit: str = "chunk", stream=None, every_s: float = 5.0) -> None:
+    def __init__(self, desc: str = "Embedding", unit: str = "document", stream=None, every_s: float = 5.0) -> None:
         self.desc, self.unit = desc, unit
         self.stream = stream or sys.stderr
         self.every_s = every_s
@@ -22,7 +25,7 @@ class ProgressPrinter:
         if stage and stage != self.desc:  # a new stage of the work: a new bar
             self.close()
             self.desc, self._t0, self._last = stage, time.monotonic(), 0.0
-            self.unit = "document" if stage == "Chunking" else "chunk"
+            self.unit = _UNITS.get(stage, "item")
         if self.tty:
             if self._bar is None:
                 from tqdm import tqdm

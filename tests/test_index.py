@@ -466,13 +466,13 @@ def test_an_unchanged_corpus_is_not_read_again_unless_verified(fake_settings, tm
     r = Rag(fake_settings)
     first = r.index()
     calls = []
-    real_read = rag.index.read_corpus
+    real_read = rag.index.iter_corpus
 
     def counting_read(*args, **kwargs):
         calls.append(1)
         return real_read(*args, **kwargs)
 
-    monkeypatch.setattr(rag.index, "read_corpus", counting_read)
+    monkeypatch.setattr(rag.index, "iter_corpus", counting_read)
     again = r.index()
     assert calls == [] and again.changed is False and again.unchanged == again.documents == first.documents
     assert again.chunks == first.chunks
@@ -576,5 +576,31 @@ def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings,
     old = Rag(fake_settings)
     assert texts(old.search("flamingo", k=1)) and isinstance(old.reader, rag.index.IndexReader)
     (tmp_corpus / "extra.txt").write_text(NEW)
-    assert old.index().added == ["extra"]  # rewritten as one segment
-    assert len(_segment_names(fake_settings)) == 1 and texts(old.search("penguin choir Oslo", k=1)) == [NEW]
+    assert old.index().added == ["extra"]  # the old documents carried over as a segment, the new one as another
+    assert len(_segment_names(fake_settings)) == 2 and texts(old.search("penguin choir Oslo", k=1)) == [NEW]
+    assert texts(old.search("flamingo", k=1))
+
+
+def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(fake_settings, tmp_path, monkeypatch):
+    corpus = tmp_path / "many"
+    generated_corpus(corpus, 120, OLD)
+    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 3_000)  # ~6 documents a segment
+    monkeypatch.setattr(rag.index, "MAX_SEGMENTS", 4)
+    monkeypatch.setattr(rag.index, "MERGE_MAX_CHUNKS", 1_000_000)
+    built: list[int] = []
+    real_write = rag.index._write_segment
+
+    def counting_write(final, docs, chunks, vectors, settings):
+        built.append(len(docs))
+        return real_write(final, docs, chunks, vectors, settings)
+
+    monkeypatch.setattr(rag.index, "_write_segment", counting_write)
+    calls: list[tuple[int, int, str]] = []
+    settings = fake_settings.with_(corpus=(str(corpus),), index_dir=str(tmp_path / "idx"))
+    r = Rag(settings)
+    report = r.index(progress=lambda done, total, stage: calls.append((done, total, stage)))
+    assert report.documents == 120 and len(built) >= 15 and max(built[:-1]) <= 8  # written in small batches...
+    assert len(_segment_names(settings)) <= 4  # ...then merged
+    assert calls and {total for _, total, _ in calls} == {120} and calls[-1][0] == 120
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)  # never goes back
+    assert len(texts(r.search("ferry number 7", k=5))) == 5
