@@ -27,6 +27,7 @@ from .index import (
     current_generation,
     file_stamps,
     open_index,
+    read_documents,
     read_manifest,
     signature_mismatch,
 )
@@ -360,8 +361,8 @@ class Rag:
         uploads = save_files(corpus, files)
         saved = {(corpus / u.saved).resolve(): u for u in uploads if u.saved}
         report = self.index(progress=progress, wait=True)
-        # The manifest lists every document's file: one read, not a query (and its full text) per document.
-        paths = (read_manifest(self.settings.index_path) or {}).get("documents", {})
+        # The document list gives every document's file: one read, not a query (and its full text) per document.
+        paths = read_documents(self.settings.index_path)
         for doc_id in [*report.added, *report.updated]:
             path = paths.get(doc_id, {}).get("path") or ""
             u = saved.get(Path(path).resolve()) if path else None
@@ -399,7 +400,7 @@ class Rag:
             "indexed": True,
             "generation": index.dir.name,
             "created": manifest.get("created"),
-            "documents": len(manifest["documents"]),
+            "documents": manifest["documents"] if isinstance(manifest["documents"], int) else len(manifest["documents"]),
             "duplicates": len(manifest.get("duplicates", {})),
             "chunks": manifest["chunks"],
             "model": manifest["model"],

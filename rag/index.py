@@ -372,11 +372,12 @@ class SegmentedReader:
                    for p in d.rglob("*") if p.is_file())
 
     def document(self, doc_id: str) -> dict | None:
-        info = self.manifest.get("documents", {}).get(doc_id)
-        if info is None:
-            return None
-        names = [seg["name"] for seg in self.manifest["segments"]]
-        return self.segments[names.index(info["segment"])].document(doc_id) if info["segment"] in names else None
+        for seg, deleted in zip(self.segments, self.deleted_docs):  # a live document is in one segment
+            if doc_id not in deleted:
+                found = seg.document(doc_id)
+                if found is not None:
+                    return found
+        return None
 
     def close(self) -> None:
         for s in self.segments:
@@ -421,6 +422,39 @@ class SegmentedBM25:
             out.append(scores)
         scores = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
         return np.where(self.alive, scores, 0.0).astype(np.float32) if self.alive is not None else scores
+
+
+def read_documents(index_dir: Path, gen: Path | None = None) -> dict[str, dict]:
+    """Every indexed document: doc_id -> {hash, path, line, segment}. Kept in the generation's
+    ``documents.sqlite`` (a manifest of a million documents would be a 150 MB JSON read at every
+    open); an index written before that has them in its manifest."""
+    gen = gen or current_generation(index_dir)
+    if gen is None:
+        return {}
+    path = gen / "documents.sqlite"
+    if not path.is_file():
+        try:
+            return json.loads((gen / "manifest.json").read_text()).get("documents", {})
+        except (OSError, ValueError):
+            return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {r[0]: {"hash": r[1], "path": r[2], "line": r[3], "segment": r[4]}
+                for r in db.execute("SELECT doc_id, hash, path, line, segment FROM documents")}
+    finally:
+        db.close()
+
+
+def _write_documents(path: Path, documents: dict[str, dict]) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; CREATE TABLE documents "
+                         "(doc_id TEXT PRIMARY KEY, hash TEXT, path TEXT, line INTEGER, segment TEXT);")
+        db.executemany("INSERT INTO documents VALUES (?,?,?,?,?)",
+                       ((d, i["hash"], i["path"], i["line"], i["segment"]) for d, i in documents.items()))
+        db.commit()
+    finally:
+        db.close()
 
 
 def read_manifest(index_dir: Path) -> dict | None:
@@ -537,6 +571,11 @@ def _issues(report: BuildReport) -> dict:
     return {"skipped": [s.__dict__ for s in report.skipped], "warnings": [w.__dict__ for w in report.warnings]}
 
 
+def _document_count(manifest: dict) -> int:
+    docs = manifest.get("documents", 0)
+    return docs if isinstance(docs, int) else len(docs)
+
+
 def _unchanged(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], t0: float,
                on_issue) -> BuildReport | None:
     """The report of a run with nothing to do, when the index was built with these settings from
@@ -549,7 +588,7 @@ def _unchanged(settings: Settings, index_dir: Path, paths: list[Path], files: li
         return None
     if "issues" not in manifest:  # an index written before issues were kept: read the corpus once
         return None
-    documents = len(manifest.get("documents", {}))
+    documents = _document_count(manifest)
     skipped = [SkippedInput(**s) for s in manifest["issues"]["skipped"]]
     warnings = [SkippedInput(**w) for w in manifest["issues"]["warnings"]]
     if on_issue is not None:
@@ -601,7 +640,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         if report.rebuilt_reason:
             log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
             old_manifest, old_gen = None, None
-    old_docs: dict[str, dict] = old_manifest["documents"] if old_manifest else {}
+    old_docs: dict[str, dict] = read_documents(index_dir, old_gen) if old_manifest else {}
     segmented = old_manifest is not None and "segments" in old_manifest
 
     total = count_documents(files) if progress else 0
@@ -676,10 +715,12 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     segments = [seg for seg in segments if seg["documents"] > len(seg["deleted"])]
     if optimize or len(segments) > MAX_SEGMENTS:
         segments, home = _merge(index_dir, segments, home, settings, log, everything=optimize)
-    manifest["documents"] = {doc_id: {**info, "segment": home[doc_id]} for doc_id, info in meta.items()}
+    manifest["documents"] = len(meta)  # the list itself: documents.sqlite (read_documents)
+    for doc_id, info in meta.items():
+        info["segment"] = home[doc_id]
     _finish_manifest(manifest, segments, index_dir)
     report.chunks, report.ann = manifest["chunks"], manifest["ann"]
-    _commit(index_dir, manifest)
+    _commit(index_dir, manifest, meta)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -869,7 +910,7 @@ def _write_segment(final: Path, docs: list[Document], chunks: list[Chunk], vecto
     _fsync_dir(final.parent)
 
 
-def _commit(index_dir: Path, manifest: dict) -> None:
+def _commit(index_dir: Path, manifest: dict, documents: dict[str, dict]) -> None:
     """Make ``manifest`` (and the segments it names) the live index: a new generation folder,
     then the ``CURRENT`` pointer swapped atomically; then what nothing names is removed."""
     old = current_generation(index_dir)
@@ -879,6 +920,7 @@ def _commit(index_dir: Path, manifest: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    _write_documents(tmp / "documents.sqlite", documents)
     _fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)

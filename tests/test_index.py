@@ -20,7 +20,7 @@ import pytest
 import rag.index
 from rag import Rag, RagIndexError, Settings
 from rag.chunk import chunk_document
-from rag.index import current_generation, read_manifest, segment_dirs
+from rag.index import current_generation, read_documents, read_manifest, segment_dirs
 from rag.ingest import read_corpus
 
 FAKE_MODEL = "fake-64"
@@ -49,7 +49,7 @@ def test_build_writes_a_generation_and_points_current_at_it(fake_rag):
     index_dir = fake_rag.settings.index_path
     gen = index_dir / current(index_dir)
     assert gen.name == "gen-000001" and current_generation(index_dir) == gen
-    assert [p.name for p in gen.iterdir()] == ["manifest.json"]  # a generation names its segments
+    assert sorted(p.name for p in gen.iterdir()) == ["documents.sqlite", "manifest.json"]  # it names its segments
     (seg,) = segment_dirs(gen)
     assert seg.name == "seg-000001" and read_manifest(index_dir)["segments"][0]["name"] == seg.name
     for name in ("segment.json", "chunks.sqlite", "vectors.npy", "days.npy", "dense.faiss"):
@@ -66,8 +66,8 @@ def test_manifest_records_model_dimension_settings_and_document_hashes(fake_rag,
     assert manifest["settings"]["chunk_tokens"] == 96 and manifest["settings"]["chunk_overlap"] == 16
     assert manifest["ann"] is False
     assert manifest["corpus"] == [str(tmp_corpus.resolve())]
-    docs = manifest["documents"]
-    assert set(docs) == {p.stem for p in tmp_corpus.glob("*.txt")}
+    docs = read_documents(fake_rag.settings.index_path)
+    assert manifest["documents"] == len(docs) and set(docs) == {p.stem for p in tmp_corpus.glob("*.txt")}
     for doc_id, entry in docs.items():
         assert len(entry["hash"]) == 32 and entry["path"] == str(tmp_corpus / f"{doc_id}.txt")
     vectors = np.load(segment_dirs(fake_rag.reader.dir)[0] / "vectors.npy")
@@ -203,7 +203,7 @@ def test_deleted_file_is_removed_from_results(fake_rag, tmp_corpus, retriever):
     report = fake_rag.index()
 
     assert report.removed == ["004_f1ed5df54c6c908a"] and report.embedded == 0 and report.unchanged == 4
-    assert "004_f1ed5df54c6c908a" not in read_manifest(fake_rag.settings.index_path)["documents"]
+    assert "004_f1ed5df54c6c908a" not in read_documents(fake_rag.settings.index_path)
     hits = fake_rag.search(query, k=50, retriever=retriever)
     assert "004_f1ed5df54c6c908a" not in doc_ids(hits)
     assert fake_rag.reader.document("004_f1ed5df54c6c908a") is None
@@ -218,7 +218,7 @@ def test_identical_files_are_indexed_once(fake_settings, tmp_corpus):
     assert report.duplicates == {"zz_copy": "004_f1ed5df54c6c908a"}
     assert report.documents == 5
     manifest = read_manifest(fake_settings.index_path)
-    assert "zz_copy" not in manifest["documents"] and manifest["duplicates"] == report.duplicates
+    assert "zz_copy" not in read_documents(fake_settings.index_path) and manifest["duplicates"] == report.duplicates
     assert "zz_copy" not in doc_ids(r.search("Araghchi mediate Kabul Islamabad", k=20))
     assert r.stats()["duplicates"] == 1
 
@@ -232,7 +232,7 @@ def test_changed_chunk_settings_rebuild_the_whole_index(fake_rag):
     assert (
         report.changed
         and report.unchanged == 0
-        and sorted(report.added) == sorted(read_manifest(r.settings.index_path)["documents"])
+        and sorted(report.added) == sorted(read_documents(r.settings.index_path))
     )
     assert report.embedded == report.chunks > n_before
     assert read_manifest(r.settings.index_path)["settings"]["chunk_tokens"] == 64
@@ -552,7 +552,7 @@ def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus
     report = r.index(optimize=True)
     assert report.changed and len(_segment_names(fake_settings)) == 1
     manifest = read_manifest(fake_settings.index_path)
-    assert manifest["segments"][0]["deleted"] == [] and "add0" not in manifest["documents"]
+    assert manifest["segments"][0]["deleted"] == [] and "add0" not in read_documents(fake_settings.index_path)
     assert sorted(p.name for p in fake_settings.index_path.iterdir() if p.is_dir()) == sorted(
         [current(fake_settings.index_path), *_segment_names(fake_settings)])
     assert not any(c.doc_id == "add0" for c in r.reader.chunks(list(range(r.reader.n_chunks))).values())
@@ -569,8 +569,9 @@ def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings,
         shutil.move(str(p), gen / p.name)
     manifest = json.loads((gen / "manifest.json").read_text())
     del manifest["segments"]
-    for info in manifest["documents"].values():
-        del info["segment"]
+    manifest["documents"] = {d: {k: v for k, v in info.items() if k != "segment"}
+                             for d, info in read_documents(fake_settings.index_path).items()}
+    (gen / "documents.sqlite").unlink()
     (gen / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(seg)
     old = Rag(fake_settings)

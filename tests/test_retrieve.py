@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Filters, Rag, RagError
+from rag.index import read_documents
 from rag.lexical import bm25_tokens
 
 QUERY = "Araghchi offered to mediate between Kabul and Islamabad"
@@ -133,7 +134,7 @@ def test_near_duplicate_passages_are_collapsed(fake_settings, tmp_corpus, retrie
     r = Rag(fake_settings)
     report = r.index()
     assert report.duplicates == {}  # not identical: both are indexed...
-    assert {"lighthouse_a", "lighthouse_b"} <= set(r.reader.manifest["documents"])
+    assert {"lighthouse_a", "lighthouse_b"} <= set(read_documents(fake_settings.index_path))
     hits = r.search("lighthouse keeper Skellig lamp failed gale", k=5, retriever=retriever)
     ids = [h.chunk.doc_id for h in hits]
     assert ids[0] in ("lighthouse_a", "lighthouse_b")
