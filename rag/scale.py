@@ -28,9 +28,17 @@ import numpy as np
 from .bench import DEFAULT_QUERIES
 from .config import Settings
 from .dates import day_numbers
-from .dense import dense_kind, search_dense, write_dense
+from .dense import dense_kind, write_dense
 from .errors import RagError
-from .index import FORMAT_VERSION, bm25_text, create_store, current_generation, open_index, segment_dirs
+from .index import (
+    FORMAT_VERSION,
+    MERGE_MAX_CHUNKS,
+    bm25_text,
+    create_store,
+    current_generation,
+    open_index,
+    segment_dirs,
+)
 from .lexical import bm25_tokens
 from .metrics import percentile
 from .types import Chunk
@@ -122,6 +130,34 @@ def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed
     return {"store_s": round(t_store, 1), "dense_s": round(t_dense, 1), "bm25_s": round(t_bm25, 1), "dense": kind}
 
 
+def build_segments(base: Path, index_dir: Path, n: int, settings: Settings, log=print) -> dict:
+    """An index of ``n`` drawn chunks as ``rag index`` holds it after merging: segments of at most
+    ``MERGE_MAX_CHUNKS`` chunks named by one generation. Returns the summed timings."""
+    sizes = [min(MERGE_MAX_CHUNKS, n - start) for start in range(0, n, MERGE_MAX_CHUNKS)]
+    totals: dict = {"store_s": 0.0, "dense_s": 0.0, "bm25_s": 0.0, "segments": len(sizes)}
+    segments = []
+    for i, size in enumerate(sizes, 1):
+        folder = index_dir / f"seg-{i:06d}"
+        if len(sizes) > 1:
+            log(f" segment {i} of {len(sizes)}")
+        timing = build_scaled(base, folder, size, settings, seed=i, log=log)
+        for key in ("store_s", "dense_s", "bm25_s"):
+            totals[key] = round(totals[key] + timing[key], 1)
+        totals["dense"] = timing["dense"]
+        manifest = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").unlink()
+        (folder / "segment.json").write_text(json.dumps({"chunks": size, "documents": -(-size // 25),
+                                                         "dense": timing["dense"], "ann": timing["dense"] != "flat"}))
+        segments.append({"name": folder.name, "chunks": size, "documents": -(-size // 25), "deleted": [],
+                         "dense": timing["dense"]})
+    manifest.update({"segments": segments, "chunks": n, "documents": sum(s["documents"] for s in segments)})
+    gen = index_dir / "gen-000001"
+    gen.mkdir()
+    (gen / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    (index_dir / "CURRENT").write_text(gen.name + "\n")
+    return totals
+
+
 def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) -> dict:
     """In a fresh process: open the index as ``rag ask`` does, run hybrid searches; latency and peak RSS."""
     from .embed import get_embedder
@@ -141,26 +177,23 @@ def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) ->
             "peak_rss_mb": round(_peak_rss_mb()), "rss_anon_mb": parts.get("RssAnon"), "rss_file_mb": parts.get("RssFile")}
 
 
-def dense_recall(gen: Path, query_vecs: np.ndarray, k: int = 10) -> float:
+def dense_recall(index_dir: Path, query_vecs: np.ndarray, k: int = 10) -> float:
     """Recall@k of the index's dense search against exact search over every stored vector."""
-    import faiss
-
-    vectors = np.load(gen / "vectors.npy", mmap_mode="r")
-    index = faiss.read_index(str(gen / "dense.faiss"))
+    reader = open_index(index_dir)
     best_s = np.full((len(query_vecs), k), -np.inf, np.float32)
     best_i = np.zeros((len(query_vecs), k), np.int64)
-    for start in range(0, len(vectors), BATCH):  # exact, in bounded batches
-        s = query_vecs @ np.asarray(vectors[start:start + BATCH], dtype=np.float32).T
-        top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
-        cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
-        cand_i = np.concatenate([best_i, top + start], axis=1)
-        keep = np.argsort(-cand_s, axis=1)[:, :k]
-        best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
-    hits = 0
-    for q, truth in zip(query_vecs, best_i):
-        _, got = search_dense(index, lambda ids: np.asarray(vectors[np.sort(ids)][np.argsort(np.argsort(ids))],
-                                                            dtype=np.float32), q, k)
-        hits += len(set(truth.tolist()) & set(got.tolist()))
+    offset = 0
+    for folder in segment_dirs(reader.dir):
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+        for start in range(0, len(vectors), BATCH):  # exact, in bounded batches
+            s = query_vecs @ np.asarray(vectors[start:start + BATCH], dtype=np.float32).T
+            top = np.argpartition(-s, min(k, s.shape[1] - 1), axis=1)[:, :k]
+            cand_s = np.concatenate([best_s, np.take_along_axis(s, top, 1)], axis=1)
+            cand_i = np.concatenate([best_i, top + offset + start], axis=1)
+            keep = np.argsort(-cand_s, axis=1)[:, :k]
+            best_s, best_i = np.take_along_axis(cand_s, keep, 1), np.take_along_axis(cand_i, keep, 1)
+        offset += len(vectors)
+    hits = sum(len(set(truth.tolist()) & set(reader.dense_search(q, k)[1].tolist())) for q, truth in zip(query_vecs, best_i))
     return round(hits / (k * len(query_vecs)), 4)
 
 
@@ -178,14 +211,12 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
     tmp = Path(tempfile.mkdtemp(prefix="rag-scale-", dir=work))
     try:
         index_dir = tmp / "idx"
-        gen = index_dir / "gen-000001"
         index_dir.mkdir()
         log(f"Building an index of {n:,} chunks drawn from {base_gen} ...")
         t0 = time.perf_counter()
-        parts = build_scaled(base, gen, n, settings, log=log)
+        parts = build_segments(base, index_dir, n, settings, log=log)
         build_s = time.perf_counter() - t0
-        (index_dir / "CURRENT").write_text(gen.name + "\n")
-        disk = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
+        disk = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
         log("Searching in a fresh process ...")
         probe = subprocess.run(
             [sys.executable, "-c", "import json, sys; from rag.scale import serve_probe; "
@@ -198,12 +229,12 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         log("Dense recall against exact search ...")
         embedder = get_embedder(settings.model)
         rng = np.random.default_rng(1)
-        vecs = np.load(gen / "vectors.npy", mmap_mode="r")
         picks = np.sort(rng.choice(n, min(n, 100), replace=False))
-        noisy = np.asarray(vecs[picks], dtype=np.float32) + rng.normal(0, 0.05, (len(picks), vecs.shape[1]))
+        sample = open_index(index_dir).vectors_for(picks)
+        noisy = sample + rng.normal(0, 0.05, sample.shape)
         queries = np.vstack([embedder.encode_short(SCALE_QUERIES), noisy]).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        recall = dense_recall(gen, queries)
+        recall = dense_recall(index_dir, queries)
         return {"chunks": n, "build_s": round(build_s, 1), **{f"build_{k}": v for k, v in parts.items()},
                 "disk_bytes": disk, "peak_rss_mb": served["peak_rss_mb"], "rss_anon_mb": served["rss_anon_mb"],
                 "rss_file_mb": served["rss_file_mb"], "dense_recall@10": recall,
@@ -216,6 +247,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
 
 def format_scale(r: dict) -> str:
     rows = [("chunks", f"{r['chunks']:,} (drawn from {r['base_chunks']:,} indexed chunks)"),
+            ("segments", f"{r['build_segments']} of at most {MERGE_MAX_CHUNKS:,} chunks"),
             ("build", f"{r['build_s']} s (store {r['build_store_s']} s, {r['build_dense']} dense {r['build_dense_s']} s, "
                       f"BM25 {r['build_bm25_s']} s)"),
             ("on disk", f"{r['disk_bytes'] / 2**20:,.0f} MB"),

@@ -36,12 +36,15 @@ def test_chunk_counts_are_read_as_people_write_them():
 
 
 @pytest.mark.slow
-def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path, real_rag):
+def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path, real_rag, monkeypatch):
+    import rag.scale
     from rag.scale import format_scale, run_scale_bench
 
-    settings = real_rag.settings.with_(ann_threshold=1000)  # 3,000 chunks: the compressed index
+    monkeypatch.setattr(rag.scale, "MERGE_MAX_CHUNKS", 1500)  # segments as rag index keeps them: 2 here
+    settings = real_rag.settings.with_(ann_threshold=1000)  # 1,500-chunk segments: the compressed index
     result = run_scale_bench(settings, 3000, work=tmp_path, repeats=10, log=lambda m: None)
     assert result["chunks"] == 3000 and result["build_dense"] == "ivfpq" and result["base_chunks"] == real_rag.stats()["chunks"]
+    assert result["build_segments"] == 2
     for key in ("build_s", "disk_bytes", "peak_rss_mb", "search_p50_ms", "search_p95_ms"):
         assert result[key] > 0, key
     assert result["search_p50_ms"] <= result["search_p95_ms"]
