@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,6 +33,29 @@ DEFAULT_QUERIES = [
 ]
 
 
+def machine_info(cpuinfo: str | None = None) -> dict:
+    """Which machine a figure comes from: CPU model, cores, its bf16 support (AMX, AVX-512 BF16
+    or none) and the GPU, if any (``nvidia-smi``). ``cpuinfo``: the text of /proc/cpuinfo."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    model = next((line.partition(":")[2].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+    bf16 = "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
+    gpu = ""
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                 text=True, timeout=10)
+            gpu = ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
+        except (OSError, subprocess.SubprocessError):
+            gpu = ""
+    return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count() or 0,
+            "cpu_bf16": bf16, "gpu": gpu or "none"}
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -45,7 +70,7 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
     chunks = chunk_documents(docs, settings.chunk_tokens, settings.chunk_overlap)
     texts = [embedding_text(c, settings.title_in_embedding) for c in chunks][:max_chunks]
     tokens = sum(c.n_tokens for c in chunks[: len(texts)])
-    out: dict = {"corpus": [str(p) for p in settings.corpus_paths], "documents": len(docs),
+    out: dict = {"machine": machine_info(), "corpus": [str(p) for p in settings.corpus_paths], "documents": len(docs),
                  "chunks": len(chunks), "bench_chunks": len(texts), "chunk_tokens": settings.chunk_tokens}
 
     log(f"Embedding {len(texts)} chunks with the project pipeline and a float32 baseline...")
@@ -112,7 +137,9 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
 
 def format_table(r: dict) -> str:
     e, q = r["embedding"], r["query_ms"]
+    m = r["machine"]
     rows = [
+        ("machine", f"{m['cpu']}, {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
         ("corpus", f"{r['documents']} documents, {r['chunks']} chunks of <= {r['chunk_tokens']} tokens"),
         (f"embedding, pipeline ({e['pipeline_dtype']})", f"{e['pipeline_chunks_per_s']} chunks/s, {e['pipeline_tokens_per_s']} tokens/s"),
         ("embedding, float32 encode baseline", f"{e['baseline_chunks_per_s']} chunks/s, {e['baseline_tokens_per_s']} tokens/s"),

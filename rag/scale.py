@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import DEFAULT_QUERIES
+from .bench import DEFAULT_QUERIES, machine_info
 from .config import Settings
 from .dates import day_numbers
 from .dense import dense_kind, write_dense
@@ -235,7 +235,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         queries = np.vstack([embedder.encode_short(SCALE_QUERIES), noisy]).astype(np.float32)
         queries /= np.linalg.norm(queries, axis=1, keepdims=True)
         recall = dense_recall(index_dir, queries)
-        return {"chunks": n, "build_s": round(build_s, 1), **{f"build_{k}": v for k, v in parts.items()},
+        return {"machine": machine_info(), "chunks": n, "build_s": round(build_s, 1), **{f"build_{k}": v for k, v in parts.items()},
                 "disk_bytes": disk, "peak_rss_mb": served["peak_rss_mb"], "rss_anon_mb": served["rss_anon_mb"],
                 "rss_file_mb": served["rss_file_mb"], "dense_recall@10": recall,
                 "search_p50_ms": served["search_p50_ms"], "search_p95_ms": served["search_p95_ms"],
@@ -246,7 +246,9 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
 
 
 def format_scale(r: dict) -> str:
-    rows = [("chunks", f"{r['chunks']:,} (drawn from {r['base_chunks']:,} indexed chunks)"),
+    m = r["machine"]
+    rows = [("machine", f"{m['cpu']}, {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
+            ("chunks", f"{r['chunks']:,} (drawn from {r['base_chunks']:,} indexed chunks)"),
             ("segments", f"{r['build_segments']} of at most {MERGE_MAX_CHUNKS:,} chunks"),
             ("build", f"{r['build_s']} s (store {r['build_store_s']} s, {r['build_dense']} dense {r['build_dense_s']} s, "
                       f"BM25 {r['build_bm25_s']} s)"),

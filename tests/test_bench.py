@@ -15,6 +15,7 @@ def test_bench_reports_every_figure(tmp_path, real_rag):
     result = run_bench(settings, max_chunks=40, query_repeats=10, log=lambda m: None)
     e = result["embedding"]
     assert result["documents"] == 5 and result["bench_chunks"] == min(40, result["chunks"])
+    assert result["machine"]["cores"] >= 1 and "machine" in format_table(result)
     assert e["pipeline_chunks_per_s"] > 0 and e["baseline_chunks_per_s"] > 0 and e["speedup"] > 0
     assert result["index"]["chunks"] == result["chunks"] and result["index"]["search"] == "exact"
     q = result["query_ms"]
@@ -44,10 +45,19 @@ def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path
     settings = real_rag.settings.with_(ann_threshold=1000)  # 1,500-chunk segments: the compressed index
     result = run_scale_bench(settings, 3000, work=tmp_path, repeats=10, log=lambda m: None)
     assert result["chunks"] == 3000 and result["build_dense"] == "ivfpq" and result["base_chunks"] == real_rag.stats()["chunks"]
-    assert result["build_segments"] == 2
+    assert result["build_segments"] == 2 and result["machine"]["cpu"]
     for key in ("build_s", "disk_bytes", "peak_rss_mb", "search_p50_ms", "search_p95_ms"):
         assert result[key] > 0, key
     assert result["search_p50_ms"] <= result["search_p95_ms"]
     assert result["dense_recall@10"] >= 0.9
     assert list(tmp_path.iterdir()) == []  # the scaled index is removed afterwards
     assert "dense recall@10 against exact" in format_scale(result)
+
+
+@pytest.mark.parametrize("flags,expected", [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "amx"),
+                                            ("fpu avx512f avx512_bf16", "avx512_bf16"), ("fpu sse2 avx2", "none")])
+def test_figures_say_which_cpu_they_come_from(flags, expected):
+    from rag.bench import machine_info
+
+    info = machine_info(f"processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n")
+    assert info["cpu"] == "Test CPU 9000" and info["cpu_bf16"] == expected and info["cores"] >= 1 and info["gpu"]
