@@ -78,7 +78,9 @@ def search_dense(index, vectors_for: Callable[[np.ndarray], np.ndarray], query: 
                  allowed: np.ndarray | None = None, nprobe: int = 0,
                  refine: int = IVF_REFINE) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the ``k`` chunks closest to ``query`` (a unit vector), best first, among
-    ``allowed`` chunk ids when given. ``vectors_for(ids)`` returns the stored float vectors."""
+    ``allowed`` chunk ids when given. ``vectors_for(ids)`` returns the stored float vectors.
+    ``refine=0``: the compressed index's own (approximate) scores, for a caller that re-scores
+    a shortlist gathered from several indexes."""
     import faiss
 
     q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
@@ -97,7 +99,10 @@ def search_dense(index, vectors_for: Callable[[np.ndarray], np.ndarray], query: 
         return _top(vectors_for(allowed) @ q[0], allowed, k)
     nprobe = nprobe or max(32, index.nlist // IVF_NPROBE_SHARE)
     params = faiss.SearchParametersIVF(nprobe=nprobe, sel=faiss.IDSelectorBatch(allowed) if allowed is not None else None)
-    _, ids = index.search(q, max(k, refine), params=params)
+    approx, ids = index.search(q, max(k, refine), params=params)
+    if not refine:
+        keep = ids[0] >= 0
+        return approx[0][keep], ids[0][keep].astype(np.int64)
     ids = ids[0][ids[0] >= 0].astype(np.int64)
     if len(ids) == 0:
         return np.zeros(0, np.float32), ids

@@ -36,12 +36,13 @@ import numpy as np
 from .chunk import chunk_document
 from .config import Settings
 from .dates import day_numbers, iso_day
-from .dense import dense_kind, search_dense, write_dense
+from .dense import dense_kind, is_ivf, search_dense, write_dense
 from .embed import embed_chunks
 from .errors import RagIndexError
 from .filters import Filters
 from .ingest import IngestResult, count_documents, iter_corpus, list_files
 from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
+from .tuning import IVF_REFINE
 from .types import Chunk, Document, SkippedInput
 
 FORMAT_VERSION = 2  # 2: chunks carry the page of a PDF
@@ -131,9 +132,12 @@ class IndexReader:
             self._vectors = np.load(self.dir / "vectors.npy", mmap_mode="r")
         return np.asarray(self._vectors[ids], dtype=np.float32)
 
-    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, chunk ids) of the ``k`` chunks closest to ``query``, among ``allowed`` when given."""
-        return search_dense(self.faiss, self.vectors_for, query, min(k, self.n_chunks), allowed)
+    def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                     exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk ids) of the ``k`` chunks closest to ``query``, among ``allowed`` when
+        given; with ``exact=False`` a compressed index gives its approximate scores."""
+        refine = IVF_REFINE if exact or not is_ivf(self.faiss) else 0
+        return search_dense(self.faiss, self.vectors_for, query, min(k, self.n_chunks), allowed, refine=refine)
 
     @property
     def bm25(self):
@@ -300,27 +304,36 @@ class SegmentedReader:
         return out
 
     def dense_search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        scores, ids = [], []
+        """Each segment's best chunks; the compressed segments give shortlists by their codes,
+        and only the best ``IVF_REFINE`` of all of them are re-scored exactly (one set of reads
+        from the stored vectors, not one per segment)."""
+        exact_s, exact_i, approx_s, approx_i = [], [], [], []
         for i, seg in enumerate(self.segments):
             off, end = self.offsets[i], self.offsets[i + 1]
+            compressed = is_ivf(seg.faiss) and len(self.segments) > 1
             if allowed is not None:
                 local = allowed[(allowed >= off) & (allowed < end)] - off
                 if len(local) == 0:
                     continue
-                s, j = seg.dense_search(query, k, local)
+                s, j = seg.dense_search(query, max(k, IVF_REFINE) if compressed else k, local, exact=not compressed)
             else:  # deleted chunks are searched past, then dropped
                 dead = self.dead[i]
-                s, j = seg.dense_search(query, k + len(dead))
+                s, j = seg.dense_search(query, (max(k, IVF_REFINE) if compressed else k) + len(dead), exact=not compressed)
                 if len(dead):
                     keep = ~np.isin(j, dead)
-                    s, j = s[keep][:k], j[keep][:k]
-            scores.append(s)
-            ids.append(j + off)
-        if not scores:
+                    s, j = s[keep], j[keep]
+            (approx_s if compressed else exact_s).append(s)
+            (approx_i if compressed else exact_i).append(j + off)
+        if approx_s:
+            s, j = np.concatenate(approx_s), np.concatenate(approx_i)
+            short = j[np.argsort(-s, kind="stable")[:max(k, IVF_REFINE)]]
+            exact_s.append(self.vectors_for(short) @ np.asarray(query, dtype=np.float32).reshape(-1))
+            exact_i.append(short)
+        if not exact_s:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
-        s, j = np.concatenate(scores), np.concatenate(ids)
+        s, j = np.concatenate(exact_s), np.concatenate(exact_i)
         order = np.argsort(-s, kind="stable")[:k]
-        return s[order], j[order]
+        return s[order].astype(np.float32), j[order]
 
     @property
     def bm25(self):

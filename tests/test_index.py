@@ -605,3 +605,18 @@ def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(f
     assert calls and {total for _, total, _ in calls} == {120} and calls[-1][0] == 120
     assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)  # never goes back
     assert len(texts(r.search("ferry number 7", k=5))) == 5
+
+
+def test_compressed_segments_are_searched_together_and_rescored_once(fake_settings, monkeypatch):
+    fake_settings = fake_settings.with_(chunk_tokens=128, chunk_overlap=32)
+    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
+    r = Rag(fake_settings.with_(ann_threshold=5))  # each of them compressed
+    r.index()
+    assert len(r.reader.segments) >= 3 and all(type(s.faiss).__name__ == "IndexIVFPQ" for s in r.reader.segments)
+    exact = Rag(fake_settings.with_(index_dir=str(fake_settings.index_path) + "-exact"))
+    exact.index()
+    query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
+    q = r.embedder.encode_query(query)
+    scores, ids = r.reader.dense_search(q, 5)
+    assert np.allclose(scores, r.reader.vectors_for(ids) @ q, atol=1e-5)  # exact scores, best first
+    assert doc_ids(exact.search(query, k=5, retriever="dense")) == doc_ids(r.search(query, k=5, retriever="dense"))
