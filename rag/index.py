@@ -246,6 +246,15 @@ def open_index(index_dir: Path):
     return SegmentedReader(gen, manifest) if "segments" in manifest else IndexReader(gen)
 
 
+def chunk_ids_of(db: sqlite3.Connection, doc_ids) -> np.ndarray:
+    """The ids of the chunks of ``doc_ids`` in a chunk store."""
+    if not doc_ids:
+        return np.zeros(0, dtype=np.int64)
+    rows = db.execute("SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
+                      (json.dumps(sorted(doc_ids)),))
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
 def segment_dirs(gen: Path) -> list[Path]:
     """The folders holding a generation's chunks: its segments, or itself (single-folder layout)."""
     manifest = json.loads((gen / "manifest.json").read_text())
@@ -266,7 +275,7 @@ class SegmentedReader:
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.n_chunks = int(self.offsets[-1])
         self.deleted_docs = [set(seg["deleted"]) for seg in manifest["segments"]]
-        self.dead = [self._dead_ids(s, d) for s, d in zip(self.segments, self.deleted_docs)]  # local ids
+        self.dead = [chunk_ids_of(s.db, d) for s, d in zip(self.segments, self.deleted_docs)]  # local ids
         alive = np.ones(self.n_chunks, dtype=bool)
         for off, dead in zip(self.offsets, self.dead):
             alive[off + dead] = False
@@ -274,14 +283,6 @@ class SegmentedReader:
         self._bm25 = None
         self._idf = None
         self._days: np.ndarray | None = None
-
-    @staticmethod
-    def _dead_ids(segment: IndexReader, deleted: set[str]) -> np.ndarray:
-        if not deleted:
-            return np.zeros(0, dtype=np.int64)
-        rows = segment.db.execute("SELECT id FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
-                                  (json.dumps(sorted(deleted)),))
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
 
     def _split(self, ids) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """(segment, positions in ``ids``, local ids) for the segments ``ids`` fall in."""
@@ -584,7 +585,8 @@ def _issues(report: BuildReport) -> dict:
     return {"skipped": [s.__dict__ for s in report.skipped], "warnings": [w.__dict__ for w in report.warnings]}
 
 
-def _document_count(manifest: dict) -> int:
+def document_count(manifest: dict) -> int:
+    """How many documents a generation holds (older manifests list them)."""
     docs = manifest.get("documents", 0)
     return docs if isinstance(docs, int) else len(docs)
 
@@ -601,7 +603,7 @@ def _unchanged(settings: Settings, index_dir: Path, paths: list[Path], files: li
         return None
     if "issues" not in manifest:  # an index written before issues were kept: read the corpus once
         return None
-    documents = _document_count(manifest)
+    documents = document_count(manifest)
     skipped = [SkippedInput(**s) for s in manifest["issues"]["skipped"]]
     warnings = [SkippedInput(**w) for w in manifest["issues"]["warnings"]]
     if on_issue is not None:
@@ -720,8 +722,9 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         segments = []
         if reuse:
             name = _next_segment_name(index_dir)
-            _write_segment(index_dir / name, *_load_reused_docs(old_gen, reuse), settings)
-            segments.append({"name": name, "chunks": _segment_size(index_dir / name), "documents": len(reuse),
+            kept_docs, kept_chunks, kept_vecs = _load_documents(old_gen, reuse.__contains__)
+            _write_segment(index_dir / name, kept_docs, kept_chunks, kept_vecs, settings)
+            segments.append({"name": name, "chunks": len(kept_chunks), "documents": len(reuse),
                              "deleted": []})
             home.update(dict.fromkeys(reuse, name))
     segments += writer.segments
@@ -794,20 +797,17 @@ class _SegmentWriter:
         self.batch, self.chars, self.done = [], 0, self.read
 
 
-def _segment_size(folder: Path) -> int:
-    return int(json.loads((folder / "segment.json").read_text())["chunks"])
-
-
-def _load_reused_docs(gen: Path, doc_ids: set[str]) -> tuple[list[Document], list[Chunk], np.ndarray]:
-    """The documents, chunks and vectors of ``doc_ids`` in an index of the single-folder layout."""
-    db = sqlite3.connect(f"file:{gen / 'chunks.sqlite'}?mode=ro", uri=True)
+def _load_documents(folder: Path, keep: Callable[[str], bool]) -> tuple[list[Document], list[Chunk], np.ndarray]:
+    """The documents (with their text), chunks and vectors of a segment (or an index of the
+    single-folder layout) whose id ``keep`` accepts."""
+    db = sqlite3.connect(f"file:{folder / 'chunks.sqlite'}?mode=ro", uri=True)
     try:
         docs = [Document(doc_id=r[0], text=r[7], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], line=r[6])
                 for r in db.execute("SELECT doc_id, title, date, source, url, path, line, text FROM docs")
-                if r[0] in doc_ids]
+                if keep(r[0])]
     finally:
         db.close()
-    chunks, vectors = _load_reused(gen, doc_ids)
+    chunks, vectors = _load_reused(folder, {d.doc_id for d in docs})
     return docs, chunks, vectors
 
 
@@ -828,8 +828,7 @@ def _deleted_chunks(index_dir: Path, seg: dict) -> int:
         return 0
     db = sqlite3.connect(f"file:{index_dir / seg['name'] / 'chunks.sqlite'}?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT count(*) FROM chunks WHERE doc_id IN (SELECT value FROM json_each(?))",
-                              (json.dumps(seg["deleted"]),)).fetchone()[0])
+        return len(chunk_ids_of(db, seg["deleted"]))
     finally:
         db.close()
 
@@ -866,17 +865,8 @@ def _merge(index_dir: Path, segments: list[dict], home: dict[str, str], settings
     chunks: list[Chunk] = []
     vecs = []
     for seg in merged:
-        folder = index_dir / seg["name"]
-        deleted = set(seg["deleted"])
-        db = sqlite3.connect(f"file:{folder / 'chunks.sqlite'}?mode=ro", uri=True)
-        try:
-            live = [Document(doc_id=r[0], text=r[7], title=r[1], date=r[2], source=r[3], url=r[4], path=r[5], line=r[6])
-                    for r in db.execute("SELECT doc_id, title, date, source, url, path, line, text FROM docs")
-                    if r[0] not in deleted]
-        finally:
-            db.close()
+        live, kept, vectors = _load_documents(index_dir / seg["name"], lambda doc_id, gone=set(seg["deleted"]): doc_id not in gone)
         docs += live
-        kept, vectors = _load_reused(folder, {d.doc_id for d in live})
         chunks += kept
         vecs.append(vectors)
     name = _next_segment_name(index_dir)

@@ -13,7 +13,6 @@ measured against exact search over all N vectors.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import sqlite3
 import statistics
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench import DEFAULT_QUERIES, machine_info
+from .bench import DEFAULT_QUERIES, machine_info, peak_rss_mb, status_mb
 from .config import Settings
 from .dates import day_numbers
 from .dense import dense_kind, write_dense
@@ -52,27 +51,6 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
     "Why was the Chinese balloon shot down?", "What happened to the Titan submersible?",
     "Who was indicted by the grand jury?", "How many people were killed in the shooting?",
 ]
-
-
-def _status_mb() -> dict:
-    """Memory figures of this process from /proc/self/status, in MB: VmHWM (peak resident set),
-    RssAnon (its own memory) and RssFile (pages of the index files mapped in: shared with the
-    page cache, dropped first under memory pressure). Empty where /proc is missing."""
-    out = {}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "RssAnon", "RssFile"):
-                out[key] = round(int(value.split()[0]) / 1024)
-    except OSError:
-        pass
-    return out
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident set of this process. VmHWM, not getrusage: Linux carries ``ru_maxrss``
-    over fork and exec, so a child would report its parent's peak (the build's)."""
-    return _status_mb().get("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
@@ -172,9 +150,9 @@ def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) ->
         t0 = time.perf_counter()
         retriever.search(queries[i % len(queries)], 10)
         lat.append((time.perf_counter() - t0) * 1000)
-    parts = _status_mb()
+    parts = status_mb()
     return {"search_p50_ms": round(statistics.median(lat), 1), "search_p95_ms": round(percentile(lat, 95), 1),
-            "peak_rss_mb": round(_peak_rss_mb()), "rss_anon_mb": parts.get("RssAnon"), "rss_file_mb": parts.get("RssFile")}
+            "peak_rss_mb": round(peak_rss_mb()), "rss_anon_mb": parts.get("RssAnon"), "rss_file_mb": parts.get("RssFile")}
 
 
 def dense_recall(index_dir: Path, query_vecs: np.ndarray, k: int = 10) -> float:
