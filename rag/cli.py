@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead: build an index of N chunks (e.g. 1e6) drawn from the existing index and measure "
                         "build time, disk, memory, dense recall and search latency")
     p.add_argument("--work", type=Path, metavar="DIR", help="--scale: where to build (default: the system temp folder)")
+    p.add_argument("--keep", action="store_true", help="--scale: keep the built index (its folder is printed)")
 
     p = sub.add_parser("ui", help="serve the browser chat on 127.0.0.1 (needs the 'ui' extra)")
     _common(p)
@@ -454,7 +455,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.scale is not None:
         from .scale import main_scale
 
-        return main_scale(settings_from(args), args.scale, args.json, args.work, log=warn)
+        return main_scale(settings_from(args), args.scale, args.json, args.work, log=warn, keep=args.keep)
 
     return main_bench(settings_from(args), args.json, log=warn)
 

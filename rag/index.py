@@ -41,7 +41,7 @@ from .embed import embed_chunks
 from .errors import RagIndexError
 from .filters import Filters
 from .ingest import IngestResult, count_documents, iter_corpus, list_files
-from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
+from .lexical import bm25_idf, bm25_postings, build_bm25, load_bm25, make_idf
 from .tuning import IVF_REFINE
 from .types import Chunk, Document, SkippedInput
 
@@ -423,19 +423,29 @@ class SegmentedBM25:
                 total += int(p.scores["indptr"][i + 1] - p.scores["indptr"][i])
         return total
 
-    def get_scores(self, tokens: list[str]) -> np.ndarray:
+    def postings(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted global chunk ids, scores) of the live chunks holding any of ``tokens``; only
+        the words' columns are read, so a query costs its postings, not the index's size."""
         if len(self.parts) == 1 and self.alive is None:  # one segment: its own IDF is the index's
-            return np.asarray(self.parts[0].get_scores([t for t in tokens if t in self.vocab_dict]), dtype=np.float32)
+            return bm25_postings(self.parts[0], tokens)
         idf = make_idf(max(1, self.n), self.df)
-        out = []
+        ids, vals, offset = [], [], 0
         for p, size, part_idf in zip(self.parts, self.sizes, self._part_idf):
-            scores = np.zeros(size, dtype=np.float32)
-            for t in tokens:
-                if t in p.vocab_dict:
-                    scores += np.asarray(p.get_scores([t]), dtype=np.float32) * np.float32(idf(t) / part_idf(t))
-            out.append(scores)
-        scores = np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
-        return np.where(self.alive, scores, 0.0).astype(np.float32) if self.alive is not None else scores
+            i, v = bm25_postings(p, tokens, [idf(t) / part_idf(t) for t in tokens])
+            ids.append(i + offset)
+            vals.append(v)
+            offset += size
+        ids_all, vals_all = np.concatenate(ids), np.concatenate(vals)
+        if self.alive is not None:
+            live = self.alive[ids_all]
+            ids_all, vals_all = ids_all[live], vals_all[live]
+        return ids_all, vals_all
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        scores = np.zeros(self.n, dtype=np.float32)
+        ids, vals = self.postings(tokens)
+        scores[ids] = vals
+        return scores
 
 
 def read_documents(index_dir: Path, gen: Path | None = None) -> dict[str, dict]:

@@ -11,7 +11,7 @@ import numpy as np
 from .dates import day_number, recency_bonus
 from .filters import Filters
 from .index import IndexReader
-from .lexical import bm25_tokens, jaccard, shingles
+from .lexical import bm25_postings, bm25_tokens, jaccard, shingles
 from .tuning import DENSE_WEIGHT, DUPLICATE_JACCARD, FUSED_POOL_MIN
 from .types import Hit
 
@@ -32,35 +32,68 @@ class DenseRetriever:
         ]
 
 
+class BM25Scores:
+    """The BM25 scores of one query, kept sparse: the chunks holding a query word and their
+    scores (every other chunk scores 0). At 10^7 chunks a dense array would be 40 MB a query."""
+
+    def __init__(self, ids: np.ndarray, values: np.ndarray, size: int) -> None:
+        self.ids, self.values, self.size = ids, values, size
+
+    def at(self, ids: np.ndarray) -> np.ndarray:
+        """The scores of the given chunk ids."""
+        if not len(self.ids):
+            return np.zeros(len(ids), dtype=np.float32)
+        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+        return np.where(self.ids[pos] == ids, self.values[pos], 0.0).astype(np.float32)
+
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, scores) of the ``k`` best chunks with a score above 0, best first."""
+        keep = self.values > 0
+        ids, vals = self.ids[keep], self.values[keep]
+        if k < len(vals):
+            part = np.argpartition(-vals, k - 1)[:k]
+            ids, vals = ids[part], vals[part]
+        order = np.lexsort((ids, -vals))  # ties by chunk id, as a stable sort of the dense array
+        return ids[order], vals[order]
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.float32)
+        out[self.ids] = self.values
+        return out
+
+
 class BM25Retriever:
     def __init__(self, index: IndexReader) -> None:
         self.index = index
 
-    def all_scores(self, query: str, filters: Filters = Filters()) -> np.ndarray | None:
-        """BM25 score of every chunk (0 where filtered out), or None when no query word is indexed."""
+    def scores(self, query: str, filters: Filters = Filters()) -> BM25Scores | None:
+        """The query's BM25 scores (filtered-out chunks dropped), or None when no query word is indexed."""
         bm25 = self.index.bm25
         tokens = [t for t in bm25_tokens(query) if t in bm25.vocab_dict]
         if not tokens or self.index.n_chunks == 0:
             return None
-        scores = np.asarray(bm25.get_scores(tokens), dtype=np.float32)
+        postings = getattr(bm25, "postings", None)  # a segmented index, or one bm25s index
+        ids, vals = postings(tokens) if postings else bm25_postings(bm25, tokens)
         if filters:
             allowed = self.index.allowed_ids(filters)
             if allowed is not None:
-                mask = np.zeros(len(scores), dtype=bool)
-                mask[allowed] = True
-                scores[~mask] = 0.0
-        return scores
+                keep = np.isin(ids, allowed)
+                ids, vals = ids[keep], vals[keep]
+        return BM25Scores(ids, vals, self.index.n_chunks)
 
-    def search(self, query: str, k: int, filters: Filters = Filters(), scores: np.ndarray | None = None) -> list[Hit]:
-        scores = self.all_scores(query, filters) if scores is None else scores
+    def all_scores(self, query: str, filters: Filters = Filters()) -> np.ndarray | None:
+        """BM25 score of every chunk (0 where filtered out), or None when no query word is indexed."""
+        scores = self.scores(query, filters)
+        return scores.dense() if scores is not None else None
+
+    def search(self, query: str, k: int, filters: Filters = Filters(), scores: BM25Scores | None = None) -> list[Hit]:
+        scores = self.scores(query, filters) if scores is None else scores
         if scores is None:
             return []
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
+        ids, vals = scores.top(k)
         return [
-            Hit(chunk_id=int(i), chunk=None, score=float(scores[i]), bm25_rank=r + 1)  # type: ignore[arg-type]
-            for r, i in enumerate(top) if scores[i] > 0
+            Hit(chunk_id=int(i), chunk=None, score=float(s), bm25_rank=r + 1)  # type: ignore[arg-type]
+            for r, (i, s) in enumerate(zip(ids, vals))
         ]
 
 
@@ -89,7 +122,7 @@ class HybridRetriever:
             return []
         n = max(self.candidates, k * 4)
         qvec = self.embedder.encode_query(query)
-        bm25_scores = self.bm25.all_scores(query, filters)
+        bm25_scores = self.bm25.scores(query, filters)
         fused: dict[int, Hit] = {}
         for hits in (self.dense.search(query, n, filters, vector=qvec), self.bm25.search(query, n, filters, bm25_scores)):
             for h in hits:
@@ -106,12 +139,12 @@ class HybridRetriever:
             self._favour_recent(pool, day_number(reference_day))
         return attach_and_collapse(self.index, sorted(pool, key=lambda h: -h.score), k)
 
-    def _rescore(self, qvec: np.ndarray, bm25_scores: np.ndarray | None, pool: list[Hit]) -> None:
+    def _rescore(self, qvec: np.ndarray, bm25_scores: BM25Scores | None, pool: list[Hit]) -> None:
         if not pool:
             return
         ids = np.array([h.chunk_id for h in pool], dtype=np.int64)
         cos = self.index.vectors_for(ids) @ qvec
-        bm = bm25_scores[ids] if bm25_scores is not None else np.zeros(len(ids), dtype=np.float32)
+        bm = bm25_scores.at(ids) if bm25_scores is not None else np.zeros(len(ids), dtype=np.float32)
         top = float(bm.max()) if len(bm) else 0.0
         bm = bm / top if top > 0 else bm
         w = self.dense_weight

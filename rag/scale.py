@@ -175,8 +175,10 @@ def dense_recall(index_dir: Path, query_vecs: np.ndarray, k: int = 10) -> float:
     return round(hits / (k * len(query_vecs)), 4)
 
 
-def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeats: int = 100, log=print) -> dict:
-    """Build an index of ``n`` chunks from the index of ``settings`` and measure it."""
+def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeats: int = 100, log=print,
+                    keep: bool = False) -> dict:
+    """Build an index of ``n`` chunks from the index of ``settings`` and measure it; ``keep``
+    leaves the built index in place (its path is logged) to be searched again."""
     from .embed import get_embedder
 
     base_gen = current_generation(settings.index_path)
@@ -220,7 +222,10 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
                 "queries": len(SCALE_QUERIES), "repeats": repeats, "base_chunks": int(np.load(
                     base / "vectors.npy", mmap_mode="r").shape[0])}
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if keep:
+            log(f"The index is kept in {tmp / 'idx'}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def format_scale(r: dict) -> str:
@@ -237,7 +242,7 @@ def format_scale(r: dict) -> str:
     return "\n".join(["| measure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
 
 
-def main_scale(settings: Settings, n: int, as_json: bool, work: Path | None, log) -> int:
-    result = run_scale_bench(settings, n, work, log=log)
+def main_scale(settings: Settings, n: int, as_json: bool, work: Path | None, log, keep: bool = False) -> int:
+    result = run_scale_bench(settings, n, work, log=log, keep=keep)
     print(json.dumps(result, indent=2) if as_json else format_scale(result) + "\n\n" + json.dumps(result))
     return 0

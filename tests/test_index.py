@@ -536,6 +536,37 @@ def test_changed_and_removed_documents_are_deleted_from_their_segment(fake_setti
     assert r.reader.bm25.get_scores(["walrus"]).max() == 0.0
 
 
+def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake_settings, tmp_corpus):
+    from rag.lexical import bm25_tokens, make_idf
+    from rag.retrieve import BM25Retriever
+
+    (tmp_corpus / "extra.txt").write_text(OLD)
+    r = Rag(fake_settings)
+    r.index()
+    (tmp_corpus / "extra.txt").write_text(NEW)
+    (tmp_corpus / "more.txt").write_text("The Kabul talks on Taliban prisoners resumed in Doha with Qatar mediating.")
+    r.index()
+    bm25 = r.reader.bm25
+    assert len(bm25.parts) == 2 and bm25.alive is not None and not bm25.alive.all()
+    tokens = [t for t in bm25_tokens("Kabul Taliban talks Doha flamingo penguin") if t in bm25.vocab_dict]
+    idf = make_idf(bm25.n, bm25.df)
+    expected = np.concatenate([  # each word's column of each segment, scaled to the whole index's IDF
+        sum((np.asarray(p.get_scores([t]), np.float32) * (idf(t) / part_idf(t)) for t in tokens if t in p.vocab_dict),
+            np.zeros(size, np.float32))
+        for p, size, part_idf in zip(bm25.parts, bm25.sizes, bm25._part_idf)])
+    expected[~bm25.alive] = 0
+    ids, vals = bm25.postings(tokens)
+    assert np.all(np.diff(ids) > 0) and np.all(bm25.alive[ids])
+    assert set(ids.tolist()) == set(np.flatnonzero(expected).tolist())
+    np.testing.assert_allclose(vals, expected[ids], rtol=1e-5)
+    scores = BM25Retriever(r.reader).scores("Kabul Taliban talks Doha flamingo penguin")
+    np.testing.assert_allclose(scores.dense(), expected, rtol=1e-5)
+    top_ids, top_vals = scores.top(3)
+    assert top_ids.tolist() == np.argsort(-expected, kind="stable")[:3].tolist()
+    np.testing.assert_allclose(scores.at(np.array([top_ids[0], 10**6 % len(expected)])),
+                               [top_vals[0], expected[10**6 % len(expected)]], rtol=1e-5)
+
+
 def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus, monkeypatch):
     monkeypatch.setattr(rag.index, "MAX_SEGMENTS", 3)
     r = Rag(fake_settings)
