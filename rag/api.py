@@ -96,24 +96,26 @@ class Rag:
     @property
     def embedder(self):
         if self._embedder is None:
-            from .embed import get_embedder
+            from .index import embedder_for
 
-            self._embedder = get_embedder(self.settings.model, self.settings.dtype)
+            self._embedder = embedder_for(self.settings)
         return self._embedder
 
     def index(self, paths: list[Path] | None = None, progress: Callable[[int, int, str], None] | None = None,
               log: Callable[[str], None] = lambda m: None,
               on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False,
-              verify: bool = False, optimize: bool = False) -> BuildReport:
+              verify: bool = False, optimize: bool = False, ray: str = "", ray_workers: int = 0) -> BuildReport:
         """Index the corpus (or ``paths``) incrementally; later questions use the new index.
 
         ``on_issue(item, skipped)`` hears of each unreadable input or input kept with a
         problem as it is found; with ``wait``, another indexing run is waited for. Files whose
         size and time did not change are not read again unless ``verify``. ``optimize`` merges
-        the index's segments into one.
+        the index's segments into one. ``ray`` (an address, "auto" or "local") embeds on a Ray
+        cluster with ``ray_workers`` embedders (default: one per GPU, else one per CPU).
         """
         report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log,
-                             on_issue=on_issue, wait=wait, verify=verify, optimize=optimize)
+                             on_issue=on_issue, wait=wait, verify=verify, optimize=optimize, ray=ray,
+                             ray_workers=ray_workers)
         if report.changed:
             with self._lock:
                 self._close_index()

@@ -27,6 +27,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="embedding model name or local folder (default all-MiniLM-L6-v2)")
     p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size in tokens")
     p.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap between chunks in tokens")
+    p.add_argument("--embed", choices=["auto", "torch", "onnx", "onnx-int8"],
+                   help="embedding backend (default auto: the index's own, else the machine's fastest)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where torch embeds (default auto: a GPU if present)")
 
 
 def _query_opts(p: argparse.ArgumentParser) -> None:
@@ -65,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read and hash every document even when no file changed size or time")
     p.add_argument("--optimize", action="store_true",
                    help="merge the index's segments into one, dropping deleted documents for good")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="chunk and embed on a Ray cluster (ADDRESS, or 'auto'; alone: a local Ray instance)")
+    p.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                   help="--ray: embedders in the pool (default: one per GPU, else one per CPU)")
 
     p = sub.add_parser("ask", help="answer one question")
     p.add_argument("question", help="the question, or - to read it from standard input")
@@ -156,6 +163,7 @@ def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> 
         corpus=tuple(corpus or args.corpus or ()) or None,
         index_dir=args.index_dir, model=args.model,
         chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+        embed=getattr(args, "embed", None), device=getattr(args, "device", None),
         k=getattr(args, "k", None),
         llm=getattr(args, "llm", None), llm_url=getattr(args, "llm_url", None),
         llm_model=getattr(args, "llm_model", None), llm_timeout=getattr(args, "llm_timeout", None),
@@ -223,7 +231,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args, args.paths or None))
     progress = ProgressPrinter()
     try:
-        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify, optimize=args.optimize)
+        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify, optimize=args.optimize,
+                           ray=args.ray or "", ray_workers=args.ray_workers)
     finally:
         progress.close()
     if args.json:

@@ -29,7 +29,9 @@ class Settings:
     chunk_tokens: int = 96  # index: target chunk size in cl100k tokens (tuned, docs/experiments.md)
     chunk_overlap: int = 16  # index: tokens repeated from the previous chunk (tuned, docs/experiments.md)
     title_in_embedding: bool = False  # index: embed "title\ntext"; measured no gain, 15% slower
-    dtype: str = "auto"  # auto | float32 | bfloat16 (embedding precision)
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 (torch embedding precision)
+    embed: str = "auto"  # auto | torch | onnx | onnx-int8: the embedding backend (README, "Embedding speed")
+    device: str = "auto"  # auto | cpu | cuda: where torch embeds (auto: a CUDA GPU when present)
     batch_size: int = 32
     ann_threshold: int = 20_000  # chunks above which IVF-PQ + exact re-score replaces exact search (rag/dense.py)
     k: int = 5
@@ -74,8 +76,12 @@ class Settings:
             raise RagError(
                 f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})"
             )
-        if self.dtype not in ("auto", "float32", "bfloat16"):
-            raise RagError(f"dtype must be auto, float32 or bfloat16 (got {self.dtype!r})")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise RagError(f"dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
+        if self.embed not in ("auto", "torch", "onnx", "onnx-int8"):
+            raise RagError(f"embed must be auto, torch, onnx or onnx-int8 (got {self.embed!r})")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise RagError(f"device must be auto, cpu or cuda (got {self.device!r})")
         if self.rerank not in ("learned", "none"):
             raise RagError(f"rerank must be learned or none (got {self.rerank!r})")
         if self.k < 1:

@@ -32,6 +32,7 @@ class Embedder(Protocol):
     name: str
     dim: int
     dtype: str
+    vectors: str  # "float" or "int8": vectors of one kind only are ever mixed in an index
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -51,17 +52,47 @@ def register_embedder(prefix: str, factory: Callable[[str, str], Embedder]) -> N
     _REGISTRY[prefix] = factory
 
 
-def get_embedder(name: str, dtype: str = "auto") -> Embedder:
-    """The embedder for a model name or path; loaded once per process."""
-    return _cached_embedder(name, dtype)
+BACKENDS = ("torch", "onnx", "onnx-int8")
+CPU_BACKEND = "torch"  # what "auto" embeds with on a machine without a GPU
+
+
+def vector_kind(backend: str) -> str:
+    """The kind of vectors a backend writes: "int8" for quantised weights, "float" otherwise
+    (torch in float32, bfloat16 or float16 on any device, and ONNX float32 agree to cosine 0.999)."""
+    return "int8" if backend.endswith("int8") else "float"
+
+
+def choose_backend(setting: str, manifest: dict | None, cuda: bool | None = None) -> str:
+    """The backend that embeds: an explicit setting; else the one the existing index was built
+    with (its vectors are never mixed with another kind); else the machine's fastest: torch on a
+    GPU, ``CPU_BACKEND`` on a CPU (measured in docs/experiments.md, "Embedding speed")."""
+    if setting != "auto":
+        return setting
+    if manifest is not None:
+        return manifest.get("embedding_backend") or "torch"  # indexes before backends: torch
+    if cuda is None:
+        cuda = cuda_available()
+    return "torch" if cuda else CPU_BACKEND
+
+
+def get_embedder(name: str, dtype: str = "auto", backend: str = "torch", device: str = "auto") -> Embedder:
+    """The embedder for a model name or path on a backend (``BACKENDS``) and device (auto, cpu,
+    cuda); loaded once per process."""
+    return _cached_embedder(name, dtype, backend, device)
 
 
 @lru_cache(maxsize=4)
-def _cached_embedder(name: str, dtype: str) -> Embedder:
+def _cached_embedder(name: str, dtype: str, backend: str, device: str) -> Embedder:
     for prefix, factory in _REGISTRY.items():
         if name.startswith(prefix):
             return factory(name, dtype)
-    return SentenceTransformerEmbedder(name, dtype)
+    if backend.startswith("onnx"):
+        from .embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(name, quantized=backend == "onnx-int8")
+    if backend != "torch":
+        raise RagError(f"unknown embedding backend {backend!r} (one of {', '.join(BACKENDS)})")
+    return SentenceTransformerEmbedder(name, dtype, device)
 
 
 def clear_cache() -> None:
@@ -107,13 +138,67 @@ def bf16_supported(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
-class SentenceTransformerEmbedder:
-    """sentence-transformers, bfloat16 on CPUs that run it natively, float32 elsewhere."""
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU (torch is imported only when ``nvidia-smi`` exists)."""
+    import shutil
 
-    def __init__(self, name: str, dtype: str = "auto") -> None:
+    if not shutil.which("nvidia-smi"):
+        return False
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except ImportError:
+        return False
+
+
+def pick_device(device: str) -> str:
+    """"cuda" or "cpu" for a device setting of auto, cpu or cuda."""
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise RagError("--device cuda: no CUDA GPU is visible to torch (nvidia-smi, and a CUDA build of torch)")
+    return device
+
+
+def pick_dtype(dtype: str, device: str, cpuinfo: str | None = None) -> str:
+    """The precision an embedder runs in: on a GPU float16, on a CPU bfloat16 where it has native
+    bf16 units (AMX or AVX-512 BF16), float32 elsewhere; an explicit setting wins."""
+    if dtype != "auto":
+        return dtype
+    if device == "cuda":
+        return "float16"
+    return "bfloat16" if bf16_supported(cpuinfo) else "float32"
+
+
+def device_batch_size(device: str, memory_bytes: int = 0) -> int | None:
+    """Chunks per forward pass for a device: None on a CPU (the settings' batch size, 32, is
+    best there), and on a GPU as many as its memory comfortably holds for a small encoder
+    (MiniLM at 256 tokens needs ~6 MB of activations per chunk in float16)."""
+    if device != "cuda":
+        return None
+    gib = memory_bytes / 2**30
+    return 1024 if gib >= 40 else 512 if gib >= 16 else 256 if gib >= 8 else 128
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers: on a GPU in float16 with large batches, on a CPU in bfloat16 where
+    it runs natively, float32 elsewhere."""
+
+    vectors = "float"
+
+    def __init__(self, name: str, dtype: str = "auto", device: str = "auto") -> None:
         self.name = name
         self.path = resolve_model_path(name)
-        self.dtype = ("bfloat16" if bf16_supported() else "float32") if dtype == "auto" else dtype
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        self.batch_size: int | None = None
+        if self.device == "cuda":
+            import torch
+
+            self.batch_size = device_batch_size("cuda", torch.cuda.get_device_properties(0).total_memory)
+        self.backend = "torch"
+        self.path_name = f"torch {self.device} {self.dtype}"
         self._model = None
         self._query_encoder: NumpyBertEncoder | None | bool = None
         self._load_lock = threading.Lock()
@@ -142,9 +227,9 @@ class SentenceTransformerEmbedder:
             hf_logging.disable_progress_bar()
         except ImportError:
             pass
-        model = SentenceTransformer(str(self.path), device="cpu")
-        if self.dtype == "bfloat16":
-            model = model.to(torch.bfloat16)
+        model = SentenceTransformer(str(self.path), device=self.device)
+        if self.dtype in ("bfloat16", "float16"):
+            model = model.to(getattr(torch, self.dtype))
         self._model = model
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(get_dim() or self.dim)
@@ -182,9 +267,10 @@ class SentenceTransformerEmbedder:
 
         model = self.model
         prepare = getattr(model, "preprocess", None) or model.tokenize
+        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
         with torch.inference_mode():
-            vecs = model.forward(prepare(texts))["sentence_embedding"]
-        out = np.ascontiguousarray(vecs.float().numpy(), dtype=np.float32)
+            vecs = model.forward(features)["sentence_embedding"]
+        out = np.ascontiguousarray(vecs.float().cpu().numpy(), dtype=np.float32)
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
@@ -200,6 +286,7 @@ def embed_chunks(chunks: list[Chunk], embedder: Embedder, batch_size: int = 32, 
     if not chunks:
         return np.zeros((0, embedder.dim), np.float32)
     texts = [embedding_text(c, with_title) for c in chunks]
+    batch_size = getattr(embedder, "batch_size", None) or batch_size  # a GPU embedder chooses its own
     # Sorting by length packs batches with little padding; rows are put back in order after.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), embedder.dim or 1), np.float32)

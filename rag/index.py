@@ -37,7 +37,7 @@ from .chunk import chunk_document
 from .config import Settings
 from .dates import day_numbers, iso_day
 from .dense import dense_kind, is_ivf, search_dense, write_dense
-from .embed import embed_chunks
+from .embed import embed_chunks, vector_kind
 from .errors import RagIndexError
 from .filters import Filters
 from .ingest import IngestResult, count_documents, iter_corpus, list_files
@@ -491,6 +491,15 @@ def read_manifest(index_dir: Path) -> dict | None:
         return None
 
 
+def embedder_for(settings: Settings):
+    """The embedder for an index: the backend the settings name, else the one that built the
+    index (never mixing kinds of vectors), else the machine's fastest (``choose_backend``)."""
+    from .embed import choose_backend, get_embedder
+
+    backend = choose_backend(settings.embed, read_manifest(settings.index_path))
+    return get_embedder(settings.model, settings.dtype, backend, settings.device)
+
+
 def signature_mismatch(manifest: dict, settings: Settings) -> str:
     """Why an index cannot serve these settings ("" when it can)."""
     if manifest.get("format") != FORMAT_VERSION:
@@ -498,6 +507,10 @@ def signature_mismatch(manifest: dict, settings: Settings) -> str:
     built = manifest.get("settings", {})
     wanted = settings.index_signature()
     diffs = [f"{k}: index has {built.get(k)!r}, settings ask for {v!r}" for k, v in wanted.items() if built.get(k) != v]
+    if settings.embed != "auto":  # vectors of one kind only: float (torch, onnx) or int8 (onnx-int8)
+        have, want = manifest.get("vectors", "float"), vector_kind(settings.embed)
+        if have != want:
+            diffs.append(f"vectors: index has {have} vectors, --embed {settings.embed} writes {want} ones")
     return "; ".join(diffs)
 
 
@@ -560,6 +573,8 @@ def build_index(
     wait: bool = False,
     verify: bool = False,
     optimize: bool = False,
+    ray: str = "",
+    ray_workers: int = 0,
 ) -> BuildReport:
     """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``.
 
@@ -568,9 +583,9 @@ def build_index(
     as it is found. With ``wait``, a run already holding the lock is waited for. When no file
     changed size or time since the last run, nothing is read (seconds for a million articles);
     ``verify`` reads and hashes every document anyway. ``optimize`` merges every segment into
-    one (dropping deleted documents for good).
+    one (dropping deleted documents for good). ``ray`` (a cluster address, "auto", or "local")
+    chunks and embeds on a Ray cluster (``rag.cluster``) with ``ray_workers`` embedders.
     """
-    from .embed import get_embedder
 
     t0 = time.perf_counter()
     index_dir = settings.index_path
@@ -581,10 +596,16 @@ def build_index(
             unchanged = _unchanged(settings, index_dir, paths, files, t0, on_issue)
             if unchanged is not None:
                 return unchanged
-        embedder = embedder or get_embedder(settings.model, settings.dtype)
-        preload = _preload_model(embedder, index_dir, files)
+        if ray:
+            from .cluster import RayEmbedderInfo
+
+            embedder, preload = RayEmbedderInfo(settings, read_manifest(index_dir)), None
+        else:
+            embedder = embedder or embedder_for(settings)
+            preload = _preload_model(embedder, index_dir, files)
         try:
-            return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0, optimize)
+            return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0, optimize,
+                          ray, ray_workers)
         finally:
             if preload is not None:
                 preload.join()
@@ -650,7 +671,8 @@ def _quietly(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], progress: Progress | None,
-           embedder, log: Callable[[str], None], on_issue, t0: float, optimize: bool = False) -> BuildReport:
+           embedder, log: Callable[[str], None], on_issue, t0: float, optimize: bool = False, ray: str = "",
+           ray_workers: int = 0) -> BuildReport:
     """Read the corpus one document at a time; new and changed documents are chunked, embedded
     and written as segments of at most ``SEGMENT_TEXT_CHARS`` characters of text, so memory
     does not grow with the corpus. Nothing is live until the generation naming them is committed."""
@@ -669,7 +691,12 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     segmented = old_manifest is not None and "segments" in old_manifest
 
     total = count_documents(files) if progress else 0
-    writer = _SegmentWriter(index_dir, settings, embedder, progress, total)
+    if ray:
+        from .cluster import RaySegmentWriter
+
+        writer = RaySegmentWriter(index_dir, settings, embedder, progress, total, ray, ray_workers, log)
+    else:
+        writer = _SegmentWriter(index_dir, settings, embedder, progress, total)
     meta: dict[str, dict] = {}  # doc_id -> hash, path, line of every document kept
     seen_text: dict[str, str] = {}
     reuse: set[str] = set()
@@ -712,6 +739,9 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         "model": settings.model,
         "dimension": int(dim),
         "embedding_dtype": getattr(embedder, "dtype", "float32"),
+        "embedding_backend": getattr(embedder, "backend", "torch"),
+        "embedding_path": getattr(embedder, "path_name", getattr(embedder, "name", "")),
+        "vectors": getattr(embedder, "vectors", "float"),
         "corpus": [str(p.resolve()) for p in paths],
         "duplicates": report.duplicates,
         "stamps": stamps,
@@ -802,7 +832,8 @@ class _SegmentWriter:
             self.dim = vectors.shape[1]
         name = _next_segment_name(self.index_dir)
         _write_segment(self.index_dir / name, self.batch, chunks, vectors, self.settings)
-        self.segments.append({"name": name, "chunks": len(chunks), "documents": len(self.batch), "deleted": []})
+        self.segments.append({"name": name, "chunks": len(chunks), "documents": len(self.batch), "deleted": [],
+                              "embedded_by": getattr(self.embedder, "path_name", getattr(self.embedder, "name", ""))})
         self.home.update({d.doc_id: name for d in self.batch})
         self.batch, self.chars, self.done = [], 0, self.read
 
@@ -882,7 +913,9 @@ def _merge(index_dir: Path, segments: list[dict], home: dict[str, str], settings
     name = _next_segment_name(index_dir)
     _write_segment(index_dir / name, docs, chunks, np.concatenate(vecs), settings)
     home = {**home, **{d.doc_id: name for d in docs}}
-    return keep + [{"name": name, "chunks": len(chunks), "documents": len(docs), "deleted": []}], home
+    paths = sorted({seg["embedded_by"] for seg in merged if seg.get("embedded_by")})
+    return keep + [{"name": name, "chunks": len(chunks), "documents": len(docs), "deleted": [],
+                    **({"embedded_by": ", ".join(paths)} if paths else {})}], home
 
 
 def _load_reused(folder: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarray]:
