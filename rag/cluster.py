@@ -46,6 +46,8 @@ def start_ray(address: str, workers: int = 0, log=print):
     # Ray's C++ core prints a warning of its own Ray Data actors (ray-project/ray#53727) on the
     # terminal; failures still arrive as exceptions, and RAY_BACKEND_LOG_LEVEL=info restores it.
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    if address not in ("local", "auto") and not address.startswith("ray://"):
+        _check_reachable(address)
     if not ray.is_initialized():
         try:
             if address == "local":
@@ -58,6 +60,19 @@ def start_ray(address: str, workers: int = 0, log=print):
     res = ray.cluster_resources()
     log(f"Ray: {int(res.get('CPU', 0))} CPUs, {int(res.get('GPU', 0))} GPUs on {len(ray.nodes())} node(s)")
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, not minutes of Ray's retries, when nothing listens at HOST:PORT."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=5):
+            pass
+    except (OSError, ValueError) as e:
+        raise RagError(f"cannot reach the Ray cluster at {address!r} ({e}); start one with 'ray start --head', "
+                       "or use --ray alone for a local instance") from None
 
 
 def pool_shape(resources: dict, workers: int = 0) -> tuple[int, float, float]:

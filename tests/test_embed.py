@@ -136,3 +136,96 @@ def test_a_warm_model_embeds_queries_and_sentences_like_encode(st_float32):
     assert np.allclose(np.linalg.norm(short, axis=1), 1.0, atol=1e-5)
     assert cosines(short, st_float32.encode(texts)).min() > 0.9999
     assert float(st_float32.encode_query(texts[-2]) @ st_float32.encode([texts[-2]])[0]) > 0.9999
+
+
+# ---------------------------------------------------------------- backends and devices
+
+
+def test_backend_choice_follows_the_setting_then_the_index_then_the_machine():
+    from rag.embed import CPU_BACKEND, choose_backend
+
+    assert choose_backend("onnx-int8", {"embedding_backend": "torch"}) == "onnx-int8"  # explicit wins
+    assert choose_backend("auto", {"embedding_backend": "onnx-int8"}) == "onnx-int8"  # the index's own kind
+    assert choose_backend("auto", {"format": 9}) == "torch"  # an index from before backends were recorded
+    assert choose_backend("auto", None, cuda=True) == "torch"
+    assert choose_backend("auto", None, cuda=False) == CPU_BACKEND
+
+
+def test_precision_and_batch_size_are_chosen_for_the_device():
+    from rag.embed import device_batch_size, pick_dtype
+
+    assert pick_dtype("auto", "cuda") == "float16"
+    assert pick_dtype("auto", "cpu", "flags\t: fpu avx512f avx512_bf16") == "bfloat16"
+    assert pick_dtype("auto", "cpu", "flags\t: fpu amx_bf16") == "bfloat16"
+    assert pick_dtype("auto", "cpu", "flags\t: fpu avx2") == "float32"
+    assert pick_dtype("float32", "cuda") == "float32"
+    assert device_batch_size("cpu", 80 * 2**30) is None  # the settings' batch size on a CPU
+    assert device_batch_size("cuda", 141 * 2**30) == 1024 and device_batch_size("cuda", 6 * 2**30) == 128
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
+    from rag import RagError
+    from rag.embed import pick_device
+
+    monkeypatch.setattr(rag.embed, "cuda_available", lambda: False)
+    assert pick_device("auto") == "cpu"
+    with pytest.raises(RagError, match="no CUDA GPU"):
+        pick_device("cuda")
+
+
+def test_an_index_of_one_kind_of_vectors_is_rebuilt_not_mixed_when_another_kind_is_asked_for(fake_settings):
+    from rag.index import read_manifest, signature_mismatch
+
+    r = Rag(fake_settings)
+    r.index()
+    manifest = read_manifest(fake_settings.index_path)
+    assert manifest["vectors"] == "float" and manifest["embedding_backend"] == "torch"
+    assert signature_mismatch(manifest, fake_settings) == ""
+    assert signature_mismatch(manifest, fake_settings.with_(embed="onnx")) == ""  # float vectors too
+    assert "int8" in signature_mismatch(manifest, fake_settings.with_(embed="onnx-int8"))
+    del manifest["vectors"]  # an index written before the kind was recorded holds float vectors
+    assert signature_mismatch(manifest, fake_settings.with_(embed="torch")) == ""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantized, floor", [(False, 0.9999), (True, 0.98)])
+def test_onnx_backend_gives_the_vectors_of_sentence_transformers(quantized, floor):
+    from rag.embed_onnx import OnnxEmbedder, exported_model
+
+    texts = corpus_sentences()
+    ref = SentenceTransformerEmbedder(REAL_MODEL, "float32").encode(texts)
+    e = OnnxEmbedder(REAL_MODEL, quantized=quantized)
+    vecs = e.encode(texts, batch_size=2)  # batches of different lengths, padded
+    assert vecs.shape == ref.shape and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert cosines(vecs, ref).min() >= floor
+    assert np.allclose(e.encode_short(texts[:1]), e.encode(texts[:1]), atol=1e-6)
+    path = exported_model(resolve_model_path(REAL_MODEL), quantized)
+    assert path.is_file() and not list(path.parent.glob(".tmp-*"))  # exported once, nothing half-written
+    assert e.vectors == ("int8" if quantized else "float") and e.backend == ("onnx-int8" if quantized else "onnx")
+
+
+@pytest.mark.slow
+def test_a_cached_onnx_model_embeds_without_importing_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from rag.embed_onnx import exported_model
+
+    exported_model(resolve_model_path(REAL_MODEL), True)
+    code = ("import sys; from rag.embed import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
+            "v = e.encode(['Kabul and Islamabad']); print(v.shape, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "False" and "(1, 384)" in out.stdout
+
+
+def test_onnx_backend_refuses_a_model_it_cannot_export(tmp_path):
+    from rag import RagError
+    from rag.embed_onnx import OnnxEmbedder
+
+    (tmp_path / "config.json").write_text('{"model_type": "t5", "hidden_size": 8}')
+    (tmp_path / "modules.json").write_text("[]")
+    (tmp_path / "1_Pooling").mkdir()
+    (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
+    with pytest.raises(RagError, match="BERT models with mean pooling"):
+        OnnxEmbedder(str(tmp_path))
