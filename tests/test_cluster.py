@@ -18,7 +18,6 @@ import rag.index
 from rag import Rag, Settings
 from rag.index import open_index, read_manifest
 
-
 REAL_MODEL = "all-MiniLM-L6-v2"
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 
