@@ -80,7 +80,7 @@ def peak_rss_mb() -> float:
 def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: int = 2000,
               query_repeats: int = 200, log=print) -> dict:
     """Measure the pipeline on ``settings.corpus``; returns the figures as a dict."""
-    from .embed import SentenceTransformerEmbedder
+    from .embed import SentenceTransformerEmbedder, choose_backend, get_embedder
 
     queries = queries or DEFAULT_QUERIES
     docs = read_corpus(settings.corpus_paths).documents
@@ -91,7 +91,7 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
                  "chunks": len(chunks), "bench_chunks": len(texts), "chunk_tokens": settings.chunk_tokens}
 
     log(f"Embedding {len(texts)} chunks with the project pipeline and a float32 baseline...")
-    ours = SentenceTransformerEmbedder(settings.model, settings.dtype)
+    ours = get_embedder(settings.model, settings.dtype, choose_backend(settings.embed, None), settings.device)
     ours.encode(texts[:32])
     t0 = time.perf_counter()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -104,6 +104,7 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
     t_base = time.perf_counter() - t0
     out["embedding"] = {
         "pipeline_dtype": ours.dtype,
+        "pipeline_backend": getattr(ours, "path_name", ours.dtype),
         "pipeline_chunks_per_s": round(len(texts) / t_ours, 1),
         "pipeline_tokens_per_s": round(tokens / t_ours),
         "baseline_chunks_per_s": round(len(texts) / t_base, 1),
@@ -158,7 +159,7 @@ def format_table(r: dict) -> str:
     rows = [
         ("machine", f"{m['cpu']}, {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
         ("corpus", f"{r['documents']} documents, {r['chunks']} chunks of <= {r['chunk_tokens']} tokens"),
-        (f"embedding, pipeline ({e['pipeline_dtype']})", f"{e['pipeline_chunks_per_s']} chunks/s, {e['pipeline_tokens_per_s']} tokens/s"),
+        (f"embedding, pipeline ({e.get('pipeline_backend', e['pipeline_dtype'])})", f"{e['pipeline_chunks_per_s']} chunks/s, {e['pipeline_tokens_per_s']} tokens/s"),
         ("embedding, float32 encode baseline", f"{e['baseline_chunks_per_s']} chunks/s, {e['baseline_tokens_per_s']} tokens/s"),
         ("embedding speed-up", f"{e['speedup']}x"),
         ("index build (in process)", f"{r['index']['seconds']} s, {r['index']['chunks_per_s']} chunks/s, {r['index']['search']} search"),

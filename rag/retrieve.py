@@ -10,8 +10,8 @@ import numpy as np
 
 from .dates import day_number, recency_bonus
 from .filters import Filters
-from .index import IndexReader
-from .lexical import bm25_postings, bm25_tokens, jaccard, shingles
+from .index import IndexReader, SegmentedBM25
+from .lexical import bm25_tokens, jaccard, shingles
 from .tuning import DENSE_WEIGHT, DUPLICATE_JACCARD, FUSED_POOL_MIN
 from .types import Hit
 
@@ -33,61 +33,73 @@ class DenseRetriever:
 
 
 class BM25Scores:
-    """The BM25 scores of one query, kept sparse: the chunks holding a query word and their
-    scores (every other chunk scores 0). At 10^7 chunks a dense array would be 40 MB a query."""
+    """A query's BM25 scores: its ``n`` best chunks with their exact scores, and any other
+    chunk's exact score on demand. At 10^7 chunks an array over every chunk would be 40 MB a
+    query, and summing every posting list of its words hundreds of milliseconds."""
 
-    def __init__(self, ids: np.ndarray, values: np.ndarray, size: int) -> None:
-        self.ids, self.values, self.size = ids, values, size
+    def __init__(self, ids: np.ndarray, values: np.ndarray, exact) -> None:
+        self.ids, self.values, self.exact = ids, values, exact
 
     def at(self, ids: np.ndarray) -> np.ndarray:
-        """The scores of the given chunk ids."""
-        if not len(self.ids):
-            return np.zeros(len(ids), dtype=np.float32)
-        pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-        return np.where(self.ids[pos] == ids, self.values[pos], 0.0).astype(np.float32)
+        """The exact scores of the given chunk ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        out = np.zeros(len(ids), dtype=np.float32)
+        out[order] = self.exact(ids[order])
+        return out
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of the ``k`` best chunks with a score above 0, best first."""
-        keep = self.values > 0
-        ids, vals = self.ids[keep], self.values[keep]
-        if k < len(vals):
-            part = np.argpartition(-vals, k - 1)[:k]
-            ids, vals = ids[part], vals[part]
-        order = np.lexsort((ids, -vals))  # ties by chunk id, as a stable sort of the dense array
-        return ids[order], vals[order]
-
-    def dense(self) -> np.ndarray:
-        out = np.zeros(self.size, dtype=np.float32)
-        out[self.ids] = self.values
-        return out
+        return self.ids[:k], self.values[:k]
 
 
 class BM25Retriever:
     def __init__(self, index: IndexReader) -> None:
         self.index = index
+        self._wrapped: tuple = (None, None)
 
-    def scores(self, query: str, filters: Filters = Filters()) -> BM25Scores | None:
-        """The query's BM25 scores (filtered-out chunks dropped), or None when no query word is indexed."""
+    def _bm25(self) -> SegmentedBM25:
+        """The index's BM25 as segments (an index of the single-folder layout is one)."""
         bm25 = self.index.bm25
-        tokens = [t for t in bm25_tokens(query) if t in bm25.vocab_dict]
-        if not tokens or self.index.n_chunks == 0:
+        if isinstance(bm25, SegmentedBM25):
+            return bm25
+        if self._wrapped[0] is not bm25:
+            self._wrapped = (bm25, SegmentedBM25([bm25], None))
+        return self._wrapped[1]
+
+    def _tokens(self, query: str) -> list[str]:
+        vocab = self.index.bm25.vocab_dict
+        return [t for t in bm25_tokens(query) if t in vocab] if self.index.n_chunks else []
+
+    def scores(self, query: str, filters: Filters = Filters(), n: int = 200) -> BM25Scores | None:
+        """The query's ``n`` best chunks by BM25 (filtered-out ones never), or None when no query
+        word is indexed."""
+        tokens = self._tokens(query)
+        if not tokens:
             return None
-        postings = getattr(bm25, "postings", None)  # a segmented index, or one bm25s index
-        ids, vals = postings(tokens) if postings else bm25_postings(bm25, tokens)
-        if filters:
-            allowed = self.index.allowed_ids(filters)
-            if allowed is not None:
-                keep = np.isin(ids, allowed)
-                ids, vals = ids[keep], vals[keep]
-        return BM25Scores(ids, vals, self.index.n_chunks)
+        allowed = self.index.allowed_ids(filters) if filters else None
+        keep = np.sort(allowed) if allowed is not None else None
+        ids, vals, exact = self._bm25().top(tokens, n, keep)
+        return BM25Scores(ids, vals, exact)
 
     def all_scores(self, query: str, filters: Filters = Filters()) -> np.ndarray | None:
         """BM25 score of every chunk (0 where filtered out), or None when no query word is indexed."""
-        scores = self.scores(query, filters)
-        return scores.dense() if scores is not None else None
+        tokens = self._tokens(query)
+        if not tokens:
+            return None
+        ids, vals = self._bm25().postings(tokens)
+        scores = np.zeros(self.index.n_chunks, dtype=np.float32)
+        scores[ids] = vals
+        if filters:
+            allowed = self.index.allowed_ids(filters)
+            if allowed is not None:
+                mask = np.zeros(len(scores), dtype=bool)
+                mask[allowed] = True
+                scores[~mask] = 0.0
+        return scores
 
     def search(self, query: str, k: int, filters: Filters = Filters(), scores: BM25Scores | None = None) -> list[Hit]:
-        scores = self.scores(query, filters) if scores is None else scores
+        scores = self.scores(query, filters, k) if scores is None else scores
         if scores is None:
             return []
         ids, vals = scores.top(k)
@@ -122,7 +134,7 @@ class HybridRetriever:
             return []
         n = max(self.candidates, k * 4)
         qvec = self.embedder.encode_query(query)
-        bm25_scores = self.bm25.scores(query, filters)
+        bm25_scores = self.bm25.scores(query, filters, n)
         fused: dict[int, Hit] = {}
         for hits in (self.dense.search(query, n, filters, vector=qvec), self.bm25.search(query, n, filters, bm25_scores)):
             for h in hits:

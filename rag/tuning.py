@@ -60,3 +60,8 @@ IVF_TRAIN_PER_LIST = 40  # k-means training vectors per cell (FAISS asks for at 
 IVF_NPROBE_SHARE = 8  # a search visits 1/8 of the cells (at least 32): recall@10 0.977 at 118k real chunks
 IVF_REFINE = 400  # candidates re-scored exactly from the stored vectors
 IVF_EXACT_SUBSET = 20_000  # a filter leaving at most this many chunks is searched exactly over them
+
+# BM25 top candidates (rag/index.py, SegmentedBM25.top): the words left unread are only looked
+# up for the candidates once they hold more than this many postings (exact below; at 10^7
+# chunks BM25 recall@200 against exact is in docs/experiments.md, "A million articles")
+BM25_READ_LIMIT = 1_000_000

@@ -559,12 +559,39 @@ def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake
     assert np.all(np.diff(ids) > 0) and np.all(bm25.alive[ids])
     assert set(ids.tolist()) == set(np.flatnonzero(expected).tolist())
     np.testing.assert_allclose(vals, expected[ids], rtol=1e-5)
-    scores = BM25Retriever(r.reader).scores("Kabul Taliban talks Doha flamingo penguin")
-    np.testing.assert_allclose(scores.dense(), expected, rtol=1e-5)
+    retriever = BM25Retriever(r.reader)
+    np.testing.assert_allclose(retriever.all_scores("Kabul Taliban talks Doha flamingo penguin"), expected, rtol=1e-5)
+    scores = retriever.scores("Kabul Taliban talks Doha flamingo penguin", n=3)
     top_ids, top_vals = scores.top(3)
     assert top_ids.tolist() == np.argsort(-expected, kind="stable")[:3].tolist()
-    np.testing.assert_allclose(scores.at(np.array([top_ids[0], 10**6 % len(expected)])),
-                               [top_vals[0], expected[10**6 % len(expected)]], rtol=1e-5)
+    probe = np.array([top_ids[0], 10**6 % len(expected), 0])
+    np.testing.assert_allclose(scores.at(probe), expected[probe], rtol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 200])
+def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_settings, tmp_corpus, monkeypatch, n):
+    from rag import Filters
+    from rag.retrieve import BM25Retriever
+
+    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)  # several segments, scaled to one IDF
+    (tmp_corpus / "extra.txt").write_text(OLD)
+    r = Rag(fake_settings)
+    r.index()
+    (tmp_corpus / "extra.txt").write_text(NEW)  # a deleted chunk must never count towards the top n
+    r.index()
+    retriever = BM25Retriever(r.reader)
+    queries = ["Who offered to mediate between Kabul and Islamabad?", "Taliban talks in Doha said the envoy",
+               "the said and of Afghanistan peace", "penguin choir Oslo Kabul", "Trump troops withdrawal Taliban"]
+    for filters in (Filters(), Filters(since="2019-01-01", until="2022-12-31")):
+        for q in queries:
+            full = retriever.all_scores(q, filters)
+            best = np.argsort(-full, kind="stable")
+            best = best[full[best] > 0][:n]
+            ids, vals = retriever.scores(q, filters, n=n).top(n)
+            assert sorted(vals.tolist(), reverse=True) == vals.tolist()
+            np.testing.assert_allclose(vals, full[best], rtol=1e-5)  # the same scores (ties may swap ids)
+            np.testing.assert_allclose(full[ids], vals, rtol=1e-5)
+
 
 
 def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus, monkeypatch):
@@ -651,3 +678,19 @@ def test_compressed_segments_are_searched_together_and_rescored_once(fake_settin
     scores, ids = r.reader.dense_search(q, 5)
     assert np.allclose(scores, r.reader.vectors_for(ids) @ q, atol=1e-5)  # exact scores, best first
     assert doc_ids(exact.search(query, k=5, retriever="dense")) == doc_ids(r.search(query, k=5, retriever="dense"))
+
+
+def test_bm25_past_its_read_limit_looks_words_up_and_still_gives_exact_scores(fake_settings, tmp_corpus, monkeypatch):
+    from rag.retrieve import BM25Retriever
+
+    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)
+    monkeypatch.setattr(rag.index, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
+    r = Rag(fake_settings)
+    r.index()
+    retriever = BM25Retriever(r.reader)
+    q = "Who offered to mediate between Kabul and Islamabad?"
+    full = retriever.all_scores(q)
+    ids, vals = retriever.scores(q, n=3).top(3)
+    assert len(ids) == 3 and np.all(vals > 0)
+    np.testing.assert_allclose(full[ids], vals, rtol=1e-5)  # every score returned is the exact one
+    assert ids[0] == int(np.argmax(full))  # the rarest words decide the best chunk
