@@ -146,8 +146,11 @@ class RaySegmentWriter:
     segments, but the parts are embedded together on the cluster when the corpus is read."""
 
     def __init__(self, index_dir: Path, settings: Settings, embedder: RayEmbedderInfo, progress, total: int,
-                 address: str, workers: int = 0, log=print) -> None:
+                 address: str, workers: int, log, write_segment, next_name, segment_chars: int) -> None:
+        """``write_segment(folder, docs, chunks, vectors, settings)``, ``next_name(index_dir)`` and
+        ``segment_chars`` are the index's own, so a part is cut and written as it would be there."""
         self.index_dir, self.settings, self.embedder = index_dir, settings, embedder
+        self.write_segment, self.next_name, self.segment_chars = write_segment, next_name, segment_chars
         self.progress, self.total, self.log = progress, total, log
         self.address, self.workers = address, workers
         self.ray = None  # started when the first part is sealed: an unchanged corpus never waits for it
@@ -165,12 +168,10 @@ class RaySegmentWriter:
         self.read += 1
 
     def add(self, doc: Document) -> None:
-        from .index import SEGMENT_TEXT_CHARS
-
         self.read += 1
         self.batch.append(doc)
         self.chars += len(doc.text)
-        if self.chars >= SEGMENT_TEXT_CHARS:  # a part ends: the same cut as the single-process writer's
+        if self.chars >= self.segment_chars:  # a part ends: the same cut as the single-process writer's
             self._seal()
             self.ends.append(self.to_embed)
             self.chars = 0
@@ -201,8 +202,6 @@ class RaySegmentWriter:
             return
         import ray.data
 
-        from .index import _next_segment_name, _write_segment
-
         for name in ("ray", "ray.data"):  # Ray Data sets up its own loggers when imported
             logging.getLogger(name).setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()
@@ -228,7 +227,7 @@ class RaySegmentWriter:
                 for i in range(len(batch["ordinal"])):
                     ordinal = int(batch["ordinal"][i])
                     while ordinal >= self._part_end(part):
-                        self._write(part, chunks, vectors, paths, _write_segment, _next_segment_name)
+                        self._write(part, chunks, vectors, paths)
                         part, chunks, vectors, paths = part + 1, [], [], set()
                     chunks.append(Chunk(**{f: _plain(batch[f][i]) for f in CHUNK_FIELDS}))
                     vectors.append(batch["vector"][i])
@@ -237,7 +236,7 @@ class RaySegmentWriter:
                         done = ordinal + 1
                         self._report(done)
             while part < len(self.ends):
-                self._write(part, chunks, vectors, paths, _write_segment, _next_segment_name)
+                self._write(part, chunks, vectors, paths)
                 part, chunks, vectors, paths = part + 1, [], [], set()
         except Exception as e:  # a worker's failure arrives wrapped in Ray's own error types
             if isinstance(e, RagError):
@@ -249,7 +248,7 @@ class RaySegmentWriter:
     def _part_end(self, part: int) -> int:
         return self.ends[part] if part < len(self.ends) else 1 << 62
 
-    def _write(self, part: int, chunks: list[Chunk], vectors: list, paths: set, write_segment, next_name) -> None:
+    def _write(self, part: int, chunks: list[Chunk], vectors: list, paths: set) -> None:
         import ray
 
         first = self.ends[part - 1] if part else 0
@@ -259,8 +258,8 @@ class RaySegmentWriter:
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, self.dim or 1), np.float32)
         if len(chunks):
             self.dim = self.embedder.dim = matrix.shape[1]
-        name = next_name(self.index_dir)
-        write_segment(self.index_dir / name, docs, chunks, matrix, self.settings)
+        name = self.next_name(self.index_dir)
+        self.write_segment(self.index_dir / name, docs, chunks, matrix, self.settings)
         self.embedded += len(chunks)
         self.segments.append({"name": name, "chunks": len(chunks), "documents": len(docs), "deleted": [],
                               "embedded_by": ", ".join(sorted(paths)) or self.embedder.path_name})

