@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import warnings
@@ -53,11 +54,24 @@ def exported_model(model_path: Path, quantized: bool) -> Path:
     weights = model_path / "model.safetensors"
     st = weights.stat()
     key = hashlib.sha1(f"{model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    folder = models_cache() / f"{model_path.name}-{key}"
+    folder = models_cache() / f"{'-'.join(model_path.parts[-2:])}-{key}"
     target = folder / ("model-int8.onnx" if quantized else "model.onnx")
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
+    print(f"Exporting the embedding model to ONNX{' with int8 weights' if quantized else ''} (once, into {folder})...",
+          file=sys.stderr, flush=True)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        _export_and_quantize(model_path, folder, target, quantized)
+    finally:  # the exporter's and quantiser's logging.warning calls install a root handler
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return target
+
+
+def _export_and_quantize(model_path: Path, folder: Path, target: Path, quantized: bool) -> None:
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tmp-") as tmp:
         fp32 = folder / "model.onnx"
         if not fp32.is_file():
@@ -67,15 +81,9 @@ def exported_model(model_path: Path, quantized: bool) -> Path:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             out = Path(tmp) / "model-int8.onnx"
-            root = logging.getLogger()
-            level = root.level
-            root.setLevel(logging.ERROR)  # its advice to pre-process is for image models
-            try:
-                quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
-            finally:
-                root.setLevel(level)
+            logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for image models
+            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
             os.replace(out, target)
-    return target
 
 
 def _export(model_path: Path, out: Path) -> None:
@@ -88,6 +96,12 @@ def _export(model_path: Path, out: Path) -> None:
     except ImportError as e:
         raise RagError(f"exporting the model to ONNX needs torch and transformers ({e})") from None
 
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     bert = AutoModel.from_pretrained(str(model_path)).eval()
 
     class Hidden(torch.nn.Module):
