@@ -229,3 +229,15 @@ def test_onnx_backend_refuses_a_model_it_cannot_export(tmp_path):
     (tmp_path / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}')
     with pytest.raises(RagError, match="BERT models with mean pooling"):
         OnnxEmbedder(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_float16_as_a_gpu_runs_it_gives_the_float32_vectors():
+    """The GPU path's precision (float16 weights, vectors renormalised in float32), run on the CPU."""
+    texts = corpus_sentences()
+    ref = SentenceTransformerEmbedder(REAL_MODEL, "float32", device="cpu").encode(texts)
+    half = SentenceTransformerEmbedder(REAL_MODEL, "float16", device="cpu")
+    assert half.path_name == "torch cpu float16" and half.batch_size is None
+    vecs = half.encode(texts, batch_size=4)
+    assert vecs.dtype == np.float32 and cosines(vecs, ref).min() >= 0.99
+    assert cosines(half.encode_short(texts[-2:]), ref[-2:]).min() >= 0.99  # the query path moves inputs to the model
