@@ -48,7 +48,7 @@ def register_embedder(prefix: str, factory: Callable[[str, str], Embedder]) -> N
 
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
-CPU_BACKEND = "torch"  # what "auto" embeds with on a machine without a GPU
+CPU_BACKEND = "onnx-int8"  # what "auto" embeds with on a machine without a GPU (docs/experiments.md, "Embedding speed")
 
 
 def vector_kind(backend: str) -> str:
