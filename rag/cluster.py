@@ -220,30 +220,35 @@ class RaySegmentWriter:
                                    "chunk_overlap": s.chunk_overlap, "with_title": s.title_in_embedding,
                                    "batch_size": s.batch_size})
         t = time.perf_counter()
-        part, chunks, vectors, done, paths = 0, [], [], 0, set()
         try:
-            warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors.*")  # a small run
-            for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
-                for i in range(len(batch["ordinal"])):
-                    ordinal = int(batch["ordinal"][i])
-                    while ordinal >= self._part_end(part):
-                        self._write(part, chunks, vectors, paths)
-                        part, chunks, vectors, paths = part + 1, [], [], set()
-                    chunks.append(Chunk(**{f: _plain(batch[f][i]) for f in CHUNK_FIELDS}))
-                    vectors.append(batch["vector"][i])
-                    paths.add(str(batch["embedded_by"][i]))
-                    if ordinal + 1 > done:
-                        done = ordinal + 1
-                        self._report(done)
-            while part < len(self.ends):
-                self._write(part, chunks, vectors, paths)
-                part, chunks, vectors, paths = part + 1, [], [], set()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors.*")  # a small run
+                self._write_in_order(ds.iter_batches(batch_format="numpy", batch_size=None))
         except Exception as e:  # a worker's failure arrives wrapped in Ray's own error types
             if isinstance(e, RagError):
                 raise
             raise RagError(f"embedding on Ray failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}") from e
         self.embed_seconds += time.perf_counter() - t
         self.blocks, self.ends = [], []
+
+    def _write_in_order(self, batches) -> None:
+        """Chunks and vectors arrive in document order; each part is written once it is whole."""
+        part, chunks, vectors, done, paths = 0, [], [], 0, set()
+        for batch in batches:
+            for i in range(len(batch["ordinal"])):
+                ordinal = int(batch["ordinal"][i])
+                while ordinal >= self._part_end(part):
+                    self._write(part, chunks, vectors, paths)
+                    part, chunks, vectors, paths = part + 1, [], [], set()
+                chunks.append(Chunk(**{f: _plain(batch[f][i]) for f in CHUNK_FIELDS}))
+                vectors.append(batch["vector"][i])
+                paths.add(str(batch["embedded_by"][i]))
+                if ordinal + 1 > done:
+                    done = ordinal + 1
+                    self._report(done)
+        while part < len(self.ends):
+            self._write(part, chunks, vectors, paths)
+            part, chunks, vectors, paths = part + 1, [], [], set()
 
     def _part_end(self, part: int) -> int:
         return self.ends[part] if part < len(self.ends) else 1 << 62

@@ -149,8 +149,11 @@ class OnnxEmbedder:
 
         onnx_file = exported_model(self.path, self.quantized)
         options = ort.SessionOptions()
-        if self.threads:
-            options.intra_op_num_threads = self.threads
+        # OMP_NUM_THREADS as torch reads it: Ray sets it to an actor's CPUs, so two embedders
+        # on a 2-core node do not run four threads
+        threads = self.threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0)
+        if threads > 0:
+            options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         st_cfg = self.path / "sentence_bert_config.json"
