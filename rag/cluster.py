@@ -32,7 +32,7 @@ from .types import Chunk, Document
 DOC_FIELDS = ("doc_id", "text", "title", "date", "source", "url", "path", "line", "pages")
 CHUNK_FIELDS = ("doc_id", "start", "end", "text", "n_tokens", "title", "date", "source", "url", "page")
 DOCS_PER_BATCH = 16  # documents per actor call (~400 chunks of news articles)
-BLOCK_DOCS = 64  # documents per block in the object store: enough blocks to keep every embedder busy
+BLOCK_DOCS = 16  # documents per block in the object store: enough blocks to keep every embedder busy
 
 
 def start_ray(address: str, workers: int = 0, log=print):
