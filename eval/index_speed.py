@@ -78,6 +78,7 @@ def main() -> int:
     from rag.bench import machine_info
     from rag.embed import resolve_model_path
     from rag.embed_onnx import exported_model
+    from rag.index import read_manifest
 
     model = resolve_model_path("all-MiniLM-L6-v2")
     backends = [b for b in args.backends.split(",") if b]
@@ -102,9 +103,7 @@ def main() -> int:
                     wall, stdout = timed([sys.executable, "-m", "rag", "index", "--corpus", str(articles), "--index-dir",
                                           str(out), "--embed", name, "--json"], env)
                     report = json.loads(stdout)
-                    manifest_gen = (out / "CURRENT").read_text().strip()
-                    manifest = json.loads((out / manifest_gen / "manifest.json").read_text())
-                    info[name] = f"{report['chunks']} chunks, {manifest.get('embedding_path', '')}"
+                    info[name] = f"{report['chunks']} chunks, {(read_manifest(out) or {}).get('embedding_path', '')}"
                 times.setdefault(name, []).append(wall)
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"run {r + 1}: {name} {wall:.1f} s", file=sys.stderr, flush=True)

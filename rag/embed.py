@@ -9,7 +9,6 @@ sentence-transformers to within float rounding (checked in the tests).
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -19,7 +18,12 @@ from typing import Protocol
 import numpy as np
 
 from .errors import RagError
-from .model_files import BUNDLED_MODELS, pad_encodings, resolve_model_path  # noqa: F401 (also imported from here)
+from .model_files import (  # noqa: F401 (also imported from here)
+    BUNDLED_MODELS,
+    pad_encodings,
+    quiet_offline_transformers,
+    resolve_model_path,
+)
 from .types import Chunk
 
 
@@ -182,21 +186,12 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def _load(self) -> None:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        quiet_offline_transformers()
         try:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as e:
             raise RagError(f"sentence-transformers is not installed ({e})") from None
-        try:
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        except ImportError:
-            pass
         model = SentenceTransformer(str(self.path), device=self.device)
         if self.dtype in ("bfloat16", "float16"):
             model = model.to(getattr(torch, self.dtype))

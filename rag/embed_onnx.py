@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RagError
-from .model_files import pad_encodings, resolve_model_path
+from .model_files import pad_encodings, quiet_offline_transformers, resolve_model_path
 
 
 def models_cache() -> Path:
@@ -89,19 +89,12 @@ def _export_and_quantize(model_path: Path, folder: Path, target: Path, quantized
 def _export(model_path: Path, out: Path) -> None:
     """The transformer of a sentence-transformers folder as ONNX: token ids, attention mask and
     token types in, last hidden states out; batch and length dynamic."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_offline_transformers()
     try:
         import torch
         from transformers import AutoModel
     except ImportError as e:
         raise RagError(f"exporting the model to ONNX needs torch and transformers ({e})") from None
-
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
     bert = AutoModel.from_pretrained(str(model_path)).eval()
 
     class Hidden(torch.nn.Module):

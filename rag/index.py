@@ -41,7 +41,7 @@ from .embed import embed_chunks, vector_kind
 from .errors import RagIndexError
 from .filters import Filters
 from .ingest import IngestResult, count_documents, iter_corpus, list_files
-from .lexical import bm25_idf, bm25_postings, build_bm25, load_bm25, make_idf
+from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
 from .tuning import BM25_READ_LIMIT, IVF_REFINE
 from .types import Chunk, Document, SkippedInput
 
@@ -427,24 +427,17 @@ class SegmentedBM25:
     def postings(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(sorted global chunk ids, scores) of the live chunks holding any of ``tokens``; only
         the words' columns are read, so a query costs its postings, not the index's size."""
-        if len(self.parts) == 1 and self.alive is None:  # one segment: its own IDF is the index's
-            return bm25_postings(self.parts[0], tokens)
-        idf = make_idf(max(1, self.n), self.df)
-        ids, vals, offset = [], [], 0
-        for p, size, part_idf in zip(self.parts, self.sizes, self._part_idf):
-            i, v = bm25_postings(p, tokens, [idf(t) / part_idf(t) for t in tokens])
-            ids.append(i + offset)
-            vals.append(v)
-            offset += size
-        ids_all, vals_all = np.concatenate(ids), np.concatenate(vals)
+        lists = [one for _, word in self._columns(tokens, bounds=False) for one in word]
+        ids, vals = self._add(np.zeros(0, np.int64), np.zeros(0, np.float64), lists)
         if self.alive is not None:
-            live = self.alive[ids_all]
-            ids_all, vals_all = ids_all[live], vals_all[live]
-        return ids_all, vals_all
+            live = self.alive[ids]
+            ids, vals = ids[live], vals[live]
+        return ids, vals.astype(np.float32)
 
-    def _columns(self, tokens: list[str]) -> list[tuple[float, list]]:
-        """Per distinct word: an upper bound of its score in any chunk, and its posting lists
-        (offset, segment size, sorted chunk ids, scores, weight) in each segment holding it."""
+    def _columns(self, tokens: list[str], bounds: bool = True) -> list[tuple[float, list]]:
+        """Per distinct word: an upper bound of its score in any chunk (0 without ``bounds``), and
+        its posting lists (offset, segment size, sorted chunk ids, scores, weight) in each segment
+        holding it; the weight scales a segment's IDF to the whole index's and counts a repeated word."""
         scaled = len(self.parts) > 1 or self.alive is not None
         idf = make_idf(max(1, self.n), self.df) if scaled else None
         out = []
@@ -456,13 +449,22 @@ class SegmentedBM25:
                     w = count * (idf(t) / part_idf(t) if scaled else 1.0)
                     start, end = int(p.scores["indptr"][i]), int(p.scores["indptr"][i + 1])
                     lists.append((offset, size, p.scores["indices"][start:end], p.scores["data"][start:end], w))
-                    bound = max(bound, self._term_max(len(lists), p, i, start, end) * w)
+                    if bounds:
+                        bound = max(bound, self._term_max(p, i, start, end) * w)
                 offset += size
             if lists:
                 out.append((bound, lists))
         return out
 
-    def _term_max(self, part_no: int, part, i: int, start: int, end: int) -> float:
+    @staticmethod
+    def _add(ids: np.ndarray, vals: np.ndarray, lists: list) -> tuple[np.ndarray, np.ndarray]:
+        """Sorted ids and summed scores of candidates (``ids``, ``vals``) and posting ``lists`` read whole."""
+        all_ids = np.concatenate([ids, *(np.asarray(idx, dtype=np.int64) + off for off, _, idx, _, _ in lists)])
+        all_vals = np.concatenate([vals, *(np.asarray(val, dtype=np.float64) * w for _, _, _, val, w in lists)])
+        ids, inverse = np.unique(all_ids, return_inverse=True)
+        return ids, np.bincount(inverse, weights=all_vals, minlength=len(ids))
+
+    def _term_max(self, part, i: int, start: int, end: int) -> float:
         """The highest score word ``i`` gives a chunk of a segment: read from its list once, then
         remembered (a few bytes a word)."""
         key = (id(part), i)
@@ -516,10 +518,7 @@ class SegmentedBM25:
             remaining -= bound
             unread -= sum(len(idx) for _, _, idx, _, _ in lists)
             done += 1
-            all_ids = np.concatenate([ids, *(np.asarray(idx, dtype=np.int64) + off for off, _, idx, _, _ in lists)])
-            all_vals = np.concatenate([vals, *(np.asarray(val, dtype=np.float64) * w for _, _, _, val, w in lists)])
-            ids, inverse = np.unique(all_ids, return_inverse=True)
-            vals = np.bincount(inverse, weights=all_vals, minlength=len(ids))
+            ids, vals = self._add(ids, vals, lists)
             live = self._live(ids, keep)
             if done < len(cols) and live.sum() >= n and np.partition(vals[live], -n)[-n] >= remaining:
                 break

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 WORD = re.compile(r"(?u)\b\w\w+\b")
 
 
@@ -105,28 +103,6 @@ def load_bm25(folder: Path):
     import bm25s
 
     return bm25s.BM25.load(str(folder), mmap=True)
-
-
-def bm25_postings(bm25, tokens: list[str], weights: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted chunk ids, scores) of the chunks holding any of ``tokens``: the scores of
-    ``bm25.get_scores(tokens)`` where they are not 0, each word's optionally scaled by its weight.
-    Read from the words' columns only, so the cost grows with their postings, not the index."""
-    data, indices, indptr = bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"]
-    ids, vals = [], []
-    for n, t in enumerate(tokens):
-        i = bm25.vocab_dict.get(t)
-        if i is None:
-            continue
-        start, end = int(indptr[i]), int(indptr[i + 1])
-        ids.append(np.asarray(indices[start:end], dtype=np.int64))
-        col = np.asarray(data[start:end], dtype=np.float32)
-        vals.append(col * np.float32(weights[n]) if weights is not None else col)
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if len(ids) == 1:
-        return ids[0], vals[0]
-    uniq, inverse = np.unique(np.concatenate(ids), return_inverse=True)
-    return uniq, np.bincount(inverse, weights=np.concatenate(vals), minlength=len(uniq)).astype(np.float32)
 
 
 def make_idf(n_docs: int, df_lookup: Callable[[str], int]) -> Callable[[str], float]:

@@ -87,9 +87,7 @@ class BM25Retriever:
         tokens = self._tokens(query)
         if not tokens:
             return None
-        ids, vals = self._bm25().postings(tokens)
-        scores = np.zeros(self.index.n_chunks, dtype=np.float32)
-        scores[ids] = vals
+        scores = self._bm25().get_scores(tokens)
         if filters:
             allowed = self.index.allowed_ids(filters)
             if allowed is not None:
