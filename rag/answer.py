@@ -83,6 +83,7 @@ class Sentence:
     appositive: float = 0.0  # share of the question's focus phrase beside a new name
     date: str = ""  # the article's date
     chance: float = 0.0  # the learned reader's probability that the sentence answers (0 without it)
+    headline: bool = False  # the article's title, as its text repeats it
 
 
 def citations_for(hits: list[Hit]) -> list[Citation]:
@@ -98,7 +99,8 @@ def candidate_sentences(hits: list[Hit]) -> list[Sentence]:
             key = (h.chunk.doc_id, h.chunk.start + s)
             if len(text) >= 20 and len(text.split()) >= 4 and key not in seen:
                 seen.add(key)
-                out.append(Sentence(n, h.chunk.start + s, h.chunk.start + e, text, date=h.chunk.date))
+                headline = bool(h.chunk.title) and " ".join(text.split()) == " ".join(h.chunk.title.split())
+                out.append(Sentence(n, h.chunk.start + s, h.chunk.start + e, text, date=h.chunk.date, headline=headline))
     return out
 
 
@@ -265,14 +267,22 @@ def confidence(sentences: list[Sentence], chosen: list[Sentence]) -> float:
 
 
 def compose(question: str, sentences: list[Sentence], max_sentences: int = 2) -> tuple[str, list[Sentence]]:
-    """The best sentence, plus runners-up that score nearly as well and add something new."""
+    """The best sentence, plus runners-up that score nearly as well and add something new.
+
+    A headline is a summary, not evidence a reader can check: when it scores best, the best
+    sentence of its article's body that adds something joins it however it scores (else the
+    answer would hang on whether that sentence scored just over or just under the runner-up
+    bar, which rounding in the vectors decides: int8 against float32)."""
     if not sentences:
         return "", []
     chosen = [sentences[0]]
     known = set(bm25_tokens(question)) | set(bm25_tokens(sentences[0].text))
     for s in sentences[1:]:
-        if len(chosen) >= max_sentences or s.score < RUNNER_UP_RATIO * chosen[0].score:
+        if len(chosen) >= max_sentences:
             break
+        if s.score < RUNNER_UP_RATIO * chosen[0].score and not (chosen[0].headline and s.n == chosen[0].n
+                                                                and not s.headline):
+            continue
         words = set(bm25_tokens(s.text))
         if len(words - known) >= 2:
             chosen.append(s)

@@ -91,7 +91,7 @@ def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: 
                  "chunks": len(chunks), "bench_chunks": len(texts), "chunk_tokens": settings.chunk_tokens}
 
     log(f"Embedding {len(texts)} chunks with the project pipeline and a float32 baseline...")
-    ours = get_embedder(settings.model, settings.dtype, choose_backend(settings.embed, None), settings.device)
+    ours = get_embedder(settings.model, settings.dtype, choose_backend(settings.embed, None, model=settings.model), settings.device)
     ours.encode(texts[:32])
     t0 = time.perf_counter()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -135,9 +135,9 @@ class RayEmbedderInfo:
     def choose(self, cluster_gpus: int) -> None:
         from .embed import choose_backend
 
-        self.backend = choose_backend(self.settings.embed, self.manifest, cuda=cluster_gpus > 0)
+        self.backend = choose_backend(self.settings.embed, self.manifest, cuda=cluster_gpus > 0, model=self.settings.model)
         self.vectors = vector_kind(self.backend)
-        self.dtype = "int8" if self.vectors == "int8" else self.settings.dtype
+        self.dtype = "int8" if self.vectors != "float" else self.settings.dtype
         self.path_name = f"{self.backend} on Ray"
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from .errors import RagError
 from .model_files import (  # noqa: F401 (also imported from here)
     BUNDLED_MODELS,
+    INT8_VECTORS,
     pad_encodings,
     quiet_offline_transformers,
     resolve_model_path,
@@ -31,7 +32,7 @@ class Embedder(Protocol):
     name: str
     dim: int
     dtype: str
-    vectors: str  # "float" or "int8": vectors of one kind only are ever mixed in an index
+    vectors: str  # "float" or INT8_VECTORS: vectors of one kind only are ever in an index
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -56,22 +57,40 @@ CPU_BACKEND = "onnx-int8"  # what "auto" embeds with on a machine without a GPU 
 
 
 def vector_kind(backend: str) -> str:
-    """The kind of vectors a backend writes: "int8" for quantised weights, "float" otherwise
-    (torch in float32, bfloat16 or float16 on any device, and ONNX float32 agree to cosine 0.999)."""
-    return "int8" if backend.endswith("int8") else "float"
+    """The kind of vectors a backend writes: ``INT8_VECTORS`` for quantised weights, "float"
+    otherwise (torch in float32, bfloat16 or float16 on any device, and ONNX float32 agree to
+    cosine 0.999)."""
+    return INT8_VECTORS if backend.endswith("int8") else "float"
 
 
-def choose_backend(setting: str, manifest: dict | None, cuda: bool | None = None) -> str:
+def choose_backend(setting: str, manifest: dict | None, cuda: bool | None = None, model: str = "") -> str:
     """The backend that embeds: an explicit setting; else the one the existing index was built
     with (its vectors are never mixed with another kind); else the machine's fastest: torch on a
-    GPU, ``CPU_BACKEND`` on a CPU (measured in docs/experiments.md, "Embedding speed")."""
+    GPU, ``CPU_BACKEND`` on a CPU (measured in docs/experiments.md, "Embedding speed").
+
+    Chosen by "auto", int8 is checked against float32 on this CPU for ``model`` (once, then
+    remembered): where they disagree, ONNX float32 embeds instead, with one warning."""
     if setting != "auto":
         return setting
     if manifest is not None:
-        return manifest.get("embedding_backend") or "torch"  # indexes before backends: torch
-    if cuda is None:
-        cuda = cuda_available()
-    return "torch" if cuda else CPU_BACKEND
+        backend = manifest.get("embedding_backend") or "torch"  # indexes before backends: torch
+    else:
+        if cuda is None:
+            cuda = cuda_available()
+        backend = "torch" if cuda else CPU_BACKEND
+    if backend == "onnx-int8" and model and not int8_usable(model):
+        return "onnx"
+    return backend
+
+
+def int8_usable(model: str) -> bool:
+    """Whether int8 vectors of ``model`` agree with float32 ones on this CPU (a model resolved by
+    a registered factory, such as the tests' fake embedder, has no int8 form to check)."""
+    if any(model.startswith(prefix) for prefix in _REGISTRY):
+        return True
+    from .embed_onnx import int8_agrees
+
+    return int8_agrees(model)
 
 
 def get_embedder(name: str, dtype: str = "auto", backend: str = "torch", device: str = "auto") -> Embedder:

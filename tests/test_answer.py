@@ -166,6 +166,18 @@ def test_compose_adds_a_runner_up_only_if_it_scores_close_and_says_something_new
     assert compose("q", []) == ("", [])
 
 
+def test_a_headline_that_scores_best_is_followed_by_its_articles_best_sentence():
+    """A headline alone is not checkable evidence; its body's best sentence joins it even a
+    little under the runner-up bar (where int8 and float vectors put it on either side)."""
+    head = Sentence(1, 11, 91, "Iran Offers to Mediate Between Kabul and Islamabad", score=0.90, headline=True)
+    other = Sentence(2, 0, 60, "Talks in Istanbul collapsed last week over border security issues.", score=0.70)
+    body = Sentence(1, 93, 244, "Foreign Minister Abbas Araghchi expressed readiness to mediate.", score=0.68)
+    text, chosen = compose("Who offered to mediate?", [head, other, body])
+    assert chosen == [head, body] and "Araghchi" in text
+    plain = Sentence(1, 11, 91, "Iran offered to mediate between Kabul and Islamabad on Sunday.", score=0.90)
+    assert compose("Who offered to mediate?", [plain, other, body])[1] == [plain]  # the bar holds otherwise
+
+
 @pytest.mark.parametrize(
     ("british", "american"),
     [("defence", "defense"), ("characterised", "characterized"), ("organisation", "organization"),
@@ -234,6 +246,30 @@ def test_real_answer_names_iran_and_cites_the_article(real_rag):
     assert "Iran" in answer.answer and "Araghchi" in answer.answer
     assert answer.citations[0].doc_id == "004_f1ed5df54c6c908a"
     assert_well_cited(answer, real_rag.settings.k)
+
+
+def _installed_backends() -> list[str]:
+    import importlib.util
+
+    have = [b for b, mod in (("onnx-int8", "onnxruntime"), ("onnx", "onnxruntime"),
+                             ("torch", "sentence_transformers")) if importlib.util.find_spec(mod)]
+    return have
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", _installed_backends())
+def test_real_answer_names_araghchi_with_every_embedding_backend(backend, tmp_path):
+    """The same answer whichever backend embedded the index and the question, on whatever CPU
+    runs the tests (int8 vectors differ from float ones by cosine ~0.01)."""
+    from rag import Rag, Settings
+    from rag.config import DEFAULT_CORPUS
+
+    r = Rag(Settings.from_env(corpus=(str(DEFAULT_CORPUS),), index_dir=str(tmp_path / backend),
+                              model="all-MiniLM-L6-v2", embed=backend))
+    r.index()
+    answer = r.ask(QUESTION)
+    assert "Iran" in answer.answer and "Araghchi" in answer.answer and "[1]" in answer.answer
+    assert answer.citations[0].doc_id == "004_f1ed5df54c6c908a"
 
 
 @pytest.mark.slow

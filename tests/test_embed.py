@@ -183,6 +183,10 @@ def test_an_index_of_one_kind_of_vectors_is_rebuilt_not_mixed_when_another_kind_
     assert signature_mismatch(manifest, fake_settings) == ""
     assert signature_mismatch(manifest, fake_settings.with_(embed="onnx")) == ""  # float vectors too
     assert "int8" in signature_mismatch(manifest, fake_settings.with_(embed="onnx-int8"))
+    # the kind the embedder would write decides too: an index of the former 8-bit int8 vectors
+    # (CPU-dependent) is rebuilt by an embedder that writes 7-bit ones
+    assert "int8-r7" in signature_mismatch(dict(manifest, vectors="int8"), fake_settings, "int8-r7")
+    assert signature_mismatch(dict(manifest, vectors="int8-r7"), fake_settings, "int8-r7") == ""
     del manifest["vectors"]  # an index written before the kind was recorded holds float vectors
     assert signature_mismatch(manifest, fake_settings.with_(embed="torch")) == ""
 
@@ -201,7 +205,7 @@ def test_onnx_backend_gives_the_vectors_of_sentence_transformers(quantized, floo
     assert np.allclose(e.encode_short(texts[:1]), e.encode(texts[:1]), atol=1e-6)
     path = exported_model(resolve_model_path(REAL_MODEL), quantized)
     assert path.is_file() and not list(path.parent.glob(".tmp-*"))  # exported once, nothing half-written
-    assert e.vectors == ("int8" if quantized else "float") and e.backend == ("onnx-int8" if quantized else "onnx")
+    assert e.vectors == ("int8-r7" if quantized else "float") and e.backend == ("onnx-int8" if quantized else "onnx")
 
 
 @pytest.mark.slow
@@ -241,3 +245,69 @@ def test_float16_as_a_gpu_runs_it_gives_the_float32_vectors():
     vecs = half.encode(texts, batch_size=4)
     assert vecs.dtype == np.float32 and cosines(vecs, ref).min() >= 0.99
     assert cosines(half.encode_short(texts[-2:]), ref[-2:]).min() >= 0.99  # the query path moves inputs to the model
+
+
+# ---------------------------------------------------------------- the same vectors on every CPU
+
+
+@pytest.mark.slow
+def test_the_default_cpu_backend_gives_the_float_models_vectors_on_this_cpu():
+    """Whatever CPU runs this (AVX2, AVX-512, VNNI, AMX): the default backend's vectors are
+    within the agreement floor of float32 ones from sentence-transformers."""
+    from rag.embed import choose_backend
+    from rag.embed_onnx import AGREEMENT_FLOOR
+
+    texts = corpus_sentences()
+    backend = choose_backend("auto", None, cuda=False, model=REAL_MODEL)
+    vecs = get_embedder(REAL_MODEL, "auto", backend).encode(texts)
+    ref = SentenceTransformerEmbedder(REAL_MODEL, "float32").encode(texts)
+    assert cosines(vecs, ref).min() >= AGREEMENT_FLOOR
+
+
+@pytest.mark.slow
+def test_int8_weights_are_7_bit_so_every_cpu_computes_the_same_integers():
+    """ONNX Runtime on AVX2 sums pairs of uint8 x int8 products in int16 and saturates with full
+    8-bit weights; 7-bit ones never do. Each quantised weight matrix of the exported model is
+    checked on this CPU against exact integer arithmetic, with the worst activations."""
+    import onnx
+    from onnx import numpy_helper
+
+    from rag.embed_onnx import exported_model, int8_kernels_exact
+
+    model = onnx.load(str(exported_model(resolve_model_path(REAL_MODEL), quantized=True)))
+    consumers = {i for node in model.graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")
+                 for i in node.input}
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer
+               if t.name in consumers and t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert len(weights) >= 36  # 6 layers x (q, k, v, output, 2 feed-forward)
+    assert all(w.min() >= -64 and w.max() <= 64 for w in weights)
+    assert all(int8_kernels_exact(w) for w in weights[:6])
+
+
+def test_int8_checked_against_float_falls_back_to_float_with_one_warning(monkeypatch, capsys):
+    """When int8 vectors disagree with float32 ones on this CPU, "auto" embeds in float32 and
+    says so once."""
+    import rag.embed_onnx
+    from rag.embed import choose_backend
+
+    monkeypatch.setattr(rag.embed_onnx, "int8_agreement", lambda name: 0.91)
+    monkeypatch.setattr(rag.embed_onnx, "_WARNED", set())
+    assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx"
+    assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx"
+    assert choose_backend("onnx-int8", None, cuda=False, model=REAL_MODEL) == "onnx-int8"  # asked for: kept
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "int8" in line]
+    assert len(warnings) == 1 and "0.910" in warnings[0] and "float32" in warnings[0]
+    monkeypatch.setattr(rag.embed_onnx, "int8_agreement", lambda name: 0.99)
+    assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx-int8"
+
+
+@pytest.mark.slow
+def test_int8_agreement_is_measured_once_per_cpu_and_kept():
+    from rag.embed_onnx import AGREEMENT_FLOOR, cpu_signature, exported_model, int8_agreement
+
+    cos = int8_agreement(REAL_MODEL)
+    assert AGREEMENT_FLOOR <= cos < 1.0  # int8 is close to float32, and not float32
+    record = exported_model(resolve_model_path(REAL_MODEL), True).parent / "int8-agreement.json"
+    import json
+
+    assert json.loads(record.read_text())[cpu_signature()] == pytest.approx(cos)
