@@ -24,9 +24,12 @@ from .index import (
     BuildReport,
     IndexReader,
     build_index,
+    corpus_of,
     current_generation,
     document_count,
     file_stamps,
+    indexing_in_progress,
+    newest_documents,
     open_index,
     read_documents,
     read_manifest,
@@ -46,7 +49,8 @@ RETRIEVERS = ("hybrid", "dense", "bm25")
 @dataclass(frozen=True)
 class IndexState:
     """Whether the index can answer: ``state`` is current, stale (answers, but the corpus
-    changed since), or missing / incompatible (it must be built first); ``reason`` says why."""
+    changed since), or missing / incompatible / incomplete (a configured corpus path is not in it
+    yet): it must be built or added to first; ``reason`` says why."""
 
     state: str
     reason: str = ""
@@ -105,7 +109,8 @@ class Rag:
               log: Callable[[str], None] = lambda m: None,
               on_issue: Callable[[SkippedInput, bool], None] | None = None, wait: bool = False,
               verify: bool = False, optimize: bool = False, ray: str = "", ray_workers: int = 0) -> BuildReport:
-        """Index the corpus (or ``paths``) incrementally; later questions use the new index.
+        """Index the corpus, and ``paths`` added to it, incrementally; later questions use the new
+        index. Documents leave it only when deleted or changed in the paths indexed into it.
 
         ``on_issue(item, skipped)`` hears of each unreadable input or input kept with a
         problem as it is found; with ``wait``, another indexing run is waited for. Files whose
@@ -130,13 +135,14 @@ class Rag:
         manifest = read_manifest(index_dir)
         if manifest is None:
             return IndexState("missing", f"no index yet in {index_dir}")
-        mismatch = signature_mismatch(manifest, self.settings)
+        mismatch = signature_mismatch(manifest, self.settings, getattr(self.embedder, "vectors", ""))
         if mismatch:
             return IndexState("incompatible", f"the index was built with other settings ({mismatch})")
-        corpus = sorted(str(p.resolve()) for p in self.settings.corpus_paths)
-        if sorted(manifest.get("corpus", [])) != corpus:
-            return IndexState("incompatible", "the index was built from another corpus")
-        if file_stamps(list_files(self.settings.corpus_paths)) != manifest.get("stamps"):
+        indexed = set(manifest.get("corpus", []))
+        missing = [p for p in self.settings.corpus_paths if str(p.resolve()) not in indexed]
+        if missing:
+            return IndexState("incomplete", f"{', '.join(map(str, missing))} not indexed into {index_dir} yet")
+        if file_stamps(list_files(corpus_of(self.settings, manifest))) != manifest.get("stamps"):
             return IndexState("stale", "corpus files were added, removed or changed since the last indexing run")
         return IndexState("current")
 
@@ -153,12 +159,18 @@ class Rag:
         state = self.index_state()
         if state.state == "current":
             return None
+        running = indexing_in_progress(self.settings.index_path)
         if state.state == "stale" and not update_stale:
-            log(f"Note: the index is out of date ({state.reason}); answering from it. "
-                "Run 'python -m rag index' to update it.")
+            if running:
+                log(f"Note: the index is out of date ({state.reason}) and an indexing run is under way in "
+                    "another process; answering from the current index meanwhile.")
+            else:
+                log(f"Note: the index is out of date ({state.reason}); answering from it. "
+                    "Run 'python -m rag index' to update it.")
             return None
-        log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {state.reason}.")
-        return self.index(progress=progress, log=log, on_issue=on_issue, wait=not state.usable)
+        if not (running and not state.usable):  # else the lock's holder is waited for, as the log will say
+            log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {state.reason}.")
+        return self.index(progress=progress, log=log, on_issue=on_issue, wait=not state.usable or running)
 
     @property
     def answer_reader(self):
@@ -422,3 +434,7 @@ class Rag:
             "size_bytes": index.size_bytes(),
             "corpus": manifest.get("corpus", []),
         }
+
+    def newest_documents(self, n: int = 3) -> list[dict]:
+        """Up to ``n`` indexed articles, newest first (undated ones last): doc_id, title, date, source."""
+        return newest_documents(self.reader, n)

@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="index a corpus (incremental)")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="folders or files to index (default: the corpus)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders or files to add to the index of the corpus (default: the corpus alone)")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--verify", action="store_true",
@@ -187,7 +188,7 @@ def filters_from(args: argparse.Namespace) -> Filters:
     try:
         return Filters(since=args.since or "", until=args.until or "", sources=tuple(args.source or ()))
     except FilterError as e:
-        raise RagError(f"--{e.option.rstrip('s')}: {e.problem}") from None
+        raise RagError(e.message(lambda option: f"--{option.rstrip('s')}")) from None
 
 
 def warn(msg: str) -> None:
@@ -215,7 +216,8 @@ def _summary(report) -> str:
     parts = [f"{report.documents} documents, {report.chunks} chunks"]
     if report.changed:
         parts.append(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
-                     f"{report.unchanged} unchanged; {report.embedded} chunks embedded")
+                     f"{report.unchanged} unchanged; {report.embedded} chunks embedded"
+                     + (f" ({report.resumed} documents taken up from an interrupted run)" if report.resumed else ""))
     else:
         parts.append("index up to date")
     if report.duplicates:
@@ -228,11 +230,13 @@ def _summary(report) -> str:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    rag = Rag(settings_from(args, args.paths or None))
+    # PATHS are added to the index of the configured corpus (--corpus, RAG_CORPUS, else corpus/):
+    # they never replace it, and the next `ask` with the same settings reads them.
+    rag = Rag(settings_from(args))
     progress = ProgressPrinter()
     try:
-        report = rag.index(progress=progress, log=warn, on_issue=report_issue, verify=args.verify, optimize=args.optimize,
-                           ray=args.ray or "", ray_workers=args.ray_workers)
+        report = rag.index([Path(p) for p in args.paths] or None, progress=progress, log=warn, on_issue=report_issue,
+                           verify=args.verify, optimize=args.optimize, ray=args.ray or "", ray_workers=args.ray_workers)
     finally:
         progress.close()
     if args.json:
@@ -268,22 +272,37 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token, reference_day=day)
+    # A terminal sees the model's answer as it is written; a pipe or a file gets only the checked
+    # answer (markers to no passage removed), once.
+    live = rag.settings.llm != "none" and sys.stdout.isatty()
+    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token if live else None, reference_day=day)
     if streamed:
         print()
     _warn_all(answer)
-    if not streamed:
-        print(format_answer(answer))
-        return 0
-    if "".join(streamed).strip() != answer.answer:
-        # The stream failed part-way, or markers to no passage were removed: show what stands.
-        print("\n" + textwrap.fill(answer.answer, 100))
-    if answer.ungrounded and answer.extractive_answer:
-        print("\nExtractive answer (cited):\n" + textwrap.fill(answer.extractive_answer, 100))
-    if answer.conflicts:
-        print(format_conflicts(answer).lstrip("\n"))
-    print("\n" + format_sources(answer))
+    print(format_answer(answer) if answer.llm == "none" else format_llm_answer(answer, shown=bool(streamed)))
     return 0
+
+
+def format_llm_answer(answer: Answer, shown: bool = False, width: int = 100) -> str:
+    """An answer asked of an LLM: the model's answer (left out when ``shown``: it was streamed), the
+    extractive answer under a label that says why it is there, the conflicts and the sources."""
+    blocks = []
+    if answer.llm_tokens:  # the model answered: its checked answer stands
+        if not shown:
+            blocks.append(textwrap.fill(answer.answer, width))
+        if answer.ungrounded and answer.extractive_answer:
+            blocks.append("Extractive answer (the model's answer cites no passage):\n"
+                          + textwrap.fill(answer.extractive_answer, width))
+    elif shown:  # the model stopped part-way (a warning says why): the extractive answer stands
+        blocks.append("Extractive answer (the model's answer could not be used):\n" + textwrap.fill(answer.answer, width))
+    else:
+        blocks.append(textwrap.fill(answer.answer, width))
+    conflicts = format_conflicts(answer, width).lstrip("\n")
+    if conflicts:
+        blocks.append(conflicts)
+    if answer.citations:
+        blocks.append(format_sources(answer, width))
+    return ("\n" if shown else "") + "\n\n".join(blocks)
 
 
 def _warn_all(answer: Answer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .dates import FORMATS_HELP, parse_date
@@ -15,15 +16,33 @@ class FilterError(QuestionError):
         super().__init__(f"{option}: {problem}")
         self.option, self.problem = option, problem
 
+    def message(self, name: Callable[[str], str] = str) -> str:
+        """The message with each option spelled as the caller shows it (``name("since")``: "--since")."""
+        return f"{name(self.option)}: {self.problem}"
+
+
+class DateRangeError(FilterError):
+    """``since`` is after ``until``: no article can be dated in the range."""
+
+    def __init__(self, since: str, until: str) -> None:
+        self.since, self.until = since, until
+        super().__init__("since", f"{since} is after until {until}")
+        self.args = (self.message(),)
+
+    def message(self, name: Callable[[str], str] = str) -> str:
+        return (f"{name('since')} {self.since} is after {name('until')} {self.until}: no article can match; "
+                "swap the two dates")
+
 
 @dataclass(frozen=True)
 class Filters:
     """Articles dated from ``since`` to ``until`` (inclusive) whose source contains one of ``sources``.
 
     Dates may be ISO days or partial (``2023-05``, ``2023``: ``since`` takes the first day,
-    ``until`` the last); they are stored as ISO days. A date that cannot be read raises
-    ``FilterError``. Source names match case-insensitively as substrings, literally
-    (``%`` and ``_`` are plain characters). Empty fields mean no filter.
+    ``until`` the last); they are stored as ISO days. A date that cannot be read, or a
+    ``since`` after ``until``, raises ``FilterError``. Source names match
+    case-insensitively as substrings, literally (``%`` and ``_`` are plain characters).
+    Empty fields mean no filter.
     """
 
     since: str = ""
@@ -33,6 +52,8 @@ class Filters:
     def __post_init__(self) -> None:
         object.__setattr__(self, "since", _date("since", self.since, end=False))
         object.__setattr__(self, "until", _date("until", self.until, end=True))
+        if self.since and self.until and self.since > self.until:
+            raise DateRangeError(self.since, self.until)
         raw = (self.sources,) if isinstance(self.sources, str) else tuple(self.sources or ())
         object.__setattr__(self, "sources", tuple(dict.fromkeys(s.strip() for s in raw if s and s.strip())))
 
@@ -41,7 +62,7 @@ class Filters:
 
     @property
     def impossible(self) -> bool:
-        """True when the date range is empty (``since`` after ``until``)."""
+        """True when the date range is empty (``since`` after ``until``); never, since such filters are refused."""
         return bool(self.since and self.until and self.since > self.until)
 
     def describe(self) -> str:

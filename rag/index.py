@@ -72,6 +72,7 @@ class BuildReport:
     seconds: float = 0.0
     embed_seconds: float = 0.0
     ann: bool = False
+    resumed: int = 0  # documents taken up from the finished segments of an interrupted run
 
 
 def doc_hash(doc: Document) -> str:
@@ -595,12 +596,13 @@ def embedder_for(settings: Settings):
     index (never mixing kinds of vectors), else the machine's fastest (``choose_backend``)."""
     from .embed import choose_backend, get_embedder
 
-    backend = choose_backend(settings.embed, read_manifest(settings.index_path))
+    backend = choose_backend(settings.embed, read_manifest(settings.index_path), model=settings.model)
     return get_embedder(settings.model, settings.dtype, backend, settings.device)
 
 
-def signature_mismatch(manifest: dict, settings: Settings) -> str:
-    """Why an index cannot serve these settings ("" when it can)."""
+def signature_mismatch(manifest: dict, settings: Settings, vectors: str = "") -> str:
+    """Why an index cannot serve these settings ("" when it can); ``vectors``: the kind the
+    embedder that would extend it writes (an index never mixes kinds)."""
     if manifest.get("format") != FORMAT_VERSION:
         return f"index format {manifest.get('format')} is not the current format {FORMAT_VERSION}"
     built = manifest.get("settings", {})
@@ -610,6 +612,8 @@ def signature_mismatch(manifest: dict, settings: Settings) -> str:
         have, want = manifest.get("vectors", "float"), vector_kind(settings.embed)
         if have != want:
             diffs.append(f"vectors: index has {have} vectors, --embed {settings.embed} writes {want} ones")
+    elif vectors and manifest.get("vectors", "float") != vectors:
+        diffs.append(f"vectors: index has {manifest.get('vectors', 'float')} vectors, this machine embeds {vectors} ones")
     return "; ".join(diffs)
 
 
@@ -675,7 +679,12 @@ def build_index(
     ray: str = "",
     ray_workers: int = 0,
 ) -> BuildReport:
-    """Index ``paths`` (default: the settings' corpus) incrementally into ``settings.index_path``.
+    """Index the settings' corpus, and ``paths`` added to it, incrementally into ``settings.index_path``.
+
+    An index keeps every path ever indexed into it (``corpus_of``): ``paths`` add documents, and
+    only documents deleted or changed in those paths are ever removed. Segments that a run
+    interrupted before its end had finished (SIGKILL, Ctrl-C) are taken up by the next run
+    rather than embedded again (``_resumable``).
 
     The index folder and its lock are checked before the corpus is read. ``on_issue(item,
     skipped)`` hears of each unreadable input (``skipped``) or input kept with a problem
@@ -688,11 +697,14 @@ def build_index(
 
     t0 = time.perf_counter()
     index_dir = settings.index_path
-    paths = paths or settings.corpus_paths
-    files = list_files(paths)
     with write_lock(index_dir, wait=wait, log=log):
+        paths = corpus_of(settings, read_manifest(index_dir), paths, log)
+        files = list_files(paths)
+        if not ray:
+            embedder = embedder or embedder_for(settings)
         if not verify and not optimize:
-            unchanged = _unchanged(settings, index_dir, paths, files, t0, on_issue)
+            unchanged = _unchanged(settings, index_dir, paths, files, t0, on_issue,
+                                   "" if ray else getattr(embedder, "vectors", ""))
             if unchanged is not None:
                 return unchanged
         if ray:
@@ -700,7 +712,6 @@ def build_index(
 
             embedder, preload = RayEmbedderInfo(settings, read_manifest(index_dir)), None
         else:
-            embedder = embedder or embedder_for(settings)
             preload = _preload_model(embedder, index_dir, files)
         try:
             return _build(settings, index_dir, paths, files, progress, embedder, log, on_issue, t0, optimize,
@@ -715,6 +726,26 @@ def _issues(report: BuildReport) -> dict:
     return {"skipped": [s.__dict__ for s in report.skipped], "warnings": [w.__dict__ for w in report.warnings]}
 
 
+def corpus_of(settings: Settings, manifest: dict | None, paths: list[Path] | None = None,
+              log: Callable[[str], None] = lambda m: None) -> list[Path]:
+    """The paths an indexing run reads: the configured corpus, every path indexed into this index
+    before (``rag index PATHS`` adds to it), and ``paths``, each once. A path indexed before that
+    no longer exists is left out, so its documents are removed as deleted (with a note)."""
+    earlier = [Path(p) for p in (manifest or {}).get("corpus", [])]
+    out: list[Path] = []
+    seen: set[str] = set()
+    for i, p in enumerate([*settings.corpus_paths, *(paths or []), *earlier]):
+        key = str(p.resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        if i >= len(settings.corpus_paths) + len(paths or []) and not p.exists():
+            log(f"Note: {p}, indexed before, no longer exists; its documents leave the index.")
+            continue
+        out.append(p)
+    return out
+
+
 def document_count(manifest: dict) -> int:
     """How many documents a generation holds (older manifests list them)."""
     docs = manifest.get("documents", 0)
@@ -722,13 +753,13 @@ def document_count(manifest: dict) -> int:
 
 
 def _unchanged(settings: Settings, index_dir: Path, paths: list[Path], files: list[Path], t0: float,
-               on_issue) -> BuildReport | None:
+               on_issue, vectors: str = "") -> BuildReport | None:
     """The report of a run with nothing to do, when the index was built with these settings from
     these paths and no file changed size or modification time; None otherwise. The inputs the
     last run skipped or warned about are reported again (from the manifest)."""
     manifest = read_manifest(index_dir)
-    if (manifest is None or signature_mismatch(manifest, settings)
-            or sorted(manifest.get("corpus", [])) != sorted(str(p.resolve()) for p in paths)
+    if (manifest is None or signature_mismatch(manifest, settings, vectors)
+            or sorted(set(manifest.get("corpus", []))) != sorted({str(p.resolve()) for p in paths})
             or manifest.get("stamps") != file_stamps(files)):
         return None
     if "issues" not in manifest:  # an index written before issues were kept: read the corpus once
@@ -782,7 +813,7 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     old_gen = current_generation(index_dir)
     old_manifest = json.loads((old_gen / "manifest.json").read_text()) if old_gen else None
     if old_manifest is not None:
-        report.rebuilt_reason = signature_mismatch(old_manifest, settings)
+        report.rebuilt_reason = signature_mismatch(old_manifest, settings, getattr(embedder, "vectors", ""))
         if report.rebuilt_reason:
             log(f"Rebuilding the index: it was built with other settings ({report.rebuilt_reason}).")
             old_manifest, old_gen = None, None
@@ -800,6 +831,9 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
     meta: dict[str, dict] = {}  # doc_id -> hash, path, line of every document kept
     seen_text: dict[str, str] = {}
     reuse: set[str] = set()
+    live = {seg["name"] for seg in old_manifest.get("segments", [])} if old_manifest else set()
+    finished = {} if ray else _resumable(index_dir, live, settings, getattr(embedder, "vectors", "float"))
+    resumed: dict[str, str] = {}  # doc_id -> the finished segment of an interrupted run holding it
     for d in iter_corpus(paths, ingested, on_issue):
         th = text_hash(d.text)
         if th in seen_text:
@@ -811,9 +845,15 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         if old_docs.get(d.doc_id, {}).get("hash") == meta[d.doc_id]["hash"]:
             reuse.add(d.doc_id)
             writer.read_one()
+        elif meta[d.doc_id]["hash"] in finished.get(d.doc_id, {}):
+            resumed[d.doc_id] = finished[d.doc_id][meta[d.doc_id]["hash"]]
+            writer.read_one()
         else:
             writer.add(d)
     writer.flush()
+    report.resumed = len(resumed)
+    if resumed:
+        log(f"Resumed: {len(resumed)} documents embedded by an interrupted run were kept.")
     stamps = file_stamps(ingested.files)
     report.documents = len(meta)
     report.removed = sorted(set(old_docs) - set(meta))
@@ -867,6 +907,8 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
             segments.append({"name": name, "chunks": len(kept_chunks), "documents": len(reuse),
                              "deleted": []})
             home.update(dict.fromkeys(reuse, name))
+    segments += _resumed_segments(index_dir, resumed)
+    home.update(resumed)
     segments += writer.segments
     segments = [seg for seg in segments if seg["documents"] > len(seg["deleted"])]
     if optimize or len(segments) > MAX_SEGMENTS:
@@ -931,9 +973,11 @@ class _SegmentWriter:
         if len(chunks):
             self.dim = vectors.shape[1]
         name = _next_segment_name(self.index_dir)
-        _write_segment(self.index_dir / name, self.batch, chunks, vectors, self.settings)
+        embedded_by = getattr(self.embedder, "path_name", getattr(self.embedder, "name", ""))
+        _write_segment(self.index_dir / name, self.batch, chunks, vectors, self.settings,
+                       {"vectors": getattr(self.embedder, "vectors", "float"), "embedded_by": embedded_by})
         self.segments.append({"name": name, "chunks": len(chunks), "documents": len(self.batch), "deleted": [],
-                              "embedded_by": getattr(self.embedder, "path_name", getattr(self.embedder, "name", ""))})
+                              "embedded_by": embedded_by})
         self.home.update({d.doc_id: name for d in self.batch})
         self.batch, self.chars, self.done = [], 0, self.read
 
@@ -972,6 +1016,36 @@ def _deleted_chunks(index_dir: Path, seg: dict) -> int:
         return len(chunk_ids_of(db, seg["deleted"]))
     finally:
         db.close()
+
+
+def _resumable(index_dir: Path, live: set[str], settings: Settings, vectors: str) -> dict[str, dict[str, str]]:
+    """Finished segments that no generation names (an interrupted run wrote them) and that were
+    written with these settings and this kind of vectors: doc_id -> {document hash: segment}."""
+    out: dict[str, dict[str, str]] = {}
+    for folder in sorted(index_dir.glob("seg-*")):
+        if folder.name in live:
+            continue
+        try:
+            info = json.loads((folder / "segment.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if info.get("signature") != settings.index_signature() or info.get("vectors") != vectors:
+            continue
+        for doc_id, h in info.get("hashes", {}).items():
+            out.setdefault(doc_id, {})[h] = folder.name
+    return out
+
+
+def _resumed_segments(index_dir: Path, resumed: dict[str, str]) -> list[dict]:
+    """Manifest entries of the interrupted run's segments taken up; their documents not taken
+    up (changed again since, or gone) are marked deleted."""
+    out = []
+    for name in sorted(set(resumed.values())):
+        info = json.loads((index_dir / name / "segment.json").read_text())
+        deleted = sorted(d for d in info["hashes"] if resumed.get(d) != name)
+        out.append({"name": name, "chunks": info["chunks"], "documents": info["documents"], "deleted": deleted,
+                    "embedded_by": info.get("embedded_by", "")})
+    return out
 
 
 def _next_segment_name(index_dir: Path) -> str:
@@ -1036,10 +1110,13 @@ def _load_reused(folder: Path, doc_ids: set[str]) -> tuple[list[Chunk], np.ndarr
 
 
 def _write_segment(final: Path, docs: list[Document], chunks: list[Chunk], vectors: np.ndarray,
-                   settings: Settings) -> None:
+                   settings: Settings, embedded: dict | None = None) -> None:
     """Write an immutable segment: chunk store, vectors, days, dense index, BM25. It is written
-    beside the live index and renamed into place whole; until a generation names it, it is
-    garbage (a killed run leaves the previous generation answering)."""
+    beside the live index and renamed into place whole; until a generation names it, it is not
+    live (a killed run leaves the previous generation answering). With ``embedded`` (the kind of
+    vectors and the embedder), its ``segment.json`` records them, the settings and each
+    document's hash, so that the next run can take it up when this one is interrupted before
+    its end (``_resumable``)."""
     tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -1049,8 +1126,10 @@ def _write_segment(final: Path, docs: list[Document], chunks: list[Chunk], vecto
     np.save(tmp / "days.npy", day_numbers([c.date for c in chunks]))
     write_dense(tmp / "dense.faiss", np.load(tmp / "vectors.npy", mmap_mode="r"), kind)
     build_bm25([bm25_text(c) for c in chunks], tmp / "bm25")
-    (tmp / "segment.json").write_text(json.dumps({"chunks": len(chunks), "documents": len(docs), "dense": kind,
-                                                  "ann": kind != "flat"}))
+    info = {"chunks": len(chunks), "documents": len(docs), "dense": kind, "ann": kind != "flat"}
+    if embedded:
+        info.update(embedded, signature=settings.index_signature(), hashes={d.doc_id: doc_hash(d) for d in docs})
+    (tmp / "segment.json").write_text(json.dumps(info))
     _fsync_tree(tmp)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
@@ -1143,3 +1222,44 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def indexing_in_progress(index_dir: Path) -> bool:
+    """True when another indexing run holds ``index_dir``'s lock; only looks (takes no lock, creates nothing)."""
+    try:
+        fd = os.open(Path(index_dir) / ".lock", os.O_RDONLY)
+    except OSError:  # no lock file: no run has started here
+        return False
+    try:
+        # A shared lock conflicts only with a writer's exclusive one, never with another probe.
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases a shared lock taken above
+    return False
+
+
+def newest_documents(reader: IndexReader | SegmentedReader, n: int) -> list[dict]:
+    """Up to ``n`` live documents of ``reader``, newest article date first (undated ones last):
+    ``{doc_id, title, date, source}`` each. Reads the dates of the chunks and a few chunks' rows."""
+    days = reader.day_numbers()
+    if n <= 0 or not len(days):
+        return []
+    depth = min(len(days), 64 * n)  # chunks of the same articles crowd the top
+    ids = np.argpartition(-days.astype(np.int64), depth - 1)[:depth]
+    ids = ids[np.lexsort((-ids, -days[ids].astype(np.int64)))]  # newest first, then the latest indexed
+    chunks = reader.chunks([int(i) for i in ids])
+    found: dict[str, dict] = {}
+    for i in ids:
+        c = chunks.get(int(i))
+        if c is None or c.doc_id in found:
+            continue
+        if reader.document(c.doc_id) is None:  # a deleted document's chunk (dated 0, like an undated one)
+            continue
+        found[c.doc_id] = {"doc_id": c.doc_id, "title": c.title, "date": c.date, "source": c.source}
+        if len(found) == n:
+            break
+    return list(found.values())

@@ -649,9 +649,9 @@ def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(f
     built: list[int] = []
     real_write = rag.index._write_segment
 
-    def counting_write(final, docs, chunks, vectors, settings):
+    def counting_write(final, docs, chunks, vectors, settings, embedded=None):
         built.append(len(docs))
-        return real_write(final, docs, chunks, vectors, settings)
+        return real_write(final, docs, chunks, vectors, settings, embedded)
 
     monkeypatch.setattr(rag.index, "_write_segment", counting_write)
     calls: list[tuple[int, int, str]] = []

@@ -12,7 +12,7 @@ import threading
 
 from rag import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, MissingExtraError, Rag, RagError, Settings
 from ui import handlers
-from ui.handlers import EXAMPLE, LLM_CHOICES
+from ui.handlers import LLM_CHOICES
 
 try:
     import gradio as gr
@@ -101,6 +101,10 @@ def build_app(rag: Rag) -> gr.Blocks:
     def sources_dropdown():
         return gr.update(choices=handlers.source_choices(rag))
 
+    def example_button():
+        examples = handlers.example_questions(rag)
+        return gr.update(value=examples[0] if examples else "", visible=bool(examples))
+
     def upload(files, history, progress=gr.Progress()):
         def on_progress(done: int, total: int, stage: str = "Indexing") -> None:
             try:
@@ -136,7 +140,9 @@ def build_app(rag: Rag) -> gr.Blocks:
                                              scale=5, elem_id="question", autofocus=True)
                             send = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
                         with gr.Row():
-                            example = gr.Button(EXAMPLE, size="sm", elem_id="example")
+                            examples = handlers.example_questions(rag)  # from this index's own articles
+                            example = gr.Button(examples[0] if examples else "", size="sm", elem_id="example",
+                                                visible=bool(examples))
                             new = gr.Button("New conversation", size="sm", elem_id="new")
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
@@ -173,14 +179,15 @@ def build_app(rag: Rag) -> gr.Blocks:
         ask_outputs = [chatbot, conversation, panel, box]
         box.submit(respond, ask_inputs, ask_outputs, api_name="ask")
         send.click(respond, ask_inputs, ask_outputs)
-        example.click(lambda: EXAMPLE, None, box).then(respond, ask_inputs, ask_outputs)
+        example.click(lambda question: question, example, box).then(respond, ask_inputs, ask_outputs)
         new.click(new_conversation, None, [chatbot, conversation, panel, box])
         files.upload(upload, [files, chatbot], [chatbot, files, source, tl_source], show_progress_on=[files])
         tl_inputs = [tl_query, tl_since, tl_until, tl_source, tl_all]
         tl_query.submit(timeline, tl_inputs, tl_panel, api_name="timeline")
         tl_show.click(timeline, tl_inputs, tl_panel)
         # an index updated since the page was built
-        demo.load(lambda: (sources_dropdown(), sources_dropdown()), None, [source, tl_source])
+        demo.load(lambda: (sources_dropdown(), sources_dropdown(), example_button()), None,
+                  [source, tl_source, example])
     return demo
 
 

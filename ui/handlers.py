@@ -34,11 +34,14 @@ from rag import (
     Upload,
 )
 
-EXAMPLE = "Who offered to mediate between Kabul and Islamabad?"
+EXAMPLE = "Who offered to mediate between Kabul and Islamabad?"  # about the shipped corpus's article below
+EXAMPLE_DOC = ("004_f1ed5df54c6c908a", "Iran Offers to Mediate Between Kabul and Islamabad to Revive Stalled Peace Talks")
+MAX_EXAMPLE_TITLE = 120  # characters of a title quoted in an example question
 TIMELINE_EXAMPLE = "Araghchi"
 TIMELINE_HINT = ("Type a person, organisation, place or topic and press “Show timeline”, for example: "
                  + TIMELINE_EXAMPLE)
-EMPTY_HINT = "Please type a question about the articles, for example: " + EXAMPLE
+ASK_HINT = "Please type a question about the articles"
+EMPTY_HINT = ASK_HINT + ", for example: " + EXAMPLE  # the hint over the shipped corpus (see empty_hint)
 LLM_CHOICES = {"none (extractive)": "none", "openai-compatible server (RAG_LLM_URL)": "openai"}
 if importlib.util.find_spec("llama_cpp") is not None:  # the `llm` extra is installed
     LLM_CHOICES["llamacpp (local GGUF)"] = "llamacpp"
@@ -236,7 +239,8 @@ def answer_message(answer: Answer) -> str:
     n = len(answer.citations)
     text = answer_markdown(answer.answer, n)
     if answer.ungrounded and answer.extractive_answer:
-        text += "\n\n**Extractive answer (cited):** " + answer_markdown(answer.extractive_answer, n)
+        text += ("\n\n**Extractive answer (the model's answer cites no passage):** "
+                 + answer_markdown(answer.extractive_answer, n))
     notes = list(answer.warnings) if answer.citations else []  # no passage: the answer says why
     if answer.reference_day:
         notes.append(f"a question about recent events: articles dated near {answer.reference_day} come first "
@@ -267,6 +271,39 @@ def _shown_question(question: str) -> str:
     return escape_text(question)
 
 
+def example_questions(rag: Rag, n: int = 1) -> list[str]:
+    """Up to ``n`` questions this index can answer, to offer as examples: the shipped example when the
+    article it asks about is indexed (the sample corpus), else questions about the newest articles'
+    titles; none for an empty index."""
+    try:
+        shipped = rag.document(EXAMPLE_DOC[0])
+        if shipped is not None and shipped.get("title") == EXAMPLE_DOC[1]:
+            return [EXAMPLE][:n]
+        newest = rag.newest_documents(n * 3)  # some may have no usable title
+    except RagError:  # no usable index: nothing to offer
+        return []
+    questions = []
+    for doc in newest:
+        title = " ".join((doc.get("title") or "").split())
+        if not title or title == doc["doc_id"]:
+            continue
+        if len(title) > MAX_EXAMPLE_TITLE:
+            title = title[:MAX_EXAMPLE_TITLE].rsplit(" ", 1)[0] + "…"
+        question = f"What does “{title}” report?"
+        if question not in questions:
+            questions.append(question)
+    return questions[:n]
+
+
+def empty_hint(rag: Rag) -> str:
+    """What an empty question is answered with: a request for one, with an example when there is one."""
+    examples = example_questions(rag)
+    if not examples:
+        return ASK_HINT + "."
+    # An article's title is escaped like all article text; the shipped example is our own.
+    return EMPTY_HINT if examples[0] == EXAMPLE else f"{ASK_HINT}, for example: {escape_text(examples[0])}"
+
+
 def respond(rag: Rag, message: str, history: list | None, conversation: Conversation | None, k: float = 0,
             since: str = "", until: str = "", source: str = "", llm: str = "none",
             reference_day: str = "") -> Iterator[Reply]:
@@ -275,8 +312,9 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
     history = list(history or [])
     conversation = conversation or Conversation()
     if not (message or "").strip():  # no empty bubble: a hint, once
-        if not history or message_text(history[-1]) != EMPTY_HINT:
-            history.append({"role": "assistant", "content": EMPTY_HINT})
+        hint = empty_hint(rag)
+        if not history or message_text(history[-1]) != hint:
+            history.append({"role": "assistant", "content": hint})
         yield Reply(history, conversation, None, "")
         return
     history.append({"role": "user", "content": _shown_question(message)})
