@@ -19,7 +19,21 @@ _ABBREV = {
     "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k",
     "u.n", "e.g", "i.e", "a.m", "p.m", "d.c",
 }
-_BOUNDARY = re.compile(r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*\S)""")
+_BOUNDARY = re.compile(
+    r"""(?=[.!?…\n。！？｡؟۔।॥։።။])(?:"""  # what every alternative starts with: lets re skip ahead fast
+    r"""[.!?…]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*\S)"""
+    # Other scripts (these alternatives never match English text, whose splitting is unchanged):
+    # CJK full stops end a sentence with or without a space after them, but not inside a quote
+    # that the sentence goes on after (「…！」と述べた); Arabic/Urdu "؟" "۔", Devanagari "।" "॥",
+    # Armenian "։", Ethiopic "።", Myanmar "။" always do;
+    r"""|(?P<stop>[。！？｡]+(?:[」』"'”’）)\]】》〉]+(?=\s|$|[「『“‘（(\[【《〈])|(?![」』"'”’）)\]】》〉]))"""
+    r"""|[؟۔।॥։።။][؟۔।॥։።။!?.…]*["'”’)\]»]*)"""
+    # ". ! ?" before a letter of a non-Latin script (checked in code: not a lower-case one).
+    r"""|(?P<other>[.!?…]+["'”’)\]»]*)(?=\s+["'“‘(\[«]?[^\x00-\u024f\W]))"""
+)
+_NEXT_LETTER = re.compile(r"""\s+["'“‘(\[«]?(\w)""")  # the character that the "other" lookahead saw
+# Clause punctuation where a CJK sentence longer than a chunk is cut before it is cut on tokens.
+_WORD = re.compile(r"[^\s，；：、]+[，；：、]*\s*")
 
 
 @lru_cache(maxsize=1)
@@ -49,7 +63,10 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     start = 0
     for m in _BOUNDARY.finditer(text):
         end = m.end()
-        if m.group(0)[0] in ".!?…" and _is_abbreviation(text, m.start()):
+        if m.group("other") and (_NEXT_LETTER.match(text, end).group(1).islower()
+                                 or (m.group(0)[0] == "." and _is_initial(text, m.start()))):
+            continue
+        if not m.group("stop") and m.group(0)[0] in ".!?…" and _is_abbreviation(text, m.start()):
             continue
         _add_span(text, start, end, spans)
         start = end
@@ -63,6 +80,13 @@ def _is_abbreviation(text: str, dot: int) -> bool:
         return False
     w = word.group(1).lower().rstrip(".")
     return w in _ABBREV or len(w) == 1  # single initials: "George W. Bush"
+
+
+def _is_initial(text: str, dot: int) -> bool:
+    """A word of one or two letters of another script before the period is an initial or an
+    abbreviation ("د." Dr. in Arabic, "डॉ." in Hindi, "г." in Russian), not a sentence end."""
+    word = re.search(r"\S*$", text[max(0, dot - 20):dot]).group(0)
+    return 1 <= sum(ch.isalpha() for ch in word) <= 2
 
 
 def _add_span(text: str, start: int, end: int, spans: list[tuple[int, int]]) -> None:
@@ -79,7 +103,8 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
     Each chunk after the first starts with the trailing sentences of the previous
     chunk that fit in ``overlap`` tokens, so a fact cut at a boundary is whole in
     one of the two. A sentence longer than ``max_tokens`` is split on words. A chunk of a
-    paged document (PDF) never crosses a page break, so its citation names one page.
+    paged document (PDF) never crosses a page break, so its citation names one page, and the
+    first chunk of a page has no overlap (a page shorter than a chunk is one chunk).
     """
     enc = encoding()
     units: list[tuple[int, int, int]] = []  # (start, end, tokens)
@@ -102,6 +127,11 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
         chunks.append(_make_chunk(doc, units[i][0], units[j - 1][1], total))
         if j >= len(units):
             break
+        if bisect_right(doc.pages, units[j][0]) != page:
+            # A page break ended the chunk: the overlap would start the next chunk on this page,
+            # where it could only repeat a tail of this one (a short page stored twice).
+            i = j
+            continue
         # Step back over trailing sentences that fit in the overlap, but always advance.
         back, k = 0, j
         # A step back that would leave no room for the next sentence would only repeat text.
@@ -114,7 +144,7 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
 
 def _split_long(text: str, start: int, end: int, max_tokens: int) -> Iterator[tuple[int, int, int]]:
     enc = encoding()
-    words = [(m.start() + start, m.end() + start) for m in re.finditer(r"\S+\s*", text[start:end])]
+    words = [(m.start() + start, m.end() + start) for m in _WORD.finditer(text[start:end])]
     piece_start, n = None, 0
     for ws, we in words:
         wn = len(enc.encode_ordinary(text[ws:we]))

@@ -45,7 +45,7 @@ from .lexical import bm25_idf, build_bm25, load_bm25, make_idf
 from .tuning import BM25_READ_LIMIT, IVF_REFINE
 from .types import Chunk, Document, SkippedInput
 
-FORMAT_VERSION = 2  # 2: chunks carry the page of a PDF
+FORMAT_VERSION = 3  # 2: chunks carry the page of a PDF; 3: CJK BM25 tokens, Markdown read as text, PDF lines joined
 MAX_SEGMENTS = 8  # past this many segments, an indexing run merges the smaller ones
 SEGMENT_TEXT_CHARS = 4_000_000  # a run writes a segment per this much new text (~1,000 articles): bounded memory
 MERGE_MAX_CHUNKS = 1_000_000  # an automatic merge makes segments of at most about this many chunks

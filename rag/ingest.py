@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 from .config import Settings
 from .dates import parse_date
 from .errors import CorpusError
+from .markup import join_lines, markdown_to_text
 from .types import Document, SkippedInput
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
@@ -36,7 +37,12 @@ DOCX_SUFFIXES = (".docx",)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz")
 SUFFIXES_HELP = ".txt, .md, .html, .pdf, .docx, .jsonl or .jsonl.gz"
 METADATA_FILE = "metadata.json"
-MAX_FILE_BYTES = 50_000_000  # a single (non-JSONL) file above this is skipped
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+# The most a single-article file may weigh before it is read (decimal MB). Text and HTML are
+# mostly their text; a PDF or DOCX is mostly images and fonts. JSONL has no file limit: it is
+# read one line (one article) at a time. A bigger file is skipped with a warning.
+MAX_FILE_BYTES = {"text": 50_000_000, "HTML": 50_000_000, "PDF": 200_000_000, "DOCX": 200_000_000}
+MAX_ARTICLE_CHARS = 50_000_000  # an article (any format, a JSONL record too) with more text is skipped
 OUTSIZED_CHARS = 5_000_000  # a single (non-JSONL) article longer than this is kept with a warning
 DETECT_SAMPLE_BYTES = 1_000_000  # bytes of a non-UTF-8 file (or its non-UTF-8 JSONL lines) the encoding is guessed from
 # Rough characters per indexed chunk (about 4 characters a token), for the outsized-article warning.
@@ -181,8 +187,13 @@ def _read_file(path: Path, meta_cache: dict[Path, dict], warn: _Warn) -> Iterato
     name = path.name.lower()
     try:
         size = path.stat().st_size
-        if size > MAX_FILE_BYTES and not name.endswith(JSONL_SUFFIXES):
-            yield SkippedInput(str(path), 0, f"file too large ({size} bytes; the limit is {MAX_FILE_BYTES})")
+        kind = _kind(name)
+        if kind in MAX_FILE_BYTES and size > MAX_FILE_BYTES[kind]:
+            yield SkippedInput(
+                str(path), 0,
+                f"file too large for one article: {_mb(size)} (the limit for a {kind} file is "
+                f"{_mb(MAX_FILE_BYTES[kind])}); split it into articles, or use JSONL (no file size limit)",
+            )
             return
         if name.endswith(JSONL_SUFFIXES):
             yield from _read_jsonl(path, warn)
@@ -217,10 +228,15 @@ def _read_file(path: Path, meta_cache: dict[Path, dict], warn: _Warn) -> Iterato
         else:
             body, front = _split_front_matter(text_or_skip)
             meta = {**meta, **front}
+            if name.endswith(MARKDOWN_SUFFIXES):
+                body = markdown_to_text(body)
         if not body.strip():
             what = "no article text found in HTML" if name.endswith(HTML_SUFFIXES) else "empty file"
             yield SkippedInput(str(path), 0, what)
             return
+    if len(body) > MAX_ARTICLE_CHARS:
+        yield _too_much_text(str(path), 0, body)
+        return
     if len(body) > OUTSIZED_CHARS:
         mb = len(body.encode("utf-8", "surrogatepass")) / 1_000_000
         warn(SkippedInput(
@@ -231,6 +247,28 @@ def _read_file(path: Path, meta_cache: dict[Path, dict], warn: _Warn) -> Iterato
     doc = _document(path.stem, body, meta, str(path), 0, warn)
     doc.pages = pages
     yield doc
+
+
+def _kind(name: str) -> str:
+    """The format of a (lower-cased) file name, as ``MAX_FILE_BYTES`` names it ("JSONL" has no limit)."""
+    if name.endswith(JSONL_SUFFIXES):
+        return "JSONL"
+    if name.endswith(PDF_SUFFIXES):
+        return "PDF"
+    if name.endswith(DOCX_SUFFIXES):
+        return "DOCX"
+    return "HTML" if name.endswith(HTML_SUFFIXES) else "text"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1_000_000:,.1f} MB".replace(".0 MB", " MB")
+
+
+def _too_much_text(where: str, line: int, text: str) -> SkippedInput:
+    return SkippedInput(
+        where, line,
+        f"article too large: {len(text):,} characters of text (the limit is {MAX_ARTICLE_CHARS:,}); split it into articles",
+    )
 
 
 def _decode(path: Path, raw: bytes, warn: _Warn) -> str | SkippedInput:
@@ -327,7 +365,8 @@ def _quiet(logger_name: str) -> Iterator[None]:
 
 
 def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], list[int]] | SkippedInput:
-    """Text of each page joined with a blank line, the PDF's title and date, and where pages 2, 3, ... start."""
+    """Text of each page (its lines joined into paragraphs) joined with a blank line, the PDF's title
+    and date, and where pages 2, 3, ... start."""
     try:
         import pypdf
         from pypdf.errors import DependencyError, FileNotDecryptedError
@@ -340,7 +379,7 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], list[int]] |
             reader = pypdf.PdfReader(io.BytesIO(raw))
             if reader.is_encrypted and not reader.decrypt(""):
                 return SkippedInput(where, 0, "encrypted PDF (needs a password); save a copy without the password")
-            texts = [(page.extract_text() or "").strip() for page in reader.pages]
+            texts = [join_lines((page.extract_text() or "").strip()) for page in reader.pages]
         except (FileNotDecryptedError, DependencyError) as e:
             return SkippedInput(where, 0, f"encrypted PDF that cannot be opened ({e}); save a copy without the password")
         except Exception as e:  # pypdf raises many kinds of errors on a damaged file
@@ -368,6 +407,7 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], list[int]] |
     return "\n\n".join(texts), meta, pages
 
 
+# A line ending so ends its paragraph (closing quotes and brackets may follow the mark).
 def _pdf_date(value: str) -> str:
     """``D:20230105120000+01'00'`` -> ``2023-01-05`` (the value itself when it is not in that form)."""
     m = re.match(r"(?:D:)?(\d{4})(\d{2})?(\d{2})?", value)
@@ -598,6 +638,8 @@ def _jsonl_line(where: str, stem: str, lineno: int, text: str, warn: _Warn) -> D
         return SkippedInput(where, lineno, f"\"text\" is {_json_kind(body)}, not a string")
     if not body.strip():
         return SkippedInput(where, lineno, "\"text\" is empty")
+    if len(body) > MAX_ARTICLE_CHARS:
+        return _too_much_text(where, lineno, body)
     doc_id = str(obj.get("id") or f"{stem}-{lineno}")
     meta = {k: obj[k] for k in ("title", "date", "source", "url") if isinstance(obj.get(k), str)}
     date = obj.get("date")
@@ -651,6 +693,8 @@ def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
             meta[key.strip().lower()] = value.strip().strip("\"'")
     return text[m.end():], meta
 
+
+# ---------------------------------------------------------------- Markdown as text
 
 def _folder_metadata(folder: Path, cache: dict[Path, dict]) -> dict:
     if folder not in cache:

@@ -14,7 +14,7 @@ from .errors import RagError
 from .types import SkippedInput
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl", ".jsonl.gz")
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_UPLOAD_BYTES = 20_000_000  # MB = 1,000,000 bytes, as the corpus limits (rag/ingest.py)
 UPLOAD_FOLDER = "uploads"
 
 
@@ -74,7 +74,7 @@ def save_files(corpus: Path, files: list[tuple[str, bytes]]) -> list[Upload]:
             out.append(Upload(raw_name, problem=f"not accepted (use {', '.join(UPLOAD_SUFFIXES)})"))
         elif len(data) > MAX_UPLOAD_BYTES:
             out.append(Upload(raw_name, problem=f"too large ({len(data) / 1e6:.1f} MB; the limit is "
-                                                f"{MAX_UPLOAD_BYTES // 2**20} MB)"))
+                                                f"{MAX_UPLOAD_BYTES // 1_000_000} MB)"))
         elif not data.strip():
             out.append(Upload(raw_name, problem="empty file"))
         else:
