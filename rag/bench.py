@@ -35,7 +35,8 @@ DEFAULT_QUERIES = [
 
 def machine_info(cpuinfo: str | None = None) -> dict:
     """Which machine a figure comes from: CPU model, cores, its bf16 support (AMX, AVX-512 BF16
-    or none) and the GPU, if any (``nvidia-smi``). ``cpuinfo``: the text of /proc/cpuinfo."""
+    or none), the vector ISA that decides the int8 and SIMD kernels (AVX2, AVX-512, VNNI, AMX)
+    and the GPU, if any (``nvidia-smi``). ``cpuinfo``: the text of /proc/cpuinfo."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -52,8 +53,9 @@ def machine_info(cpuinfo: str | None = None) -> dict:
             gpu = ", ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
         except (OSError, subprocess.SubprocessError):
             gpu = ""
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f in flags]
     return {"cpu": model or platform.processor() or platform.machine(), "cores": os.cpu_count() or 0,
-            "cpu_bf16": bf16, "gpu": gpu or "none"}
+            "cpu_bf16": bf16, "isa": " ".join(isa) or "none", "gpu": gpu or "none"}
 
 
 def status_mb() -> dict:
@@ -157,7 +159,7 @@ def format_table(r: dict) -> str:
     e, q = r["embedding"], r["query_ms"]
     m = r["machine"]
     rows = [
-        ("machine", f"{m['cpu']}, {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
+        ("machine", f"{m['cpu']} ({m.get('isa', '?')}), {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
         ("corpus", f"{r['documents']} documents, {r['chunks']} chunks of <= {r['chunk_tokens']} tokens"),
         (f"embedding, pipeline ({e.get('pipeline_backend', e['pipeline_dtype'])})", f"{e['pipeline_chunks_per_s']} chunks/s, {e['pipeline_tokens_per_s']} tokens/s"),
         ("embedding, float32 encode baseline", f"{e['baseline_chunks_per_s']} chunks/s, {e['baseline_tokens_per_s']} tokens/s"),

@@ -36,6 +36,7 @@ from .index import (
     create_store,
     current_generation,
     open_index,
+    read_manifest,
     segment_dirs,
 )
 from .lexical import bm25_tokens
@@ -138,11 +139,12 @@ def build_segments(base: Path, index_dir: Path, n: int, settings: Settings, log=
 
 def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) -> dict:
     """In a fresh process: open the index as ``rag ask`` does, run hybrid searches; latency and peak RSS."""
-    from .embed import get_embedder
+    from .embed import choose_backend, get_embedder
     from .retrieve import HybridRetriever
 
     reader = open_index(Path(index_dir))
-    embedder = get_embedder(model)
+    # the queries embedded by the backend that built the index, as `rag ask` embeds them
+    embedder = get_embedder(model, "auto", choose_backend("auto", read_manifest(Path(index_dir)), model=model))
     retriever = HybridRetriever(reader, embedder)
     retriever.search(queries[0], 10)  # first query: loads the model and maps the files
     lat = []
@@ -230,7 +232,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
 
 def format_scale(r: dict) -> str:
     m = r["machine"]
-    rows = [("machine", f"{m['cpu']}, {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
+    rows = [("machine", f"{m['cpu']} ({m.get('isa', '?')}), {m['cores']} cores, bf16: {m['cpu_bf16']}, GPU: {m['gpu']}"),
             ("chunks", f"{r['chunks']:,} (drawn from {r['base_chunks']:,} indexed chunks)"),
             ("segments", f"{r['build_segments']} of at most {MERGE_MAX_CHUNKS:,} chunks"),
             ("build", f"{r['build_s']} s (store {r['build_store_s']} s, {r['build_dense']} dense {r['build_dense_s']} s, "

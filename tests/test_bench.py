@@ -61,3 +61,4 @@ def test_figures_say_which_cpu_they_come_from(flags, expected):
 
     info = machine_info(f"processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n")
     assert info["cpu"] == "Test CPU 9000" and info["cpu_bf16"] == expected and info["cores"] >= 1 and info["gpu"]
+    assert ("avx2" in info["isa"]) == ("avx2" in flags) and ("avx512f" in info["isa"]) == ("avx512f" in flags)
