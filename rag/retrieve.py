@@ -175,13 +175,18 @@ def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[H
     """Fetch chunk text for the best hits, dropping near-duplicates of a better hit."""
     out: list[Hit] = []
     seen: list[set[int]] = []
-    pos = 0
+    texts: set[str] = set()  # exact copies (a wire story republished) skipped before any shingling
+    pos, size = 0, max(2 * k, 10)
     while len(out) < k and pos < len(ranked):
-        batch = ranked[pos : pos + max(2 * k, 10)]
+        batch = ranked[pos : pos + size]
         pos += len(batch)
+        size *= 2  # many near-duplicates: fewer, larger reads
         chunks = index.chunks([h.chunk_id for h in batch])
         for h in batch:
             h.chunk = chunks[h.chunk_id]
+            if h.chunk.text in texts:
+                continue
+            texts.add(h.chunk.text)
             sh = shingles(h.chunk.text)
             if any(jaccard(sh, s) >= DUPLICATE_JACCARD for s in seen):
                 continue

@@ -54,20 +54,25 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
 ]
 
 
-def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
-    """Write a generation of ``n`` chunks drawn from the segment (or single-folder generation)
-    ``base_gen`` into ``out_gen``, in the single-folder layout; returns timings."""
+def build_scaled(base: Path | list[Path], out_gen: Path, n: int, settings: Settings, seed: int = 0,
+                 log=print) -> dict:
+    """Write a generation of ``n`` chunks drawn from the segments (or single-folder generation)
+    ``base`` into ``out_gen``, in the single-folder layout; returns timings."""
     from .lexical import build_bm25_tokens
 
     rng = np.random.default_rng(seed)
-    base_vecs = np.load(base_gen / "vectors.npy", mmap_mode="r")
+    folders = base if isinstance(base, list) else [base]
+    base_vecs = np.concatenate([np.load(f / "vectors.npy") for f in folders])
     n_base, dim = base_vecs.shape
     if n_base == 0:
-        raise RagError(f"the base index at {base_gen} is empty")
-    db = sqlite3.connect(f"file:{base_gen / 'chunks.sqlite'}?mode=ro", uri=True)
-    base_rows = db.execute("SELECT doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks "
-                           "ORDER BY id").fetchall()
-    db.close()
+        raise RagError(f"the base index at {folders[0].parent} is empty")
+    base_rows = []
+    for f in folders:
+        db = sqlite3.connect(f"file:{f / 'chunks.sqlite'}?mode=ro", uri=True)
+        base_rows += db.execute("SELECT doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks "
+                                "ORDER BY id").fetchall()
+        db.close()
+    base_gen = folders[0].parent if len(folders) > 1 else folders[0]
     base_tokens = [bm25_tokens(bm25_text(Chunk(*r))) or ["<empty>"] for r in base_rows]
     out_gen.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -104,12 +109,25 @@ def build_scaled(base_gen: Path, out_gen: Path, n: int, settings: Settings, seed
     manifest = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "settings": settings.index_signature(), "model": settings.model, "dimension": int(dim),
                 "chunks": n, "ann": kind != "flat", "dense": kind, "corpus": [], "duplicates": {}, "stamps": {},
-                "documents": {}, "scaled_from": str(base_gen)}
+                "documents": {}, "scaled_from": str(base_gen),
+                **{k: v for k, v in _base_manifest(base_gen).items() if k in ("embedding_backend", "vectors")}}
     (out_gen / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return {"store_s": round(t_store, 1), "dense_s": round(t_dense, 1), "bm25_s": round(t_bm25, 1), "dense": kind}
 
 
-def build_segments(base: Path, index_dir: Path, n: int, settings: Settings, log=print) -> dict:
+def _base_manifest(folder: Path) -> dict:
+    """The manifest of the generation the chunks are drawn from: ``folder`` itself (a generation
+    of the single-folder layout) or the live generation of the index folder ({} when none)."""
+    for gen in (folder, current_generation(folder)):
+        if gen is not None and (gen / "manifest.json").is_file():
+            try:
+                return json.loads((gen / "manifest.json").read_text())
+            except (OSError, ValueError):
+                return {}
+    return {}
+
+
+def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings, log=print) -> dict:
     """An index of ``n`` drawn chunks as ``rag index`` holds it after merging: segments of at most
     ``MERGE_MAX_CHUNKS`` chunks named by one generation. Returns the summed timings."""
     sizes = [min(MERGE_MAX_CHUNKS, n - start) for start in range(0, n, MERGE_MAX_CHUNKS)]
@@ -188,8 +206,9 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         raise RagError(f"no index at {settings.index_path} to draw chunks from; run 'python -m rag index' first")
     if n < 1:
         raise RagError("--scale must be at least 1 chunk")
-    # the chunks are drawn from the largest segment (a generation of the single-folder layout is one)
-    base = max(segment_dirs(base_gen), key=lambda d: np.load(d / "vectors.npy", mmap_mode="r").shape[0])
+    # the chunks are drawn from every segment (a generation of the single-folder layout is one):
+    # the fewer base chunks, the more copies of each, and the more near-duplicates a search collapses
+    base = segment_dirs(base_gen)
     tmp = Path(tempfile.mkdtemp(prefix="rag-scale-", dir=work))
     try:
         index_dir = tmp / "idx"
@@ -221,8 +240,8 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
                 "disk_bytes": disk, "peak_rss_mb": served["peak_rss_mb"], "rss_anon_mb": served["rss_anon_mb"],
                 "rss_file_mb": served["rss_file_mb"], "dense_recall@10": recall,
                 "search_p50_ms": served["search_p50_ms"], "search_p95_ms": served["search_p95_ms"],
-                "queries": len(SCALE_QUERIES), "repeats": repeats, "base_chunks": int(np.load(
-                    base / "vectors.npy", mmap_mode="r").shape[0])}
+                "queries": len(SCALE_QUERIES), "repeats": repeats,
+                "base_chunks": sum(int(np.load(f / "vectors.npy", mmap_mode="r").shape[0]) for f in base)}
     finally:
         if keep:
             log(f"The index is kept in {tmp / 'idx'}")
