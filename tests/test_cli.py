@@ -204,7 +204,7 @@ def test_index_warns_about_a_bad_file_and_indexes_the_rest(run_cli, tmp_path):
     empty.write_bytes(b"")
     index_dir = tmp_path / "idx"
 
-    proc = run_cli("index", str(corpus), "--index-dir", str(index_dir))
+    proc = run_cli("index", "--corpus", str(corpus), "--index-dir", str(index_dir))
 
     assert proc.returncode == 0, proc.stderr
     assert f"warning: {legacy}: not UTF-8; read as cp1252" in proc.stderr  # decoded and kept
@@ -214,7 +214,7 @@ def test_index_warns_about_a_bad_file_and_indexes_the_rest(run_cli, tmp_path):
     assert "3 documents" in proc.stdout and "2 inputs skipped" in proc.stdout and re.search(r"\b1 warning\b(?!s)", proc.stdout)
     assert (index_dir / "CURRENT").is_file()
 
-    again = run_cli("index", str(corpus), "--index-dir", str(index_dir), "--json")
+    again = run_cli("index", "--corpus", str(corpus), "--index-dir", str(index_dir), "--json")
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["changed"] is False and report["embedded"] == 0 and report["documents"] == 3

@@ -92,7 +92,9 @@ def test_paths_indexed_once_stay_and_a_configured_path_not_yet_indexed_is_added(
 # ---------------------------------------------------------------- resuming an interrupted run
 
 RESUME_SCRIPT = """
-import os, sys, time, pathlib
+import os, sys, time, pathlib, signal
+# Ctrl-C as on a terminal (a process started in the background inherits SIGINT ignored)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
 import rag, rag.embed, rag.index
