@@ -45,6 +45,13 @@ def _norm_tokens(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 
 
+def exact_match(prediction: str, answers: list[str]) -> bool:
+    """SQuAD-style exact match: the prediction equals an answer string once both are lower-cased
+    and stripped of punctuation, articles and citation markers ("“Squid Game”" = "squid game")."""
+    pred = _norm_tokens(prediction)
+    return bool(pred) and any(pred == _norm_tokens(a) for a in answers)
+
+
 def token_f1(prediction: str, answers: list[str]) -> float:
     """SQuAD-style token F1 against the best-matching answer string."""
     pred = _norm_tokens(prediction)

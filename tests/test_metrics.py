@@ -115,3 +115,11 @@ def test_load_questions_skips_bad_lines(tmp_path: Path):
     assert [(s.line, s.reason.split(" ")[0]) for s in skipped] == [(2, "not"), (3, "no"), (6, "duplicate")]
     with pytest.raises(RagError):
         load_questions(tmp_path / "missing.jsonl")
+
+
+def test_exact_match_normalises_as_squad_does():
+    from rag.metrics import exact_match
+
+    assert exact_match("Squid Game", ["“Squid Game”"])
+    assert exact_match("the European Union", ["European Union"]) and exact_match("Ishaq Dar [1]", ["Ishaq Dar"])
+    assert not exact_match("Ishaq", ["Ishaq Dar"]) and not exact_match("", ["x"]) and not exact_match("the", ["a"])
