@@ -20,6 +20,7 @@ from pathlib import Path
 from .api import Rag
 from .chunk import chunk_documents
 from .config import Settings
+from .cpu import cpu_model_and_flags
 from .embed import embedding_text
 from .ingest import read_corpus
 from .metrics import percentile
@@ -37,13 +38,7 @@ def machine_info(cpuinfo: str | None = None) -> dict:
     """Which machine a figure comes from: CPU model, cores, its bf16 support (AMX, AVX-512 BF16
     or none), the vector ISA that decides the int8 and SIMD kernels (AVX2, AVX-512, VNNI, AMX)
     and the GPU, if any (``nvidia-smi``). ``cpuinfo``: the text of /proc/cpuinfo."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    model = next((line.partition(":")[2].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
-    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
+    model, flags = cpu_model_and_flags(cpuinfo)
     bf16 = "amx" if "amx_bf16" in flags else "avx512_bf16" if "avx512_bf16" in flags else "none"
     gpu = ""
     if shutil.which("nvidia-smi"):

@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .cpu import cpu_model_and_flags
 from .errors import RagError
 from .model_files import (  # noqa: F401 (also imported from here)
     BUNDLED_MODELS,
@@ -122,13 +123,7 @@ def bf16_supported(cpuinfo: str | None = None) -> bool:
 
     ``cpuinfo`` is the text of /proc/cpuinfo (read when not given).
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.partition(":")[2].split()}
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    return bool(cpu_model_and_flags(cpuinfo)[1] & {"amx_bf16", "avx512_bf16"})
 
 
 def cuda_available() -> bool:

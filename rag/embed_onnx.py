@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cpu import cpu_model_and_flags
 from .errors import RagError
 from .model_files import INT8_VECTORS, pad_encodings, quiet_offline_transformers, resolve_model_path
 
@@ -148,34 +149,13 @@ def _export(model_path: Path, out: Path) -> None:
 def cpu_signature() -> str:
     """The CPU model and the vector ISA flags that decide which int8 kernels run, and the ONNX
     Runtime version: an agreement check holds for this triple only."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
     import platform
 
     import onnxruntime
 
-    model = next((ln.partition(":")[2].strip() for ln in text.splitlines() if ln.startswith("model name")),
-                 platform.processor() or platform.machine())
-    flags = {f for ln in text.splitlines() if ln.startswith("flags") for f in ln.partition(":")[2].split()}
+    model, flags = cpu_model_and_flags()
     isa = sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f)
-    return f"{model} | {' '.join(isa)} | onnxruntime {onnxruntime.__version__}"
-
-
-def _vectors(model: Path, texts: list[str], tok_path: Path) -> np.ndarray:
-    import onnxruntime as ort
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(tok_path / "tokenizer.json"))
-    tok.no_padding()
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    ids, mask, types = pad_encodings(tok.encode_batch(texts))
-    hidden = session.run(None, {"input_ids": ids, "attention_mask": mask.astype(np.int64), "token_type_ids": types})[0]
-    pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
-    return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+    return f"{model or platform.processor() or platform.machine()} | {' '.join(isa)} | onnxruntime {onnxruntime.__version__}"
 
 
 def int8_agreement(name: str) -> float:
@@ -191,8 +171,9 @@ def int8_agreement(name: str) -> float:
         known = {}
     if cpu in known:
         return float(known[cpu])
-    fp32 = exported_model(path, quantized=False)
-    cos = float((_vectors(int8, list(CHECK_SENTENCES), path) * _vectors(fp32, list(CHECK_SENTENCES), path)).sum(1).min())
+    texts = list(CHECK_SENTENCES)
+    cos = float((OnnxEmbedder(name, quantized=True).encode(texts) * OnnxEmbedder(name, quantized=False).encode(texts))
+                .sum(1).min())
     known[cpu] = cos
     tmp = record.with_name(f".{record.name}.{os.getpid()}")
     tmp.write_text(json.dumps(known, indent=1))
