@@ -60,11 +60,6 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.since or self.until or self.sources)
 
-    @property
-    def impossible(self) -> bool:
-        """True when the date range is empty (``since`` after ``until``); never, since such filters are refused."""
-        return bool(self.since and self.until and self.since > self.until)
-
     def describe(self) -> str:
         """The filters in words: "since 2024-01-01, source contains 'BBC'"."""
         parts = []

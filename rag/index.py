@@ -181,8 +181,6 @@ class IndexReader:
             return self._allowed[filters]
 
     def _query_allowed(self, filters: Filters) -> np.ndarray:
-        if filters.impossible:
-            return np.zeros(0, dtype=np.int64)
         where, args = [], []
         if filters.since:
             where.append("date != '' AND date >= ?")
@@ -731,19 +729,17 @@ def corpus_of(settings: Settings, manifest: dict | None, paths: list[Path] | Non
     """The paths an indexing run reads: the configured corpus, every path indexed into this index
     before (``rag index PATHS`` adds to it), and ``paths``, each once. A path indexed before that
     no longer exists is left out, so its documents are removed as deleted (with a note)."""
-    earlier = [Path(p) for p in (manifest or {}).get("corpus", [])]
-    out: list[Path] = []
-    seen: set[str] = set()
-    for i, p in enumerate([*settings.corpus_paths, *(paths or []), *earlier]):
-        key = str(p.resolve())
-        if key in seen:
+    out: dict[str, Path] = {}  # resolved path -> the path as first given
+    for p in [*settings.corpus_paths, *(paths or [])]:
+        out.setdefault(str(p.resolve()), p)
+    for p in map(Path, (manifest or {}).get("corpus", [])):
+        if str(p.resolve()) in out:
             continue
-        seen.add(key)
-        if i >= len(settings.corpus_paths) + len(paths or []) and not p.exists():
+        if p.exists():
+            out[str(p.resolve())] = p
+        else:
             log(f"Note: {p}, indexed before, no longer exists; its documents leave the index.")
-            continue
-        out.append(p)
-    return out
+    return list(out.values())
 
 
 def document_count(manifest: dict) -> int:

@@ -407,7 +407,6 @@ def _read_pdf(path: Path, raw: bytes) -> tuple[str, dict[str, str], list[int]] |
     return "\n\n".join(texts), meta, pages
 
 
-# A line ending so ends its paragraph (closing quotes and brackets may follow the mark).
 def _pdf_date(value: str) -> str:
     """``D:20230105120000+01'00'`` -> ``2023-01-05`` (the value itself when it is not in that form)."""
     m = re.match(r"(?:D:)?(\d{4})(\d{2})?(\d{2})?", value)
@@ -693,8 +692,6 @@ def _split_front_matter(text: str) -> tuple[str, dict[str, str]]:
             meta[key.strip().lower()] = value.strip().strip("\"'")
     return text[m.end():], meta
 
-
-# ---------------------------------------------------------------- Markdown as text
 
 def _folder_metadata(folder: Path, cache: dict[Path, dict]) -> dict:
     if folder not in cache:
