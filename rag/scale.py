@@ -54,25 +54,24 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
 ]
 
 
-def build_scaled(base: Path | list[Path], out_gen: Path, n: int, settings: Settings, seed: int = 0,
-                 log=print) -> dict:
+def build_scaled(base: list[Path], out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print,
+                 origin: dict | None = None) -> dict:
     """Write a generation of ``n`` chunks drawn from the segments (or single-folder generation)
-    ``base`` into ``out_gen``, in the single-folder layout; returns timings."""
+    ``base`` into ``out_gen``, in the single-folder layout, its manifest carrying ``origin`` (where
+    the chunks come from, and the backend that embedded them); returns timings."""
     from .lexical import build_bm25_tokens
 
     rng = np.random.default_rng(seed)
-    folders = base if isinstance(base, list) else [base]
-    base_vecs = np.concatenate([np.load(f / "vectors.npy") for f in folders])
+    base_vecs = np.concatenate([np.load(f / "vectors.npy") for f in base])
     n_base, dim = base_vecs.shape
     if n_base == 0:
-        raise RagError(f"the base index at {folders[0].parent} is empty")
+        raise RagError(f"the base index at {base[0].parent} is empty")
     base_rows = []
-    for f in folders:
+    for f in base:
         db = sqlite3.connect(f"file:{f / 'chunks.sqlite'}?mode=ro", uri=True)
         base_rows += db.execute("SELECT doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks "
                                 "ORDER BY id").fetchall()
         db.close()
-    base_gen = folders[0].parent if len(folders) > 1 else folders[0]
     base_tokens = [bm25_tokens(bm25_text(Chunk(*r))) or ["<empty>"] for r in base_rows]
     out_gen.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -109,25 +108,13 @@ def build_scaled(base: Path | list[Path], out_gen: Path, n: int, settings: Setti
     manifest = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "settings": settings.index_signature(), "model": settings.model, "dimension": int(dim),
                 "chunks": n, "ann": kind != "flat", "dense": kind, "corpus": [], "duplicates": {}, "stamps": {},
-                "documents": {}, "scaled_from": str(base_gen),
-                **{k: v for k, v in _base_manifest(base_gen).items() if k in ("embedding_backend", "vectors")}}
+                "documents": {}, **(origin or {})}
     (out_gen / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return {"store_s": round(t_store, 1), "dense_s": round(t_dense, 1), "bm25_s": round(t_bm25, 1), "dense": kind}
 
 
-def _base_manifest(folder: Path) -> dict:
-    """The manifest of the generation the chunks are drawn from: ``folder`` itself (a generation
-    of the single-folder layout) or the live generation of the index folder ({} when none)."""
-    for gen in (folder, current_generation(folder)):
-        if gen is not None and (gen / "manifest.json").is_file():
-            try:
-                return json.loads((gen / "manifest.json").read_text())
-            except (OSError, ValueError):
-                return {}
-    return {}
-
-
-def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings, log=print) -> dict:
+def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings, log=print,
+                   origin: dict | None = None) -> dict:
     """An index of ``n`` drawn chunks as ``rag index`` holds it after merging: segments of at most
     ``MERGE_MAX_CHUNKS`` chunks named by one generation. Returns the summed timings."""
     sizes = [min(MERGE_MAX_CHUNKS, n - start) for start in range(0, n, MERGE_MAX_CHUNKS)]
@@ -137,7 +124,7 @@ def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings
         folder = index_dir / f"seg-{i:06d}"
         if len(sizes) > 1:
             log(f" segment {i} of {len(sizes)}")
-        timing = build_scaled(base, folder, size, settings, seed=i, log=log)
+        timing = build_scaled(base, folder, size, settings, seed=i, log=log, origin=origin)
         for key in ("store_s", "dense_s", "bm25_s"):
             totals[key] = round(totals[key] + timing[key], 1)
         totals["dense"] = timing["dense"]
@@ -215,7 +202,11 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         index_dir.mkdir()
         log(f"Building an index of {n:,} chunks drawn from {base_gen} ...")
         t0 = time.perf_counter()
-        parts = build_segments(base, index_dir, n, settings, log=log)
+        # queries are then embedded by the backend that embedded the drawn chunks, as `ask` does
+        built = read_manifest(settings.index_path) or {}
+        origin = {"scaled_from": str(base_gen),
+                  **{k: built[k] for k in ("embedding_backend", "vectors") if k in built}}
+        parts = build_segments(base, index_dir, n, settings, log=log, origin=origin)
         build_s = time.perf_counter() - t0
         disk = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
         log("Searching in a fresh process ...")
