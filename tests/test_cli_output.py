@@ -3,14 +3,13 @@ while another process is indexing."""
 
 from __future__ import annotations
 
-import fcntl
 import io
 import re
 import sys
-from pathlib import Path
 
-import pytest
-from test_llm import FakeChatServer
+import test_llm
+from test_index_state import _cli, _touch_corpus
+from test_index_state import _HeldLock as _OtherIndexingRun
 
 from rag import Rag
 from rag.cli import main
@@ -20,23 +19,11 @@ QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 UNGROUNDED = "Somebody in the region offered to help the two neighbours talk again [7]."
 MODEL_TEXT = "Somebody in the region offered to help the two neighbours talk again"
 LABEL = "Extractive answer (the model's answer cites no passage):"
-
-
-def _cli(settings, *args: str) -> list[str]:
-    return [*args, "--index-dir", settings.index_dir, "--model", "fake-64", "--corpus", settings.corpus[0]]
+server = test_llm.server  # the fixture: a real HTTP server imitating an OpenAI-compatible one
 
 
 def _squash(text: str) -> str:
     return " ".join(text.split())
-
-
-@pytest.fixture
-def server():
-    s = FakeChatServer()
-    s.thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
 
 
 class _Terminal(io.StringIO):
@@ -95,24 +82,6 @@ def test_a_failed_server_gives_the_extractive_answer_and_says_why(fake_rag, serv
 
 
 # ---------------------------------------------------------------- 4. another process indexing
-
-
-class _OtherIndexingRun:
-    """Another process's indexing run, as the index folder's lock shows it."""
-
-    def __init__(self, index_dir: str) -> None:
-        Path(index_dir).mkdir(parents=True, exist_ok=True)
-        self.fh = open(Path(index_dir) / ".lock", "w")  # noqa: SIM115 - closed in release()
-        fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def release(self) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
-
-
-def _touch_corpus(corpus: Path) -> None:
-    f = next(p for p in sorted(corpus.iterdir()) if p.suffix in (".txt", ".md"))
-    f.write_text(f.read_text() + "\nA paragraph added later about the weather.\n")
 
 
 def test_a_stale_index_being_updated_by_another_run_says_so(fake_rag, tmp_corpus, capsys):
