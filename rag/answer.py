@@ -37,7 +37,7 @@ from .tuning import (
     RUNNER_UP_RATIO,
     TYPE_WEIGHT,
 )
-from .types import Citation, Evidence, Hit
+from .types import Citation, Evidence, Hit, ShortAnswer
 
 NOT_FOUND = "Not found in the corpus: the retrieved passages do not answer this question."
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*\b")
@@ -304,11 +304,14 @@ class Reading:
     abstained: bool
     conflicts: list = field(default_factory=list)  # values the sources give differently (conflicts.Conflict)
     shown: int = 0  # passages to show: the top k, then those only a conflict cites
+    short: ShortAnswer | None = None  # the name, number, date... asked for, when the ranker is sure enough
+    parsed: list = field(default_factory=list)  # the sentences read for short answers (short_answer.Parsed)
+    candidates: list = field(default_factory=list)  # their candidate answers, most probable first
 
 
 def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
          reference_day: str = "", said: frozenset[tuple[str, int]] = frozenset(),
-         threshold: float | None = None) -> Reading:
+         threshold: float | None = None, short=None) -> Reading:
     """Pick the answer sentences of the top passages, or abstain.
 
     ``query`` is the standalone question (a follow-up joined with its context), ``question``
@@ -318,6 +321,11 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     previous answer said) are not given again. The answer is the best sentence of the top
     ``k`` passages plus a runner-up that adds something; below ``threshold`` (default: the
     scorer's calibrated one) it abstains.
+
+    With ``short`` (a ``short_answer.ShortReader``), a question that asks for a name, place,
+    number, date or thing gets a short answer: the ranker's most probable candidate of the best
+    sentences of the ``k`` passages, when above its calibrated threshold; the answer's first
+    sentence is then the best one that gives it.
     """
     if threshold is None:
         threshold = HAND_THRESHOLD if reader is None else (reader.threshold if reader.threshold is not None
@@ -337,10 +345,20 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
         s.n = renumber[s.n]
     ranked = [pool[i] for i in order] + rest
     shown = [s for s in sentences if s.n <= k and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    text, chosen = compose(question, shown)
-    score = confidence(shown, chosen)
-    if score < threshold:
-        return Reading(ranked, NOT_FOUND, [], score, True)
+    parsed, cands, best = _short_candidates(query, question, shown, ranked, short, reference_day)
+    if best is not None:
+        support = best.parsed.sentence
+        text, chosen = compose(question, [support] + [s for s in shown if s is not support])
+        score = best.probability
+        hit = ranked[support.n - 1].chunk
+        answer = ShortAnswer(best.text, support.n, hit.doc_id, support.start + best.start, support.start + best.end,
+                             round(best.probability, 4))
+    else:
+        text, chosen = compose(question, shown)
+        score = confidence(shown, chosen)
+        answer = None
+        if score < threshold or (cands and short.abstain_below(cands[0].probability)):
+            return Reading(ranked, NOT_FOUND, [], score, True, parsed=parsed, candidates=cands)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
@@ -354,4 +372,23 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
         for c in conflicts:
             for v in c.values:
                 v.citations = [renumber[n] for n in v.citations]
-    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra))
+    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra), answer, parsed, cands)
+
+
+def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,
+                      reference_day: str):
+    """(the sentences parsed, their candidates most probable first, the short answer or None)."""
+    from . import short_answer
+
+    if short is None or short_answer.question_kind(question) == "explain":
+        return [], [], None
+    pool = sorted((s for s in shown if s.score > -1.0), key=lambda s: -s.score)[:short.sentences]
+    if not pool:
+        return [], [], None
+    parsed = short_answer.parse(pool, short.pipeline())
+    if short.ranker is None:
+        return parsed, [], None
+    passages = [(h.chunk.doc_id, h.chunk.text) for h in ranked[:RERANK_DEPTH]]
+    cands = short_answer.rank(query, parsed, passages, short.ranker, reference_day, question)
+    best = cands[0] if cands and cands[0].probability >= short.ranker.threshold else None
+    return parsed, cands, best

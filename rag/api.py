@@ -92,6 +92,11 @@ class Rag:
         self._index: IndexReader | None = None
         self._embedder = None
         self._reader_model = None
+        self._short = None
+        if settings.short_answers:
+            from .short_answer import preload
+
+            preload()  # spaCy loads while the index and the embedding model do
         self._lock = threading.RLock()
         self._llms: dict[str, object] = {}
 
@@ -184,6 +189,17 @@ class Rag:
         return self._reader_model
 
     @property
+    def short_reader(self):
+        """spaCy and the shipped short-answer ranker; None with ``short_answers`` off."""
+        if not self.settings.short_answers:
+            return None
+        if self._short is None:
+            from .short_answer import ShortReader, load_ranker
+
+            self._short = ShortReader(load_ranker())
+        return self._short
+
+    @property
     def abstain_threshold(self) -> float:
         """``settings.abstain_threshold``, else the one calibrated for the scorer in use."""
         if self.settings.abstain_threshold is not None:
@@ -271,7 +287,8 @@ class Rag:
         ranked = self._retrieve(query, depth, filters, "hybrid", day)
         t1 = time.perf_counter()
         reading = extractive.read(query, question, ranked, k, self.embedder, self.reader.idf(), self.answer_reader,
-                                  day, conversation.said() if conversation else frozenset(), self.abstain_threshold)
+                                  day, conversation.said() if conversation else frozenset(), self.abstain_threshold,
+                                  self.short_reader)
         hits = reading.ranked[:max(k, reading.shown)]
         t2 = time.perf_counter()
         result = Answer(
@@ -286,6 +303,9 @@ class Rag:
             evidence=reading.evidence,
             reference_day=day,
             conflicts=reading.conflicts,
+            short_answer=reading.short,
+            candidates=reading.candidates,
+            parsed=reading.parsed,
         )
         llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:

@@ -39,6 +39,7 @@ class Settings:
     candidates: int = 200  # hits taken from each retriever before fusion
     rerank: str = "none"  # answer sentences chosen by: none (hand-written scorer) | learned (the trained reader; README)
     reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
+    short_answers: bool = True  # the name, number, date... asked for, read by the trained ranker (rag/short_answer.py)
     abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
     llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)

@@ -20,6 +20,7 @@ from .metrics import (
     answer_recall_at_tokens,
     citation_markers,
     contains_answer,
+    exact_match,
     first_answer_rank,
     percentile,
     token_f1,
@@ -84,6 +85,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
         "id": q["id"], "question": q["question"], "answers": q["answers"], "docs": q["docs"],
         "unanswerable": q["unanswerable"], "scored": q["scored"],
         "answer": ans.answer, "abstained": ans.abstained, "confidence": round(ans.confidence, 4),
+        "short_answer": ans.short_answer.text if ans.short_line() else "",
         "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
         "asked_on": q.get("asked_on", ""), "reference_day": ans.reference_day,
     }
@@ -102,6 +104,9 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
         metrics["rr"] = 1.0 / rank if rank else 0.0
         metrics["answer_hit"] = float(not ans.abstained and contains_answer(ans.answer, q["answers"]))
         metrics["token_f1"] = 0.0 if ans.abstained else token_f1(ans.answer, q["answers"])
+        # the short answer against the gold answers, SQuAD-style (0 when a sentence answers or it abstains)
+        metrics["short_em"] = float(exact_match(row["short_answer"], q["answers"]))
+        metrics["short_f1"] = token_f1(row["short_answer"], q["answers"]) if row["short_answer"] else 0.0
     if q["docs"]:
         for k in ks:
             metrics[f"source_recall@{k}"] = float(any(d in q["docs"] for d in doc_ids[:k]))
@@ -134,6 +139,9 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
     s["mrr"] = mean(scored, "rr")
     s["answer_hit"] = mean(scored, "answer_hit")
     s["token_f1"] = mean(scored, "token_f1")
+    s["short_em"] = mean(scored, "short_em")
+    s["short_f1"] = mean(scored, "short_f1")
+    s["short_given"] = round(sum(bool(r.get("short_answer")) for r in scored) / len(scored), 4) if scored else None
     true_abst = sum(1 for r in abstained if r["unanswerable"])
     s["abstention_precision"] = round(true_abst / len(abstained), 4) if abstained and unans else None
     s["abstention_recall"] = round(true_abst / len(unans), 4) if unans else None

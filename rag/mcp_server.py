@@ -98,6 +98,14 @@ class EvidenceSpan(BaseModel):
     end: int
 
 
+class ShortAnswerSpan(EvidenceSpan):
+    """The name, place, number, date or phrase asked for: its text, at characters ``start``-``end``
+    of the article ``doc_id`` (passage [n]), and the ranker's probability that it is right."""
+
+    text: str
+    probability: float
+
+
 class ConflictValueResult(BaseModel):
     """One value the sources give, with the passages ([n]) and articles that give it."""
 
@@ -122,6 +130,8 @@ class AskResult(BaseModel):
     question: str
     answer: str = Field(description="the answer; each sentence ends with [n] markers naming the citations")
     abstained: bool = Field(description="true when the articles do not answer the question")
+    short_answer: ShortAnswerSpan | None = Field(None, description="the name, number, date... asked for (absent "
+                                                 "when a sentence answers: why/how questions, or unsure)")
     citations: list[Passage] = Field(description="the passages [1], [2], ... the answer's markers refer to")
     evidence: list[EvidenceSpan] = Field(description="where each answer sentence comes from (empty when abstained)")
     timings_ms: dict[str, float]
@@ -380,7 +390,8 @@ def _quoted(text: str) -> str:
 
 
 def format_ask(out: dict) -> str:
-    lines = [out["answer"]]
+    short = out.get("short_answer")
+    lines = ([f"Answer: {short['text']} [{short['n']}]"] if short and not out.get("abstained") else []) + [out["answer"]]
     if out.get("abstained") and out.get("citations"):
         lines += ["", "(The articles do not answer this; the closest passages follow.)"]
     lines += [f"warning: {w}" for w in out.get("warnings", [])]

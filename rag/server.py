@@ -660,11 +660,12 @@ class _Reply:
 
     def completion(self, answer: Answer) -> dict:
         citations = [c.to_dict() for c in answer.citations]
-        message = {"role": "assistant", "content": answer.answer, "refusal": None,
-                   "annotations": annotations(answer.answer, answer), "citations": citations}
+        content = answer.reply()
+        message = {"role": "assistant", "content": content, "refusal": None,
+                   "annotations": annotations(content, answer), "citations": citations}
         return {"id": self.id, "object": "chat.completion", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
-                "citations": citations, "usage": self._usage(answer, answer.answer), "x_rag": extras(answer)}
+                "citations": citations, "usage": self._usage(answer, content), "x_rag": extras(answer)}
 
     def _chunk(self, delta: dict, finish: str | None = None, **extra: object) -> str:
         body = {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
@@ -684,16 +685,16 @@ class _Reply:
                     yield self._chunk({"content": text})
                 kind, value = await job.next(deadline)
             answer: Answer = value
-            offset = 0
-            if sent.strip() != answer.answer:
+            offset, content = 0, answer.reply()
+            if sent.strip() != content:
                 # The LLM failed part-way, or markers to no passage were removed: what stands follows.
                 offset = len(sent) + 2 if sent else 0
-                tail = ("\n\n" if sent else "") + answer.answer
+                tail = ("\n\n" if sent else "") + content
                 sent += tail
                 yield self._chunk({"content": tail})
             remember(sent, answer)
             citations = [c.to_dict() for c in answer.citations]
-            yield self._chunk({"annotations": annotations(answer.answer, answer, offset), "citations": citations},
+            yield self._chunk({"annotations": annotations(content, answer, offset), "citations": citations},
                               "stop", citations=citations, usage=self._usage(answer, sent), x_rag=extras(answer))
         except Exception as e:  # noqa: BLE001 - the status is sent: the error goes in the stream
             yield f"data: {json.dumps(api_error(e).body(), ensure_ascii=False)}\n\n"

@@ -31,6 +31,9 @@ RECENT_WEIGHT = 0.1  # most a sentence gains for coming from an article of the d
 RANK_PENALTY = 0.01  # per passage rank
 RUNNER_UP_RATIO = 0.8  # a second sentence joins the answer when it scores this share of the best
 
+# ---------------------------------------------------------------- short answers (rag/short_answer.py)
+SHORT_SENTENCES = 12  # the best-scored sentences of the shown passages that spaCy reads for candidates
+
 # ---------------------------------------------------------------- abstention
 HAND_THRESHOLD = 0.42  # the hand-written scorer's (calibrated on seed + RealTime QA, docs/experiments.md)
 READER_THRESHOLD = 0.5  # for a reader folder that carries no calibrated threshold

@@ -98,6 +98,22 @@ class Evidence:
 
 
 @dataclass
+class ShortAnswer:
+    """The name, place, number, date or phrase asked for: its text as the article writes it,
+    read from passage [n], characters start-end of the article ``doc_id``."""
+
+    text: str
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    probability: float = 0.0  # the ranker's calibrated probability that it is the answer
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
 class Answer:
     """What ``ask`` returns."""
 
@@ -118,6 +134,21 @@ class Answer:
     extractive_answer: str = ""  # the extractive answer, kept beside an LLM answer
     reference_day: str = ""  # a question about "now": articles dated near this day (ISO) were favoured
     conflicts: list = field(default_factory=list)  # values the sources give differently (rag.conflicts.Conflict)
+    short_answer: ShortAnswer | None = None  # the name, number, date... asked for (None: a sentence answers)
+    candidates: list = field(default_factory=list)  # short-answer candidates, most probable first (not in to_dict)
+    parsed: list = field(default_factory=list)  # the sentences they were read from (rag.short_answer.Parsed)
+
+    def short_line(self) -> str:
+        """"Answer: Ishaq Dar [1]" for an extractive answer with a short answer, else ""."""
+        s = self.short_answer
+        if s is None or self.abstained or self.llm_tokens:
+            return ""
+        return f"Answer: {s.text} [{s.n}]"
+
+    def reply(self) -> str:
+        """The answer as a chat message shows it: the short answer first, then the sentences."""
+        line = self.short_line()
+        return f"{line}\n\n{self.answer}" if line else self.answer
 
     def to_dict(self) -> dict:
         """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for,
@@ -126,6 +157,7 @@ class Answer:
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            **({"short_answer": self.short_answer.to_dict()} if self.short_answer else {}),
             "citations": [c.to_dict() for c in self.citations],
             "evidence": [e.to_dict() for e in self.evidence],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

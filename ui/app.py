@@ -30,6 +30,7 @@ CSS = """
 .src .article { white-space: pre-wrap; font-size: 0.92em; line-height: 1.45; }
 .src mark { background: #ffe08a; color: #000; padding: 0 1px; }
 .src strong.answer { background: #ffc933; color: #000; }
+.src u.short { text-decoration: underline 2px; text-underline-offset: 2px; }
 .tl .tl-header { font-weight: 600; font-size: 1.05em; margin: 0 0 4px 0; }
 .tl .tl-events { list-style: none; padding: 0; margin: 8px 0 0 0; }
 .tl .tl-event { border-left: 3px solid var(--color-accent); padding: 2px 0 6px 12px; margin: 0 0 10px 4px; }

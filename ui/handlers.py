@@ -89,11 +89,11 @@ def _note(text: str) -> str:
 
 
 def _segments(text: str, offset: int, lo: int, hi: int, mark: tuple[int, int],
-              bold: list[tuple[int, int]]) -> str:
+              bold: list[tuple[int, int]], short: tuple[int, int] = (0, 0)) -> str:
     """``text[lo:hi]`` (article offsets; ``text`` starts at ``offset``) escaped, ``mark`` in <mark>,
-    the ``bold`` spans in <strong class="answer">."""
+    the ``bold`` spans in <strong class="answer">, the ``short`` answer's span in <u class="short">."""
     cuts = {lo, hi}
-    for s, e in [mark, *bold]:
+    for s, e in [mark, *bold, short]:
         cuts.update(x for x in (s, e) if lo < x < hi)
     points = sorted(cuts)
     out, in_mark = [], False
@@ -103,6 +103,8 @@ def _segments(text: str, offset: int, lo: int, hi: int, mark: tuple[int, int],
             out.append("<mark>" if marked else "</mark>")
             in_mark = marked
         piece = html.escape(text[a - offset:b - offset])
+        if short[0] <= a < short[1]:
+            piece = f'<u class="short">{piece}</u>'
         if any(s <= a < e for s, e in bold):
             piece = f'<strong class="answer">{piece}</strong>'
         out.append(piece)
@@ -112,19 +114,20 @@ def _segments(text: str, offset: int, lo: int, hi: int, mark: tuple[int, int],
 
 
 def passage_in_context(article: str, start: int, end: int, passage: str,
-                       answer_spans: list[tuple[int, int]] = ()) -> str:
+                       answer_spans: list[tuple[int, int]] = (), short: tuple[int, int] = (0, 0)) -> str:
     """The passage in <mark> with up to CONTEXT_CHARS of its article on either side, all escaped;
-    ``answer_spans`` (article offsets: the answer's sentences) in bold."""
+    ``answer_spans`` (article offsets: the answer's sentences) in bold, ``short`` (the short
+    answer's span) underlined inside them."""
     if not article or article[start:end] != passage:  # the article changed: show the passage alone
         return _segments(passage, start, start, start + len(passage), (start, start + len(passage)),
-                         list(answer_spans))
+                         list(answer_spans), short)
     lo, hi = max(0, start - CONTEXT_CHARS), min(len(article), end + CONTEXT_CHARS)
     if lo > 0:  # start and end on a word boundary
         lo = article.find(" ", lo, start) + 1 or lo
     if hi < len(article):
         cut = article.rfind(" ", end, hi)
         hi = cut if cut > 0 else hi
-    body = _segments(article, 0, lo, hi, (start, end), list(answer_spans))
+    body = _segments(article, 0, lo, hi, (start, end), list(answer_spans), short)
     return ("…" if lo > 0 else "") + body + ("…" if hi < len(article) else "")
 
 
@@ -153,11 +156,13 @@ def sources_html(rag: Rag, answer: Answer | None) -> str:
         return '<div class="src"><p>No passage to show for this question.</p></div>'
     where = where_in_article(answer)
     parts = ['<div class="src"><p class="order">Passages in the order they answer the question; '
-             "the answer's sentences are in bold.</p>"]
+             "the answer's sentences are in bold, the short answer underlined.</p>"]
     for c in answer.citations:
         doc = rag.document(c.doc_id) or {}
         spans = [(e.start, e.end) for e in answer.evidence if e.doc_id == c.doc_id and e.start < c.end and e.end > c.start]
-        body = passage_in_context(doc.get("text") or "", c.start, c.end, c.text, spans)
+        sa = answer.short_answer
+        short = (sa.start, sa.end) if sa and not answer.abstained and sa.doc_id == c.doc_id else (0, 0)
+        body = passage_in_context(doc.get("text") or "", c.start, c.end, c.text, spans, short)
         part, location = where[c.n]
         meta = [html.escape(x) for x in (c.date, c.source) if x] or ["no date or source"]
         meta.append(html.escape(location))
@@ -238,6 +243,8 @@ def answer_message(answer: Answer) -> str:
     """The answer as chat Markdown: escaped text, [n] links, notes, timing."""
     n = len(answer.citations)
     text = answer_markdown(answer.answer, n)
+    if answer.short_line():
+        text = f"**Answer: {escape_text(answer.short_answer.text)}** " + answer_markdown(f"[{answer.short_answer.n}]", n) + "\n\n" + text
     if answer.ungrounded and answer.extractive_answer:
         text += ("\n\n**Extractive answer (the model's answer cites no passage):** "
                  + answer_markdown(answer.extractive_answer, n))
