@@ -313,8 +313,7 @@ def _warn_all(answer: Answer) -> None:
 def format_answer(answer: Answer, width: int = 100) -> str:
     """The short answer first (when there is one), the sentence that says it, conflicts, sources."""
     short = answer.short_line()
-    text = (short + "
-" if short else "") + textwrap.fill(answer.answer, width) + format_conflicts(answer, width)
+    text = (short + "\n" if short else "") + textwrap.fill(answer.answer, width) + format_conflicts(answer, width)
     return text + "\n\n" + format_sources(answer, width) if answer.citations else text
 
 

