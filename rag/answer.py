@@ -345,20 +345,20 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
         s.n = renumber[s.n]
     ranked = [pool[i] for i in order] + rest
     shown = [s for s in sentences if s.n <= k and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    parsed, cands, best = _short_candidates(query, question, shown, ranked, short, reference_day)
-    if best is not None:
-        support = best.parsed.sentence
+    parsed, cands = _short_candidates(query, question, shown, ranked, short, reference_day)
+    top = cands[0] if cands else None
+    text, chosen = compose(question, shown)
+    score, answer = confidence(shown, chosen), None
+    if top is not None and top.probability >= short.sentence_threshold:
+        # the best candidate's best sentence comes first (it says the answer, if anything does)
+        support = top.parsed.sentence
         text, chosen = compose(question, [support] + [s for s in shown if s is not support])
-        score = best.probability
-        hit = ranked[support.n - 1].chunk
-        answer = ShortAnswer(best.text, support.n, hit.doc_id, support.start + best.start, support.start + best.end,
-                             round(best.probability, 4))
-    else:
-        text, chosen = compose(question, shown)
-        score = confidence(shown, chosen)
-        answer = None
-        if score < threshold or (cands and short.abstain_below(cands[0].probability)):
-            return Reading(ranked, NOT_FOUND, [], score, True, parsed=parsed, candidates=cands)
+        if top.probability >= short.threshold:
+            hit = ranked[support.n - 1].chunk
+            answer = ShortAnswer(top.text, support.n, hit.doc_id, support.start + top.start,
+                                 support.start + top.end, round(top.probability, 4))
+    if answer is None and score < threshold:  # a short answer this likely is given, whatever the sentences score
+        return Reading(ranked, NOT_FOUND, [], score, True, parsed=parsed, candidates=cands)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
@@ -377,18 +377,16 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
 
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,
                       reference_day: str):
-    """(the sentences parsed, their candidates most probable first, the short answer or None)."""
+    """(the sentences parsed for short answers, their candidates most probable first)."""
     from . import short_answer
 
     if short is None or short_answer.question_kind(question) == "explain":
-        return [], [], None
+        return [], []
     pool = sorted((s for s in shown if s.score > -1.0), key=lambda s: -s.score)[:short.sentences]
     if not pool:
-        return [], [], None
+        return [], []
     parsed = short_answer.parse(pool, short.pipeline())
     if short.ranker is None:
-        return parsed, [], None
+        return parsed, []
     passages = [(h.chunk.doc_id, h.chunk.text) for h in ranked[:RERANK_DEPTH]]
-    cands = short_answer.rank(query, parsed, passages, short.ranker, reference_day, question)
-    best = cands[0] if cands and cands[0].probability >= short.ranker.threshold else None
-    return parsed, cands, best
+    return parsed, short_answer.rank(query, parsed, passages, short.ranker, reference_day, question)

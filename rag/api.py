@@ -196,7 +196,7 @@ class Rag:
         if self._short is None:
             from .short_answer import ShortReader, load_ranker
 
-            self._short = ShortReader(load_ranker())
+            self._short = ShortReader(load_ranker(), threshold=self.settings.short_threshold)
         return self._short
 
     @property

@@ -40,6 +40,7 @@ class Settings:
     rerank: str = "none"  # answer sentences chosen by: none (hand-written scorer) | learned (the trained reader; README)
     reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
     short_answers: bool = True  # the name, number, date... asked for, read by the trained ranker (rag/short_answer.py)
+    short_threshold: float | None = None  # the ranker's probability from which a short answer is shown; None: its own
     abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp
     llm_url: str = "http://127.0.0.1:11434/v1"  # openai: an OpenAI-compatible server (Ollama's default)
@@ -77,6 +78,8 @@ class Settings:
             raise RagError(
                 f"chunk_overlap must be between 0 and half of chunk_tokens (got {self.chunk_overlap})"
             )
+        if self.short_threshold is not None and not 0.0 <= self.short_threshold <= 1.0:
+            raise RagError(f"short_threshold must be between 0 and 1 (got {self.short_threshold})")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise RagError(f"dtype must be auto, float32, bfloat16 or float16 (got {self.dtype!r})")
         if self.embed not in ("auto", "torch", "onnx", "onnx-int8"):

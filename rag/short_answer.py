@@ -155,7 +155,8 @@ class Mention:
     end: int
     text: str
     label: str  # a spaCy entity label, "NP" (noun phrase) or "QUOTE" (a quoted title)
-    variant: str = ""  # "part" (a name without its title, a phrase's head noun), "joined" ("Boulder, Colorado")
+    variant: str = ""  # "part" (a name without its title, a phrase's head noun), "joined" ("Boulder, Colorado"),
+    # "number" (found by pattern, not by the NER)
 
 
 @dataclass
@@ -240,6 +241,22 @@ def label_group_of(text: str, pipeline=None) -> str:
     return "np"
 
 
+_NUMBER = re.compile(r"(?<![\w.,])([$€£]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?(%|percent|million|billion|trillion))?(?![\w])")
+
+
+def number_mentions(text: str, known: list[Mention]) -> list[Mention]:
+    """Numbers, amounts and percentages in ``text`` that no mention in ``known`` already is
+    (the small NER model misses some: "around 7,000 U.S. troops")."""
+    spans = {(m.start, m.end) for m in known}
+    out = []
+    for m in _NUMBER.finditer(text):
+        if (m.start(), m.end()) in spans or re.fullmatch(r"(?:1[89]|20)\d\d", m.group(0)):
+            continue  # a year is a date, which the NER finds
+        label = "MONEY" if m.group(1) else "PERCENT" if m.group(2) in ("%", "percent") else "CARDINAL"
+        out.append(Mention(m.start(), m.end(), m.group(0), label, "number"))
+    return out
+
+
 def mentions_of(doc) -> list[Mention]:
     """The entities, noun phrases and quoted titles of a spaCy ``doc`` of one sentence, and their
     variants: a name without its title or descriptor ("Mount Etna" -> "Etna", "New York City" ->
@@ -289,7 +306,7 @@ def mentions_of(doc) -> list[Mention]:
         between = text[a.end:b.start]
         if _LABEL_GROUPS.get(a.label) == _LABEL_GROUPS.get(b.label) and _JOIN.fullmatch(between):
             add(a.start, b.end, a.label, "joined", clean=False)
-    return out
+    return out + number_mentions(text, out)
 
 
 def parse(sentences: list, pipeline=None) -> list[Parsed]:
@@ -515,21 +532,20 @@ def rank(question: str, parsed: list[Parsed], passages: list[tuple[str, str]], r
 
 class ShortReader:
     """What ``rag.answer.read`` needs for short answers: spaCy's pipeline and the ranker
-    (None while training builds its data: the sentences are then parsed, not ranked)."""
+    (None while training builds its data: the sentences are then parsed, not ranked).
+    ``threshold``: the probability from which the short answer is shown (default: the
+    ranker's, chosen on the validation weeks)."""
 
-    def __init__(self, ranker: ShortRanker | None, sentences: int = 0):
+    def __init__(self, ranker: ShortRanker | None, sentences: int = 0, threshold: float | None = None):
         from .tuning import SHORT_SENTENCES
 
         self.ranker = ranker
         # the best-scored sentences read for candidates: as many as the ranker was chosen with
         self.sentences = sentences or (ranker.model.get("sentences") if ranker else 0) or SHORT_SENTENCES
+        self.threshold = threshold if threshold is not None else (ranker.threshold if ranker else 1.0)
+        # from this probability the best candidate chooses the answer's first sentence
+        self.sentence_threshold = float(ranker.model.get("sentence_threshold", 0.0)) if ranker else 1.0
 
     @staticmethod
     def pipeline():
         return nlp()
-
-    def abstain_below(self, probability: float) -> bool:
-        """Whether the answer abstains, with no short answer, when the best candidate has this
-        probability (the ranker's ``abstain_below``; null: the sentence answer decides)."""
-        floor = self.ranker.model.get("abstain_below") if self.ranker else None
-        return floor is not None and probability < floor

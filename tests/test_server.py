@@ -128,7 +128,7 @@ def test_chat_completion_carries_the_answer_its_citations_and_marker_spans(api: 
     expected = fake_rag.ask(QUESTION)
     message = resp.choices[0].message
     assert resp.object == "chat.completion" and resp.model == "rag" and resp.choices[0].finish_reason == "stop"
-    assert message.content == expected.answer and "[1]" in message.content
+    assert message.content == expected.reply() and "[1]" in message.content
     citations = message.model_extra["citations"]
     assert citations == [c.to_dict() for c in expected.citations] == resp.model_extra["citations"]
     assert message.annotations and all(marked(message.content, a) == "[1]" for a in message.annotations)
@@ -151,7 +151,7 @@ def test_streamed_extractive_answer_then_the_citations_chunk_then_done(api: str,
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
-    assert content == expected.answer
+    assert content == expected.reply()
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] == "stop"
     delta = last["choices"][0]["delta"]
@@ -197,7 +197,7 @@ def test_an_llm_that_cannot_be_reached_leaves_the_extractive_answer(fake_setting
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     unreachable = rag.Rag(fake_settings, llm_url=f"http://127.0.0.1:{closed}/v1", llm_timeout=5)
-    expected = fake_rag.ask(QUESTION).answer
+    expected = fake_rag.ask(QUESTION).reply()
     with serving(create_app(unreachable)) as base:
         chunks = list(client(base).chat.completions.create(model="rag:openai", messages=user(QUESTION), stream=True))
         resp = client(base).chat.completions.create(model="rag:openai", messages=user(QUESTION))
@@ -211,7 +211,7 @@ def test_content_parts_and_system_messages(api: str, fake_rag: rag.Rag):
     messages = [{"role": "system", "content": "You are terse."},
                 {"role": "user", "content": [{"type": "text", "text": QUESTION}]}]
     resp = client(api).chat.completions.create(model="rag", messages=messages)
-    assert resp.choices[0].message.content == fake_rag.ask(QUESTION).answer
+    assert resp.choices[0].message.content == fake_rag.ask(QUESTION).reply()
 
 
 def test_filters_ride_as_extra_body_fields(api: str):
@@ -269,7 +269,7 @@ def test_models_are_listed_the_openai_way(api: str):
 def test_concurrent_clients_each_get_their_own_answer(fake_rag: rag.Rag):
     questions = [QUESTION, "Where did the peace talks take place?", "What did the Taliban spokesperson say?",
                  "Who is Pakistan's foreign minister?"]
-    expected = {q: fake_rag.ask(q).answer for q in questions}
+    expected = {q: fake_rag.ask(q).reply() for q in questions}
     with serving(create_app(fake_rag, max_concurrent=2, queue=len(questions) * 3)) as base:
         c = client(base)
         with ThreadPoolExecutor(len(questions) * 3) as pool:
