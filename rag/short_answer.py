@@ -96,7 +96,7 @@ FEATURES = (
     + ["type_match", "n_words", "capitalised", "in_question", "passages_with", "docs_with", "rank_weight",
        "in_top_passage", "sentences_with", "mentions", "best_score", "best_rank", "score_gap", "best_dense",
        "best_lexical", "best_phrase", "best_appositive", "best_n", "near_question", "near_focus",
-       "recent", "headline", "position", "variant_part", "variant_joined", "original_too", "type_prior"]
+       "recent", "headline", "position", "variant_part", "variant_joined", "original_too", "type_prior", "echoes_question"]
 )
 
 
@@ -345,6 +345,14 @@ def _near(parsed: Parsed, mention: Mention, terms: set[str]) -> float:
     return best
 
 
+def _echoes(word: str, question_words: set[str]) -> bool:
+    """Whether ``word`` is a form of one of the question's words ("iran" in "Which Iranian city",
+    "afghanistan" in "Which Afghan province")."""
+    if word in question_words:
+        return True
+    return len(word) >= 4 and any(len(q) >= 4 and (q.startswith(word) or word.startswith(q)) for q in question_words)
+
+
 def candidate_groups(question: str, parsed: list[Parsed], passages: list[tuple[str, str]],
                      reference_day: str = "", turn: str = "", priors: dict | None = None) -> list[Candidate]:
     """One ``Candidate`` per distinct answer among the mentions of ``parsed`` (best-scored
@@ -422,6 +430,7 @@ def candidate_groups(question: str, parsed: list[Parsed], passages: list[tuple[s
             variant_joined=float(any(x.variant == "joined" for _, x in hits)),
             original_too=float(any(x.variant == "" for _, x in hits)),
             type_prior=float(max((prior.get(_LABEL_GROUPS.get(lab, "np"), 0.0) for lab in labels), default=0.0)),
+            echoes_question=sum(_echoes(w, q_norm) for w in words) / len(words),
         )
         out.append(Candidate(m.text, key, label, best_p, m.start, m.end, f))
     return out

@@ -330,7 +330,8 @@ def ceiling(qs: list[dict]) -> float:
     return sum(bool(q["y"].sum()) for q in n) / max(1, len(n))
 
 
-def fit(material: dict[str, list[dict]], out_dir: Path, work: Path, seed: int = 0, log=print) -> dict:
+def fit(material: dict[str, list[dict]], out_dir: Path, work: Path, seed: int = 0, log=print,
+        depths: tuple[int, ...] = (8, 12, 24)) -> dict:
     """Try each model, candidate depth and target; choose on the validation weeks the one whose
     short answers, above the threshold that suits it, do best (``UTILITY``); write the model."""
 
@@ -339,7 +340,7 @@ def fit(material: dict[str, list[dict]], out_dir: Path, work: Path, seed: int = 
     results, best_cfg = [], None
     cache: dict[int, dict[str, list[dict]]] = {}
     priors = type_priors([r for name in TRAIN for r in material.get(name, [])], work / "choice-labels.json")
-    for sentences in (8, 12, 24):
+    for sentences in depths:
         cache[sentences] = {name: featurise(rows, sentences, 3.0, priors) for name, rows in material.items()}
         train = [q for name in TRAIN if name in cache[sentences] for q in cache[sentences][name]]
         valid = cache[sentences][VALID]
@@ -517,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--work", type=Path, default=Path("runs/short"))
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", type=Path, default=RANKER_DIR)
+    f.add_argument("--sentences", default="8,12,24", help="candidate depths to try (comma-separated)")
     b = sub.add_parser("build", help="answer one question file and store what the short-answer step read")
     b.add_argument("questions", type=Path)
     b.add_argument("--index-dir", type=Path, required=True)
@@ -548,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     if VALID not in material or not any(n in material for n in TRAIN):
         print(f"error: no built material in {args.work} (run 'recipe' or 'build' first)", file=sys.stderr)
         return 1
-    report = fit(material, args.out, args.work, args.seed)
+    depths = tuple(int(x) for x in getattr(args, "sentences", "8,12,24").split(","))
+    report = fit(material, args.out, args.work, args.seed, depths=depths)
     write_card(args.out, report, {k: v for k, v in material.items()})
     (args.work / "fit-report.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps({k: report[k] for k in ("chosen", "valid", "test", "valid_ceiling", "test_ceiling") if k in report},
