@@ -19,6 +19,8 @@ from .chunk import sentence_spans
 from .conflicts import find_conflicts, rare_terms
 from .dates import closeness
 from .lexical import bm25_tokens, match_sequence, match_tokens
+from .short_answer import focus_phrase, parse, question_kind
+from .short_answer import rank as rank_candidates
 from .tuning import (
     APPOSITIVE_WEIGHT,
     APPOSITIVE_WINDOW,
@@ -130,25 +132,6 @@ def _type_match(kind: str, sentence: str, q_words: set[str]) -> float:
     if kind == "date":
         return 1.0 if _DATE.search(sentence) else 0.0
     return 1.0 if _new_names(sentence, q_words) else 0.0
-
-
-_FOCUS = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,5}[\w'’-]+)", re.I)
-_FOCUS_STOP = re.compile(r"(?:is|are|was|were|did|does|do|has|have|had|will|would|could|can|may|might|"
-                         r"\w+ed|said|says|spoke|told|the|a|an|of|in|on|at|by|to|for|from|with|that|who|whose)$", re.I)
-
-
-def focus_phrase(question: str) -> str:
-    """The noun phrase a which/what question asks about: "Which Pakistani foreign minister
-    spoke ..." -> "Pakistani foreign minister"; "" for other questions."""
-    m = _FOCUS.search(question)
-    if not m:
-        return ""
-    words = []
-    for w in m.group(1).split():
-        if _FOCUS_STOP.fullmatch(w) and "-" not in w:
-            break
-        words.append(w)
-    return " ".join(words)
 
 
 def _appositive(sentence: str, focus: dict[str, float], names: set[str], q_words: set[str]) -> float:
@@ -378,15 +361,13 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,
                       reference_day: str):
     """(the sentences parsed for short answers, their candidates most probable first)."""
-    from . import short_answer
-
-    if short is None or short_answer.question_kind(question) == "explain":
+    if short is None or question_kind(question) == "explain":
         return [], []
     pool = sorted((s for s in shown if s.score > -1.0), key=lambda s: -s.score)[:short.sentences]
     if not pool:
         return [], []
-    parsed = short_answer.parse(pool, short.pipeline())
+    parsed = parse(pool, short.pipeline())
     if short.ranker is None:
         return parsed, []
     passages = [(h.chunk.doc_id, h.chunk.text) for h in ranked[:RERANK_DEPTH]]
-    return parsed, short_answer.rank(query, parsed, passages, short.ranker, reference_day, question)
+    return parsed, rank_candidates(query, parsed, passages, short.ranker, reference_day, question)

@@ -100,6 +100,25 @@ FEATURES = (
 )
 
 
+_FOCUS = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,5}[\w'’-]+)", re.I)
+_FOCUS_STOP = re.compile(r"(?:is|are|was|were|did|does|do|has|have|had|will|would|could|can|may|might|"
+                         r"\w+ed|said|says|spoke|told|the|a|an|of|in|on|at|by|to|for|from|with|that|who|whose)$", re.I)
+
+
+def focus_phrase(question: str) -> str:
+    """The noun phrase a which/what question asks about: "Which Pakistani foreign minister
+    spoke ..." -> "Pakistani foreign minister"; "" for other questions."""
+    m = _FOCUS.search(question)
+    if not m:
+        return ""
+    words = []
+    for w in m.group(1).split():
+        if _FOCUS_STOP.fullmatch(w) and "-" not in w:
+            break
+        words.append(w)
+    return " ".join(words)
+
+
 def question_kind(question: str) -> str:
     """What ``question`` asks for: one of ``KINDS``, or "explain" (why, how: a sentence answers)."""
     q = " ".join(question.split())
@@ -362,8 +381,6 @@ def candidate_groups(question: str, parsed: list[Parsed], passages: list[tuple[s
     sentence's ``n`` is its passage's rank (1-based). ``priors`` (the ranker's ``type_prior``):
     how often each label group answers questions with a given head word, learned from the quiz's
     choices."""
-    from .answer import focus_phrase
-
     turn = turn or question
     kind = question_kind(turn)
     prior = (priors or {}).get(question_head(turn)) or (priors or {}).get(f"kind:{kind}") or {}

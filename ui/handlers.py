@@ -96,18 +96,25 @@ def _segments(text: str, offset: int, lo: int, hi: int, mark: tuple[int, int],
     for s, e in [mark, *bold, short]:
         cuts.update(x for x in (s, e) if lo < x < hi)
     points = sorted(cuts)
-    out, in_mark = [], False
+    out, in_mark, in_bold = [], False, False
     for a, b in zip(points, points[1:]):
         marked = mark[0] <= a < mark[1]
+        bolded = any(s <= a < e for s, e in bold)
+        if in_bold and (not bolded or marked != in_mark):  # one <strong> a sentence, closed inside <mark>
+            out.append("</strong>")
+            in_bold = False
         if marked != in_mark:
             out.append("<mark>" if marked else "</mark>")
             in_mark = marked
+        if bolded and not in_bold:
+            out.append('<strong class="answer">')
+            in_bold = True
         piece = html.escape(text[a - offset:b - offset])
         if short[0] <= a < short[1]:
             piece = f'<u class="short">{piece}</u>'
-        if any(s <= a < e for s, e in bold):
-            piece = f'<strong class="answer">{piece}</strong>'
         out.append(piece)
+    if in_bold:
+        out.append("</strong>")
     if in_mark:
         out.append("</mark>")
     return "".join(out)
