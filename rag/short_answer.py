@@ -54,8 +54,9 @@ _NOUN_KINDS = [
     (r"(film|movie|show|series|book|song|album|game|novel|sitcom|drama|play|musical|documentary|"
      r"franchise|title|award|prize|product|device|phone|model|vehicle|car|drug|vaccine|law|bill|act)", "work"),
 ]
-_NUMBER_Q = re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|fast|often)\b", re.I)
-_EXPLAIN_Q = re.compile(r"^\s*(why|how(?! (many|much|long|old|far|big|large|tall|high|fast|often)\b))\b", re.I)
+_HOW_MUCH = "many|much|long|old|far|big|large|tall|high|fast|often"  # "how X" asks for a quantity
+_NUMBER_Q = re.compile(rf"\bhow ({_HOW_MUCH})\b", re.I)
+_EXPLAIN_Q = re.compile(rf"^\s*(why|how(?! ({_HOW_MUCH})\b))\b", re.I)
 _WHICH = re.compile(r"\b(?:which|what)\s+((?:[\w'’-]+\s+){0,3}[\w'’-]+)", re.I)
 
 # spaCy labels, grouped as the features use them
