@@ -1,4 +1,4 @@
-"""Recall of the compressed dense index (IVF-PQ, ``rag/dense.py``) against exact search, on an
+"""Recall of the compressed dense index (IVF-PQ, ``rag/index/dense.py``) against exact search, on an
 index's own vectors.
 
 Usage: python eval/ann_recall.py INDEX_DIR [--queries N] [--k 10] [--questions Q.jsonl]
@@ -23,8 +23,8 @@ import numpy as np
 def main() -> None:
     import faiss
 
-    from rag.dense import ivf_lists, search_dense, write_dense
-    from rag.index import current_generation, segment_dirs
+    from rag.index.build import current_generation, segment_dirs
+    from rag.index.dense import ivf_lists, search_dense, write_dense
 
     ap = argparse.ArgumentParser()
     ap.add_argument("index_dir", type=Path)
@@ -38,7 +38,7 @@ def main() -> None:
     q = vecs[np.sort(rng.choice(len(vecs), args.queries, replace=False))] + rng.normal(0, 0.05, (args.queries, vecs.shape[1]))
     q = q.astype(np.float32)
     if args.questions:
-        from rag.embed import get_embedder
+        from rag.embed.models import get_embedder
 
         manifest = json.loads((gen / "manifest.json").read_text())
         emb = get_embedder(manifest["model"])

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.index import open_index  # noqa: E402
-from rag.lexical import bm25_tokens  # noqa: E402
-from rag.scale import SCALE_QUERIES  # noqa: E402
+from rag.index.build import open_index  # noqa: E402
+from rag.text.lexical import bm25_tokens  # noqa: E402
+from rag.tools.scale import SCALE_QUERIES  # noqa: E402
 
 
 def main() -> int:
@@ -33,16 +33,16 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="BM25_READ_LIMIT to try (default: the shipped one)")
     args = ap.parse_args()
     if args.limit is not None:
-        import rag.index
+        import rag.index.build
 
-        rag.index.BM25_READ_LIMIT = args.limit
+        rag.index.build.BM25_READ_LIMIT = args.limit
     queries = list(SCALE_QUERIES)
     if args.questions:
         queries += [json.loads(line)["question"] for line in args.questions.open()][:200]
     reader = open_index(args.index_dir)
     bm25 = reader.bm25
     if not hasattr(bm25, "top"):
-        from rag.index import SegmentedBM25
+        from rag.index.build import SegmentedBM25
 
         bm25 = SegmentedBM25([bm25], None)
     recalls, recalls10, fast, full = [], [], [], []
@@ -65,9 +65,9 @@ def main() -> int:
         recalls10.append(min(1.0, float((vals[:10] >= top10 * (1 - 1e-6)).sum()) / min(10, k)))
         fast.append((t1 - t0) * 1000)
         full.append((t2 - t1) * 1000)
-    import rag.index
+    import rag.index.build
 
-    print(json.dumps({"index": str(args.index_dir), "read_limit": rag.index.BM25_READ_LIMIT, "chunks": int(reader.n_chunks), "queries": len(recalls), "n": args.n,
+    print(json.dumps({"index": str(args.index_dir), "read_limit": rag.index.build.BM25_READ_LIMIT, "chunks": int(reader.n_chunks), "queries": len(recalls), "n": args.n,
                       f"bm25_recall@{args.n}": round(statistics.mean(recalls), 4),
                       "bm25_recall@10": round(statistics.mean(recalls10), 4),
                       "exact_queries": sum(r == 1.0 for r in recalls),

@@ -16,7 +16,7 @@ import json
 import sys
 
 from rag import Rag, Settings
-from rag.metrics import contains_answer
+from rag.tools.metrics import contains_answer
 
 
 def main() -> None:

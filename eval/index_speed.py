@@ -75,10 +75,10 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    from rag.bench import machine_info
-    from rag.embed import resolve_model_path
-    from rag.embed_onnx import exported_model
-    from rag.index import read_manifest
+    from rag.embed.models import resolve_model_path
+    from rag.embed.onnx_model import exported_model
+    from rag.index.build import read_manifest
+    from rag.tools.bench import machine_info
 
     model = resolve_model_path("all-MiniLM-L6-v2")
     backends = [b for b in args.backends.split(",") if b]
@@ -86,7 +86,7 @@ def main() -> int:
         if b.startswith("onnx"):
             exported_model(model, b == "onnx-int8")  # the one-off export, outside the timed runs
     if "auto" in backends:
-        from rag.embed_onnx import int8_agreement
+        from rag.embed.onnx_model import int8_agreement
 
         int8_agreement("all-MiniLM-L6-v2")  # the one-off check against float32, kept for this CPU
     work = Path(tempfile.mkdtemp(prefix="rag-index-speed-"))

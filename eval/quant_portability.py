@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.embed_onnx import OnnxEmbedder, exported_model  # noqa: E402
+from rag.embed.onnx_model import OnnxEmbedder, exported_model  # noqa: E402
 
 
 def cpu_flags() -> str:

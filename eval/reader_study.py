@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from rag import answer as extractive
+from rag.answer import extract as extractive
 from rag.api import Rag
 from rag.config import Settings
-from rag.dates import closeness
-from rag.metrics import contains_answer
-from rag.reader import CrossEncoderReader
+from rag.search.rerank import CrossEncoderReader
+from rag.text.dates import closeness
+from rag.tools.metrics import contains_answer
 from rag.tuning import RERANK_DEPTH
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag import retrieve  # noqa: E402
-from rag.bench import machine_info  # noqa: E402
-from rag.embed import choose_backend, get_embedder  # noqa: E402
-from rag.index import open_index, read_manifest  # noqa: E402
-from rag.scale import SCALE_QUERIES  # noqa: E402
+from rag.embed.models import choose_backend, get_embedder  # noqa: E402
+from rag.index.build import open_index, read_manifest  # noqa: E402
+from rag.search import retrieve  # noqa: E402
+from rag.tools.bench import machine_info  # noqa: E402
+from rag.tools.scale import SCALE_QUERIES  # noqa: E402
 
 TIMES: dict[str, list[float]] = defaultdict(list)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.metrics import _norm_tokens, exact_match, token_f1  # noqa: E402
+from rag.tools.metrics import _norm_tokens, exact_match, token_f1  # noqa: E402
 
 PERSONISH = {"PERSON", "ORG", "NORP", "GPE"}
 PLACES = {"GPE", "LOC", "FAC"}

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rag import Rag, Settings
-from rag.lexical import bm25_tokens
+from rag.text.lexical import bm25_tokens
 
 EVAL = Path(__file__).resolve().parent
 DAYS = 3  # an entry dated within this many days of a gold event matches it (month-precision: same month)

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from rag import Rag, Settings
-from rag.chunk import count_tokens, truncate_tokens
-from rag.metrics import answer_recall_at_tokens, contains_answer
+from rag.text.chunk import count_tokens, truncate_tokens
+from rag.tools.metrics import answer_recall_at_tokens, contains_answer
 
 DEPTH = 40
 
@@ -40,7 +40,7 @@ def langchain_baseline(corpus: Path, questions: list[dict], rag: Rag) -> dict[st
     import faiss
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    from rag.lexical import bm25_tokens
+    from rag.text.lexical import bm25_tokens
 
     splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200)
     texts = []

@@ -10,16 +10,16 @@ Public API::
 
 from __future__ import annotations
 
-from .api import IndexState, Rag
-from .config import Settings
-from .conflicts import Conflict
-from .errors import CorpusError, MissingExtraError, QuestionError, RagError, RagIndexError, UnknownModelError
-from .filters import FilterError, Filters
-from .followup import Conversation
-from .llm import available as llm_backends
-from .timeline import Timeline, TimelineEntry
-from .types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
-from .uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
+from rag.answer.conflicts import Conflict
+from rag.answer.followup import Conversation
+from rag.answer.timeline import Timeline, TimelineEntry
+from rag.api import IndexState, Rag
+from rag.config import Settings
+from rag.errors import CorpusError, MissingExtraError, QuestionError, RagError, RagIndexError, UnknownModelError
+from rag.filters import FilterError, Filters
+from rag.ingest.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
+from rag.llm import available as llm_backends
+from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
 
 __all__ = [
     "Answer", "Chunk", "Conflict", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",

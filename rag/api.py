@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from . import answer as extractive
-from .config import Settings
-from .conflicts import asked_slot
-from .dates import FORMATS_HELP, parse_date, reference_day
-from .errors import CorpusError, QuestionError, RagError, RagIndexError
-from .filters import Filters
-from .followup import Conversation
-from .index import (
+from rag.answer import extract as extractive
+from rag.answer.conflicts import asked_slot
+from rag.answer.followup import Conversation
+from rag.answer.timeline import Timeline, build_timeline
+from rag.config import Settings
+from rag.errors import CorpusError, QuestionError, RagError, RagIndexError
+from rag.filters import Filters
+from rag.index.build import (
     BuildReport,
     IndexReader,
     build_index,
@@ -35,12 +35,12 @@ from .index import (
     read_manifest,
     signature_mismatch,
 )
-from .ingest import list_files
-from .retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
-from .timeline import Timeline, build_timeline
-from .tuning import CONFLICT_DEPTH, HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
-from .types import Answer, Hit, SkippedInput
-from .uploads import Upload, save_files, upload_folder
+from rag.ingest.corpus import list_files
+from rag.ingest.uploads import Upload, save_files, upload_folder
+from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
+from rag.text.dates import FORMATS_HELP, parse_date, reference_day
+from rag.tuning import CONFLICT_DEPTH, HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
+from rag.types import Answer, Hit, SkippedInput
 
 NO_LLM = "none"
 RETRIEVERS = ("hybrid", "dense", "bm25")
@@ -94,7 +94,7 @@ class Rag:
         self._reader_model = None
         self._short = None
         if settings.short_answers:
-            from .short_answer import preload
+            from rag.answer.short import preload
 
             preload()  # spaCy loads while the index and the embedding model do
         self._lock = threading.RLock()
@@ -105,7 +105,7 @@ class Rag:
     @property
     def embedder(self):
         if self._embedder is None:
-            from .index import embedder_for
+            from rag.index.build import embedder_for
 
             self._embedder = embedder_for(self.settings)
         return self._embedder
@@ -183,7 +183,7 @@ class Rag:
         if self.settings.rerank == "none":
             return None
         if self._reader_model is None:
-            from .reader import get_reader
+            from rag.search.rerank import get_reader
 
             self._reader_model = get_reader(self.settings.reranker)
         return self._reader_model
@@ -194,7 +194,7 @@ class Rag:
         if not self.settings.short_answers:
             return None
         if self._short is None:
-            from .short_answer import ShortReader, load_ranker
+            from rag.answer.short import ShortReader, load_ranker
 
             self._short = ShortReader(load_ranker(), threshold=self.settings.short_threshold)
         return self._short
@@ -347,7 +347,7 @@ class Rag:
 
         Raises UnknownModelError, MissingExtraError, or LLMError when it cannot start.
         """
-        from .llm import get_llm
+        from rag.llm import get_llm
 
         with self._lock:
             if name not in self._llms:
@@ -356,8 +356,8 @@ class Rag:
 
     def _answer_with_llm(self, result: Answer, name: str, on_token: Callable[[str], None] | None) -> None:
         """Replace the extractive answer with the checked LLM answer, or warn and keep it."""
-        from .llm import LLMError
-        from .llm.generate import generate
+        from rag.llm import LLMError
+        from rag.llm.generate import generate
 
         result.llm = name
         result.extractive_answer = result.answer

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from .errors import RagError
+from rag.errors import RagError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The shipped sample corpus lives beside the package in a source checkout.
@@ -33,13 +33,13 @@ class Settings:
     embed: str = "auto"  # auto | torch | onnx | onnx-int8: the embedding backend (README, "Embedding speed")
     device: str = "auto"  # auto | cpu | cuda: where torch embeds (auto: a CUDA GPU when present)
     batch_size: int = 32
-    ann_threshold: int = 20_000  # chunks above which IVF-PQ + exact re-score replaces exact search (rag/dense.py)
+    ann_threshold: int = 20_000  # chunks above which IVF-PQ + exact re-score replaces exact search (rag/index/dense.py)
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion
     rerank: str = "none"  # answer sentences chosen by: none (hand-written scorer) | learned (the trained reader; README)
     reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
-    short_answers: bool = True  # the name, number, date... asked for, read by the trained ranker (rag/short_answer.py)
+    short_answers: bool = True  # the name, number, date... asked for, read by the trained ranker (rag/answer/short.py)
     short_threshold: float | None = None  # the ranker's probability from which a short answer is shown; None: its own
     abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
     llm: str = "none"  # answer backend: none (extractive), openai, llamacpp

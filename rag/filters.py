@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .dates import FORMATS_HELP, parse_date
-from .errors import QuestionError
+from rag.errors import QuestionError
+from rag.text.dates import FORMATS_HELP, parse_date
 
 
 class FilterError(QuestionError):

@@ -31,7 +31,7 @@ RECENT_WEIGHT = 0.1  # most a sentence gains for coming from an article of the d
 RANK_PENALTY = 0.01  # per passage rank
 RUNNER_UP_RATIO = 0.8  # a second sentence joins the answer when it scores this share of the best
 
-# ---------------------------------------------------------------- short answers (rag/short_answer.py)
+# ---------------------------------------------------------------- short answers (rag/answer/short.py)
 SHORT_SENTENCES = 12  # the best-scored sentences of the shown passages that spaCy reads for candidates
 
 # ---------------------------------------------------------------- abstention
@@ -56,7 +56,7 @@ CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different
 CONFLICT_DEPTH = 30  # passages read for the values of a question asking how many / when (one value per article)
 CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms
 
-# Compressed dense index (rag/dense.py), above Settings.ann_threshold chunks; chosen with
+# Compressed dense index (rag/index/dense.py), above Settings.ann_threshold chunks; chosen with
 # ``python eval/ivf_recall.py`` (docs/experiments.md, "A million articles")
 IVF_PQ_BYTES = 48  # bytes per vector code (float32 vectors take 1,536)
 IVF_TRAIN_PER_LIST = 40  # k-means training vectors per cell (FAISS asks for at least 39)
@@ -64,7 +64,7 @@ IVF_NPROBE_SHARE = 8  # a search visits 1/8 of the cells (at least 32): recall@1
 IVF_REFINE = 400  # candidates re-scored exactly from the stored vectors
 IVF_EXACT_SUBSET = 20_000  # a filter leaving at most this many chunks is searched exactly over them
 
-# BM25 top candidates (rag/index.py, SegmentedBM25.top): the words left unread are only looked
+# BM25 top candidates (rag/index/build.py, SegmentedBM25.top): the words left unread are only looked
 # up for the candidates once they hold more than this many postings (exact below; at 10^7
 # chunks BM25 recall@200 against exact is in docs/experiments.md, "A million articles")
 BM25_READ_LIMIT = 1_000_000

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import rag
-import rag.embed
+import rag.embed.models
 from rag.config import DEFAULT_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -114,11 +114,11 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory):
 def fake_embedder_registered(monkeypatch: pytest.MonkeyPatch):
     """Model names starting with "fake" resolve to FakeEmbedder; no embedder is cached across tests."""
     # A private copy of the registry, so that the registration is undone after the test.
-    monkeypatch.setattr(rag.embed, "_REGISTRY", dict(rag.embed._REGISTRY))
-    rag.embed.clear_cache()
-    rag.embed.register_embedder("fake", fake_factory)
+    monkeypatch.setattr(rag.embed.models, "_REGISTRY", dict(rag.embed.models._REGISTRY))
+    rag.embed.models.clear_cache()
+    rag.embed.models.register_embedder("fake", fake_factory)
     yield
-    rag.embed.clear_cache()
+    rag.embed.models.clear_cache()
 
 
 # ---------------------------------------------------------------- fake-model fixtures

@@ -8,9 +8,9 @@ import pytest
 from conftest import FakeEmbedder
 
 from rag import Answer, Citation, Conversation, Filters, QuestionError, Rag
-from rag.answer import NOT_FOUND, Sentence, answer_type, compose, focus_phrase, score_sentences
-from rag.followup import Turn
-from rag.lexical import match_tokens
+from rag.answer.extract import NOT_FOUND, Sentence, answer_type, compose, focus_phrase, score_sentences
+from rag.answer.followup import Turn
+from rag.text.lexical import match_tokens
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 NONSENSE = "zzzz qqqq xxxx?"

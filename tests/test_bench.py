@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import rag
-from rag.bench import format_table, run_bench
 from rag.config import DEFAULT_CORPUS
+from rag.tools.bench import format_table, run_bench
 
 
 @pytest.mark.slow
@@ -28,7 +28,7 @@ def test_bench_reports_every_figure(tmp_path, real_rag):
 def test_chunk_counts_are_read_as_people_write_them():
     import argparse
 
-    from rag.cli import _chunk_count
+    from rag.surfaces.cli import _chunk_count
 
     assert _chunk_count("1e6") == 1_000_000 and _chunk_count("10_000") == 10_000 and _chunk_count("250") == 250
     for bad in ("0", "1.5", "many", "-3"):
@@ -38,10 +38,10 @@ def test_chunk_counts_are_read_as_people_write_them():
 
 @pytest.mark.slow
 def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path, real_rag, monkeypatch):
-    import rag.scale
-    from rag.scale import format_scale, run_scale_bench
+    import rag.tools.scale
+    from rag.tools.scale import format_scale, run_scale_bench
 
-    monkeypatch.setattr(rag.scale, "MERGE_MAX_CHUNKS", 1500)  # segments as rag index keeps them: 2 here
+    monkeypatch.setattr(rag.tools.scale, "MERGE_MAX_CHUNKS", 1500)  # segments as rag index keeps them: 2 here
     settings = real_rag.settings.with_(ann_threshold=1000)  # 1,500-chunk segments: the compressed index
     result = run_scale_bench(settings, 3000, work=tmp_path, repeats=10, log=lambda m: None)
     assert result["chunks"] == 3000 and result["build_dense"] == "ivfpq" and result["base_chunks"] == real_rag.stats()["chunks"]
@@ -57,7 +57,7 @@ def test_scale_bench_builds_a_compressed_index_and_reports_every_figure(tmp_path
 @pytest.mark.parametrize("flags,expected", [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "amx"),
                                             ("fpu avx512f avx512_bf16", "avx512_bf16"), ("fpu sse2 avx2", "none")])
 def test_figures_say_which_cpu_they_come_from(flags, expected):
-    from rag.bench import machine_info
+    from rag.tools.bench import machine_info
 
     info = machine_info(f"processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: {flags}\n")
     assert info["cpu"] == "Test CPU 9000" and info["cpu_bf16"] == expected and info["cores"] >= 1 and info["gpu"]

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from rag.chunk import chunk_document, count_tokens, sentence_spans
 from rag.config import DEFAULT_CORPUS
-from rag.ingest import read_corpus
+from rag.ingest.corpus import read_corpus
+from rag.text.chunk import chunk_document, count_tokens, sentence_spans
 from rag.types import Document
 
 SETTINGS = [(128, 32), (64, 16), (32, 8), (16, 0)]

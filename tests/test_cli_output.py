@@ -12,7 +12,7 @@ from test_index_state import _cli, _touch_corpus
 from test_index_state import _HeldLock as _OtherIndexingRun
 
 from rag import Rag
-from rag.cli import main
+from rag.surfaces.cli import main
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 # Cites a passage that does not exist: the marker is removed and nothing is left citing a passage.
@@ -118,7 +118,7 @@ def test_with_no_index_yet_ask_says_it_waits_for_the_other_run(fake_settings, ca
 
 
 def test_the_probe_reads_the_lock_without_taking_it(fake_rag):
-    from rag.index import indexing_in_progress
+    from rag.index.build import indexing_in_progress
 
     index_dir = fake_rag.settings.index_path
     assert not indexing_in_progress(index_dir)

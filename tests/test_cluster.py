@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.index
+import rag.index.build
 from rag import Rag, Settings
-from rag.index import open_index, read_manifest
+from rag.index.build import open_index, read_manifest
 
 REAL_MODEL = "all-MiniLM-L6-v2"
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
@@ -42,7 +42,7 @@ def ray_local():
 
 
 def test_the_embedder_pool_is_one_actor_per_gpu_else_per_cpu():
-    from rag.cluster import pool_shape
+    from rag.index.cluster import pool_shape
 
     assert pool_shape({"CPU": 64.0, "GPU": 8.0}) == (8, 1.0, 1.0)
     assert pool_shape({"CPU": 64.0, "GPU": 8.0}, workers=2) == (2, 1.0, 1.0)
@@ -52,7 +52,7 @@ def test_the_embedder_pool_is_one_actor_per_gpu_else_per_cpu():
 
 @pytest.mark.slow
 def test_ray_index_writes_the_single_process_index_and_answers(ray_local, tmp_corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 6_000)  # the five articles: several segments
+    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 6_000)  # the five articles: several segments
     plain, on_ray = tmp_path / "plain", tmp_path / "ray"
     Rag(_settings(tmp_corpus, plain)).index()
     seen: list[tuple[int, int]] = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer import Sentence
-from rag.conflicts import asked_slot, find_conflicts, holders, number_near
+from rag.answer.conflicts import asked_slot, find_conflicts, holders, number_near
+from rag.answer.extract import Sentence
 from rag.types import Chunk, Hit
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.dates import parse_date, reference_day
+from rag.text.dates import parse_date, reference_day
 
 
 @pytest.mark.parametrize("raw,iso", [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag import dense
-from rag.dense import dense_kind, ivf_lists, search_dense, write_dense
+from rag.index import dense
+from rag.index.dense import dense_kind, ivf_lists, search_dense, write_dense
 
 
 def _clustered(n: int, dim: int = 64, clusters: int = 50, seed: int = 1) -> np.ndarray:

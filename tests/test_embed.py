@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rag.embed
+import rag.embed.models
 from rag import Rag, UnknownModelError
 from rag.config import DEFAULT_CORPUS
-from rag.embed import NumpyBertEncoder, SentenceTransformerEmbedder, get_embedder, resolve_model_path
-from rag.ingest import read_corpus
+from rag.embed.models import NumpyBertEncoder, SentenceTransformerEmbedder, get_embedder, resolve_model_path
+from rag.ingest.corpus import read_corpus
 
 REAL_MODEL = "all-MiniLM-L6-v2"
 
@@ -68,8 +68,8 @@ def test_bundled_model_resolves_to_a_local_folder():
 ])
 def test_bf16_support_is_read_from_the_cpu_flags(flags, expected):
     cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n"
-    assert rag.embed.bf16_supported(cpuinfo) is expected
-    assert rag.embed.bf16_supported("") is False
+    assert rag.embed.models.bf16_supported(cpuinfo) is expected
+    assert rag.embed.models.bf16_supported("") is False
 
 
 # ---------------------------------------------------------------- real model
@@ -84,7 +84,7 @@ def st_float32() -> SentenceTransformerEmbedder:
 
 @pytest.mark.slow
 def test_bfloat16_embeddings_match_float32(st_float32, real_rag):
-    if not rag.embed.bf16_supported():
+    if not rag.embed.models.bf16_supported():
         pytest.skip("this CPU has no native bfloat16 (AMX or AVX-512 BF16)")
     # real_rag indexed with dtype "auto", which is bfloat16 on this CPU: reuse its model.
     bf16 = (
@@ -102,7 +102,7 @@ def test_bfloat16_embeddings_match_float32(st_float32, real_rag):
 @pytest.mark.slow
 def test_auto_dtype_follows_the_cpu():
     e = SentenceTransformerEmbedder(REAL_MODEL, "auto")
-    assert e.dtype == ("bfloat16" if rag.embed.bf16_supported() else "float32")
+    assert e.dtype == ("bfloat16" if rag.embed.models.bf16_supported() else "float32")
     assert e.dim == 384
 
 
@@ -142,7 +142,7 @@ def test_a_warm_model_embeds_queries_and_sentences_like_encode(st_float32):
 
 
 def test_backend_choice_follows_the_setting_then_the_index_then_the_machine():
-    from rag.embed import CPU_BACKEND, choose_backend
+    from rag.embed.models import CPU_BACKEND, choose_backend
 
     assert choose_backend("onnx-int8", {"embedding_backend": "torch"}) == "onnx-int8"  # explicit wins
     assert choose_backend("auto", {"embedding_backend": "onnx-int8"}) == "onnx-int8"  # the index's own kind
@@ -152,7 +152,7 @@ def test_backend_choice_follows_the_setting_then_the_index_then_the_machine():
 
 
 def test_precision_and_batch_size_are_chosen_for_the_device():
-    from rag.embed import device_batch_size, pick_dtype
+    from rag.embed.models import device_batch_size, pick_dtype
 
     assert pick_dtype("auto", "cuda") == "float16"
     assert pick_dtype("auto", "cpu", "flags\t: fpu avx512f avx512_bf16") == "bfloat16"
@@ -165,16 +165,16 @@ def test_precision_and_batch_size_are_chosen_for_the_device():
 
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
     from rag import RagError
-    from rag.embed import pick_device
+    from rag.embed.models import pick_device
 
-    monkeypatch.setattr(rag.embed, "cuda_available", lambda: False)
+    monkeypatch.setattr(rag.embed.models, "cuda_available", lambda: False)
     assert pick_device("auto") == "cpu"
     with pytest.raises(RagError, match="no CUDA GPU"):
         pick_device("cuda")
 
 
 def test_an_index_of_one_kind_of_vectors_is_rebuilt_not_mixed_when_another_kind_is_asked_for(fake_settings):
-    from rag.index import read_manifest, signature_mismatch
+    from rag.index.build import read_manifest, signature_mismatch
 
     r = Rag(fake_settings)
     r.index()
@@ -194,7 +194,7 @@ def test_an_index_of_one_kind_of_vectors_is_rebuilt_not_mixed_when_another_kind_
 @pytest.mark.slow
 @pytest.mark.parametrize("quantized, floor", [(False, 0.9999), (True, 0.98)])
 def test_onnx_backend_gives_the_vectors_of_sentence_transformers(quantized, floor):
-    from rag.embed_onnx import OnnxEmbedder, exported_model
+    from rag.embed.onnx_model import OnnxEmbedder, exported_model
 
     texts = corpus_sentences()
     ref = SentenceTransformerEmbedder(REAL_MODEL, "float32").encode(texts)
@@ -213,7 +213,7 @@ def test_a_cached_onnx_model_embeds_without_importing_torch(tmp_path):
     import subprocess
     import sys
 
-    from rag.embed_onnx import exported_model
+    from rag.embed.onnx_model import exported_model
 
     exported_model(resolve_model_path(REAL_MODEL), True)
     code = ("import sys; from rag.embed import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
@@ -225,7 +225,7 @@ def test_a_cached_onnx_model_embeds_without_importing_torch(tmp_path):
 
 def test_onnx_backend_refuses_a_model_it_cannot_export(tmp_path):
     from rag import RagError
-    from rag.embed_onnx import OnnxEmbedder
+    from rag.embed.onnx_model import OnnxEmbedder
 
     (tmp_path / "config.json").write_text('{"model_type": "t5", "hidden_size": 8}')
     (tmp_path / "modules.json").write_text("[]")
@@ -254,8 +254,8 @@ def test_float16_as_a_gpu_runs_it_gives_the_float32_vectors():
 def test_the_default_cpu_backend_gives_the_float_models_vectors_on_this_cpu():
     """Whatever CPU runs this (AVX2, AVX-512, VNNI, AMX): the default backend's vectors are
     within the agreement floor of float32 ones from sentence-transformers."""
-    from rag.embed import choose_backend
-    from rag.embed_onnx import AGREEMENT_FLOOR
+    from rag.embed.models import choose_backend
+    from rag.embed.onnx_model import AGREEMENT_FLOOR
 
     texts = corpus_sentences()
     backend = choose_backend("auto", None, cuda=False, model=REAL_MODEL)
@@ -272,7 +272,7 @@ def test_int8_weights_are_7_bit_so_every_cpu_computes_the_same_integers():
     import onnx
     from onnx import numpy_helper
 
-    from rag.embed_onnx import exported_model, int8_kernels_exact
+    from rag.embed.onnx_model import exported_model, int8_kernels_exact
 
     model = onnx.load(str(exported_model(resolve_model_path(REAL_MODEL), quantized=True)))
     consumers = {i for node in model.graph.node if node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")
@@ -287,23 +287,23 @@ def test_int8_weights_are_7_bit_so_every_cpu_computes_the_same_integers():
 def test_int8_checked_against_float_falls_back_to_float_with_one_warning(monkeypatch, capsys):
     """When int8 vectors disagree with float32 ones on this CPU, "auto" embeds in float32 and
     says so once."""
-    import rag.embed_onnx
-    from rag.embed import choose_backend
+    import rag.embed.onnx_model
+    from rag.embed.models import choose_backend
 
-    monkeypatch.setattr(rag.embed_onnx, "int8_agreement", lambda name: 0.91)
-    monkeypatch.setattr(rag.embed_onnx, "_WARNED", set())
+    monkeypatch.setattr(rag.embed.onnx_model, "int8_agreement", lambda name: 0.91)
+    monkeypatch.setattr(rag.embed.onnx_model, "_WARNED", set())
     assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx"
     assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx"
     assert choose_backend("onnx-int8", None, cuda=False, model=REAL_MODEL) == "onnx-int8"  # asked for: kept
     warnings = [line for line in capsys.readouterr().err.splitlines() if "int8" in line]
     assert len(warnings) == 1 and "0.910" in warnings[0] and "float32" in warnings[0]
-    monkeypatch.setattr(rag.embed_onnx, "int8_agreement", lambda name: 0.99)
+    monkeypatch.setattr(rag.embed.onnx_model, "int8_agreement", lambda name: 0.99)
     assert choose_backend("auto", None, cuda=False, model=REAL_MODEL) == "onnx-int8"
 
 
 @pytest.mark.slow
 def test_int8_agreement_is_measured_once_per_cpu_and_kept():
-    from rag.embed_onnx import AGREEMENT_FLOOR, cpu_signature, exported_model, int8_agreement
+    from rag.embed.onnx_model import AGREEMENT_FLOOR, cpu_signature, exported_model, int8_agreement
 
     cos = int8_agreement(REAL_MODEL)
     assert AGREEMENT_FLOOR <= cos < 1.0  # int8 is close to float32, and not float32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.evaluate import evaluate, load_questions
+from rag.tools.evaluate import evaluate, load_questions
 
 SEED_QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "seed_questions.jsonl"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import FilterError, Filters
-from rag.cli import main
+from rag.surfaces.cli import main
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from rag import FilterError, Filters
-from rag.cli import main
+from rag.surfaces.cli import main
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 
@@ -42,7 +42,7 @@ def test_the_http_api_answers_a_reversed_range_with_a_400(fake_rag):
     pytest.importorskip("uvicorn", reason="the 'serve' extra is not installed")
     from test_server import serving
 
-    from rag.server import create_app
+    from rag.surfaces.http import create_app
 
     with serving(create_app(fake_rag)) as base:
         for path, body in (("/v1/search", {"query": QUESTION}), ("/v1/ask", {"question": QUESTION})):
@@ -55,7 +55,7 @@ def test_the_http_api_answers_a_reversed_range_with_a_400(fake_rag):
 
 def test_the_browser_chat_asks_to_fix_a_reversed_range(fake_rag):
     pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
-    from ui.handlers import respond
+    from rag.ui.handlers import respond
 
     (reply,) = list(respond(fake_rag, QUESTION, [], None, 5, "2025-11", "2019", "", "none", ""))
     text = html.unescape(reply.history[-1]["content"])

@@ -9,10 +9,10 @@ import pytest
 from test_ingest import ARTICLE, make_pdf, write
 
 import rag
-from rag import ingest
-from rag.chunk import chunk_document, sentence_spans
 from rag.config import Settings
-from rag.ingest import read_corpus
+from rag.ingest import corpus as ingest
+from rag.ingest.corpus import read_corpus
+from rag.text.chunk import chunk_document, sentence_spans
 
 
 def by_id(result) -> dict:

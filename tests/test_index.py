@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import rag.index
+import rag.index.build
 from rag import Rag, RagIndexError, Settings
-from rag.chunk import chunk_document
-from rag.index import current_generation, read_documents, read_manifest, segment_dirs
-from rag.ingest import read_corpus
+from rag.index.build import current_generation, read_documents, read_manifest, segment_dirs
+from rag.ingest.corpus import read_corpus
+from rag.text.chunk import chunk_document
 
 FAKE_MODEL = "fake-64"
 TESTS_DIR = Path(__file__).resolve().parent
@@ -100,7 +100,7 @@ def test_an_index_without_days_file_computes_them_from_the_chunk_store(fake_rag)
     seg = segment_dirs(fake_rag.reader.dir)[0]
     expected = np.load(seg / "days.npy")
     (seg / "days.npy").unlink()
-    reader = rag.index.IndexReader(seg)
+    reader = rag.index.build.IndexReader(seg)
     assert reader.day_numbers().tolist() == expected.tolist()
 
 
@@ -288,7 +288,7 @@ def test_failure_while_writing_keeps_the_previous_generation(fake_settings, tmp_
         raise OSError("disk full")
 
     with monkeypatch.context() as m:
-        m.setattr(rag.index, "write_dense", broken)
+        m.setattr(rag.index.build, "write_dense", broken)
         with pytest.raises(OSError, match="disk full"):
             r.index()
 
@@ -359,7 +359,7 @@ class SlowEmbedder(FakeEmbedder):
             time.sleep(0.2)
         return super().encode(texts, batch_size)
 
-real_write_dense = rag.index.write_dense
+real_write_dense = rag.index.build.write_dense
 writes = []
 
 def slow_write_dense(path, vectors, kind):
@@ -369,10 +369,10 @@ def slow_write_dense(path, vectors, kind):
         marker.write_text(phase)
         time.sleep(60)
 
-rag.index.write_dense = slow_write_dense
+rag.index.build.write_dense = slow_write_dense
 if phase == "merging":
-    rag.index.MAX_SEGMENTS = 1
-rag.embed.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
+    rag.index.build.MAX_SEGMENTS = 1
+rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
 rag.Rag(settings).index()
 marker.write_text("finished")
@@ -466,13 +466,13 @@ def test_an_unchanged_corpus_is_not_read_again_unless_verified(fake_settings, tm
     r = Rag(fake_settings)
     first = r.index()
     calls = []
-    real_read = rag.index.iter_corpus
+    real_read = rag.index.build.iter_corpus
 
     def counting_read(*args, **kwargs):
         calls.append(1)
         return real_read(*args, **kwargs)
 
-    monkeypatch.setattr(rag.index, "iter_corpus", counting_read)
+    monkeypatch.setattr(rag.index.build, "iter_corpus", counting_read)
     again = r.index()
     assert calls == [] and again.changed is False and again.unchanged == again.documents == first.documents
     assert again.chunks == first.chunks
@@ -537,8 +537,8 @@ def test_changed_and_removed_documents_are_deleted_from_their_segment(fake_setti
 
 
 def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake_settings, tmp_corpus):
-    from rag.lexical import bm25_tokens, make_idf
-    from rag.retrieve import BM25Retriever
+    from rag.search.retrieve import BM25Retriever
+    from rag.text.lexical import bm25_tokens, make_idf
 
     (tmp_corpus / "extra.txt").write_text(OLD)
     r = Rag(fake_settings)
@@ -571,9 +571,9 @@ def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake
 @pytest.mark.parametrize("n", [1, 3, 10, 200])
 def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_settings, tmp_corpus, monkeypatch, n):
     from rag import Filters
-    from rag.retrieve import BM25Retriever
+    from rag.search.retrieve import BM25Retriever
 
-    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)  # several segments, scaled to one IDF
+    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)  # several segments, scaled to one IDF
     (tmp_corpus / "extra.txt").write_text(OLD)
     r = Rag(fake_settings)
     r.index()
@@ -595,7 +595,7 @@ def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_
 
 
 def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus, monkeypatch):
-    monkeypatch.setattr(rag.index, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(rag.index.build, "MAX_SEGMENTS", 3)
     r = Rag(fake_settings)
     r.index()
     query = "penguin choir Oslo"
@@ -633,7 +633,7 @@ def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings,
     (gen / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(seg)
     old = Rag(fake_settings)
-    assert texts(old.search("flamingo", k=1)) and isinstance(old.reader, rag.index.IndexReader)
+    assert texts(old.search("flamingo", k=1)) and isinstance(old.reader, rag.index.build.IndexReader)
     (tmp_corpus / "extra.txt").write_text(NEW)
     assert old.index().added == ["extra"]  # the old documents carried over as a segment, the new one as another
     assert len(_segment_names(fake_settings)) == 2 and texts(old.search("penguin choir Oslo", k=1)) == [NEW]
@@ -643,17 +643,17 @@ def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings,
 def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(fake_settings, tmp_path, monkeypatch):
     corpus = tmp_path / "many"
     generated_corpus(corpus, 120, OLD)
-    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 3_000)  # ~6 documents a segment
-    monkeypatch.setattr(rag.index, "MAX_SEGMENTS", 4)
-    monkeypatch.setattr(rag.index, "MERGE_MAX_CHUNKS", 1_000_000)
+    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 3_000)  # ~6 documents a segment
+    monkeypatch.setattr(rag.index.build, "MAX_SEGMENTS", 4)
+    monkeypatch.setattr(rag.index.build, "MERGE_MAX_CHUNKS", 1_000_000)
     built: list[int] = []
-    real_write = rag.index._write_segment
+    real_write = rag.index.build._write_segment
 
     def counting_write(final, docs, chunks, vectors, settings, embedded=None):
         built.append(len(docs))
         return real_write(final, docs, chunks, vectors, settings, embedded)
 
-    monkeypatch.setattr(rag.index, "_write_segment", counting_write)
+    monkeypatch.setattr(rag.index.build, "_write_segment", counting_write)
     calls: list[tuple[int, int, str]] = []
     settings = fake_settings.with_(corpus=(str(corpus),), index_dir=str(tmp_path / "idx"))
     r = Rag(settings)
@@ -667,7 +667,7 @@ def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(f
 
 def test_compressed_segments_are_searched_together_and_rescored_once(fake_settings, monkeypatch):
     fake_settings = fake_settings.with_(chunk_tokens=128, chunk_overlap=32)
-    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
+    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
     r = Rag(fake_settings.with_(ann_threshold=5))  # each of them compressed
     r.index()
     assert len(r.reader.segments) >= 3 and all(type(s.faiss).__name__ == "IndexIVFPQ" for s in r.reader.segments)
@@ -681,10 +681,10 @@ def test_compressed_segments_are_searched_together_and_rescored_once(fake_settin
 
 
 def test_bm25_past_its_read_limit_looks_words_up_and_still_gives_exact_scores(fake_settings, tmp_corpus, monkeypatch):
-    from rag.retrieve import BM25Retriever
+    from rag.search.retrieve import BM25Retriever
 
-    monkeypatch.setattr(rag.index, "SEGMENT_TEXT_CHARS", 4_000)
-    monkeypatch.setattr(rag.index, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
+    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)
+    monkeypatch.setattr(rag.index.build, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
     r = Rag(fake_settings)
     r.index()
     retriever = BM25Retriever(r.reader)

@@ -100,21 +100,21 @@ from conftest import FakeEmbedder
 import rag, rag.embed, rag.index
 
 marker = pathlib.Path({marker!r})
-rag.index.SEGMENT_TEXT_CHARS = 20_000  # segments of ~100 of these articles
+rag.index.build.SEGMENT_TEXT_CHARS = 20_000  # segments of ~100 of these articles
 
 class SlowEmbedder(FakeEmbedder):
     def encode(self, texts, batch_size=64):
         time.sleep(0.002 * len(texts))
         return super().encode(texts, batch_size)
 
-real_write = rag.index._write_segment
+real_write = rag.index.build._write_segment
 
 def counting_write(*args, **kwargs):
     real_write(*args, **kwargs)
     marker.write_text(str(int(marker.read_text() or 0) + 1) if marker.exists() else "1")
 
-rag.index._write_segment = counting_write
-rag.embed.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
+rag.index.build._write_segment = counting_write
+rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64")
 rag.Rag(settings).index()
 marker.write_text("finished")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-import rag.index
+import rag.index.build
 from rag import Filters, Rag, RagIndexError
-from rag.cli import main
-from rag.index import current_generation
+from rag.index.build import current_generation
+from rag.surfaces.cli import main
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 
@@ -43,7 +43,7 @@ class _HeldLock:
 def test_ask_answers_from_a_stale_index_at_once_and_says_how_to_update(fake_rag, tmp_corpus, capsys, monkeypatch):
     before = current_generation(fake_rag.settings.index_path)
     _touch_corpus(tmp_corpus)
-    monkeypatch.setattr(rag.index, "iter_corpus", _must_not_run)
+    monkeypatch.setattr(rag.index.build, "iter_corpus", _must_not_run)
     code = main(_cli(fake_rag.settings, "ask", QUESTION))
     out, err = capsys.readouterr()
     assert code == 0 and "Sources:" in out
@@ -76,7 +76,7 @@ def _must_not_run(*args, **kwargs):
 
 
 def test_a_held_lock_is_reported_before_the_corpus_is_read(fake_settings, capsys, monkeypatch):
-    monkeypatch.setattr(rag.index, "iter_corpus", _must_not_run)
+    monkeypatch.setattr(rag.index.build, "iter_corpus", _must_not_run)
     lock = _HeldLock(fake_settings.index_dir)
     try:
         code = main(_cli(fake_settings, "index"))
@@ -87,7 +87,7 @@ def test_a_held_lock_is_reported_before_the_corpus_is_read(fake_settings, capsys
 
 
 def test_an_index_dir_that_is_a_file_is_reported_before_the_corpus_is_read(fake_settings, capsys, monkeypatch):
-    monkeypatch.setattr(rag.index, "iter_corpus", _must_not_run)
+    monkeypatch.setattr(rag.index.build, "iter_corpus", _must_not_run)
     Path(fake_settings.index_dir).write_text("not a folder")
     code = main(_cli(fake_settings, "index"))
     err = capsys.readouterr().err
@@ -99,7 +99,7 @@ def test_an_index_dir_that_is_a_file_is_reported_before_the_corpus_is_read(fake_
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_an_unwritable_index_dir_is_reported_before_the_corpus_is_read(fake_settings, tmp_path, monkeypatch):
-    monkeypatch.setattr(rag.index, "iter_corpus", _must_not_run)
+    monkeypatch.setattr(rag.index.build, "iter_corpus", _must_not_run)
     parent = tmp_path / "ro"
     parent.mkdir()
     parent.chmod(0o555)

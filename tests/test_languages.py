@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import rag
-from rag.chunk import chunk_document, count_tokens, sentence_spans
 from rag.config import Settings
-from rag.lexical import bm25_tokens
+from rag.text.chunk import chunk_document, count_tokens, sentence_spans
+from rag.text.lexical import bm25_tokens
 from rag.types import Document
 
 # ---------------------------------------------------------------- CJK search (BM25)

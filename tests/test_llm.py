@@ -399,7 +399,7 @@ def test_check_answer_handles_grouped_markers_and_abstention():
 
 
 def test_eval_passes_the_backend_through(fake_rag, server, tmp_path):
-    from rag.evaluate import evaluate
+    from rag.tools.evaluate import evaluate
 
     questions = [{"id": "q1", "question": QUESTION, "answers": ["Iran"], "docs": [], "unanswerable": False,
                   "scored": True}]
@@ -441,7 +441,7 @@ def _cli_args(fake_rag: Rag, server: FakeChatServer, *extra: str) -> list[str]:
 
 
 def test_cli_ask_streams_the_llm_answer_then_sources(fake_rag, server, capsys):
-    from rag.cli import main
+    from rag.surfaces.cli import main
 
     server.reply = "Iran offered to mediate [1]. Also [8]."
     assert main(_cli_args(fake_rag, server)) == 0
@@ -452,7 +452,7 @@ def test_cli_ask_streams_the_llm_answer_then_sources(fake_rag, server, capsys):
 
 
 def test_cli_ask_json_and_a_failing_server(fake_rag, server, capsys):
-    from rag.cli import main
+    from rag.surfaces.cli import main
 
     server.status = 500
     assert main(_cli_args(fake_rag, server, "--json")) == 0
@@ -463,7 +463,7 @@ def test_cli_ask_json_and_a_failing_server(fake_rag, server, capsys):
 
 
 def test_cli_unknown_backend_is_an_error(fake_rag, server, capsys):
-    from rag.cli import main
+    from rag.surfaces.cli import main
 
     args = _cli_args(fake_rag, server)
     args[args.index("openai")] = "gpt-17"

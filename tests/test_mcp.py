@@ -25,7 +25,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 import rag
 from rag.config import DEFAULT_CORPUS
-from rag.mcp_server import build_server
+from rag.surfaces.mcp import build_server
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 IRAN_DOC = "004_f1ed5df54c6c908a"
@@ -345,7 +345,7 @@ def test_http_port_in_use_is_a_clear_error(run_cli, tmp_path: Path):
 
 
 def test_the_ask_text_shows_sources_that_differ():
-    from rag.mcp_server import AskResult, format_ask
+    from rag.surfaces.mcp import AskResult, format_ask
 
     out = {"question": "q", "answer": "About 14,000 [1]", "abstained": False, "citations": [], "evidence": [],
            "timings_ms": {}, "conflicts": [{"what": "the number of US troops", "kind": "update", "values": [

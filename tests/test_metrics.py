@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rag.errors import RagError
-from rag.evaluate import load_questions, summarize
-from rag.metrics import (
+from rag.tools.evaluate import load_questions, summarize
+from rag.tools.metrics import (
     answer_recall_at_tokens,
     citation_markers,
     contains_answer,
@@ -118,7 +118,7 @@ def test_load_questions_skips_bad_lines(tmp_path: Path):
 
 
 def test_exact_match_normalises_as_squad_does():
-    from rag.metrics import exact_match
+    from rag.tools.metrics import exact_match
 
     assert exact_match("Squid Game", ["“Squid Game”"])
     assert exact_match("the European Union", ["European Union"]) and exact_match("Ishaq Dar [1]", ["Ishaq Dar"])

@@ -11,12 +11,12 @@ import pytest
 from conftest import REAL_MODEL
 
 import rag
-from rag import answer as extractive
-from rag.embed import resolve_model_path
+from rag.answer import extract as extractive
+from rag.embed.models import resolve_model_path
 from rag.errors import UnknownModelError
-from rag.reader import SHIPPED_READER, CrossEncoderReader, get_reader
-from rag.train import train_reader
-from rag.train_data import YearData, content_overlap, mine_year
+from rag.search.rerank import SHIPPED_READER, CrossEncoderReader, get_reader
+from rag.tools.train_data import YearData, content_overlap, mine_year
+from rag.tools.train_reader import train_reader
 from rag.types import Document
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"

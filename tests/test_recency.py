@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from rag import QuestionError, Rag, Settings
-from rag.dates import day_number, recency_bonus, time_sensitive
-from rag.evaluate import load_questions
+from rag.text.dates import day_number, recency_bonus, time_sensitive
+from rag.tools.evaluate import load_questions
 from rag.tuning import RECENCY_WEIGHT
 
 FLOODS = [

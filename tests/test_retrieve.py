@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rag import Filters, Rag, RagError
-from rag.index import read_documents
-from rag.lexical import bm25_tokens
+from rag.index.build import read_documents
+from rag.text.lexical import bm25_tokens
 
 QUERY = "Araghchi offered to mediate between Kabul and Islamabad"
 RETRIEVERS = ["hybrid", "dense", "bm25"]

@@ -31,8 +31,8 @@ from openai import OpenAI
 import rag
 import rag.llm
 from rag.config import DEFAULT_CORPUS
-from rag.index import write_lock
-from rag.server import LOCAL_HOSTS, MAX_JSON_BYTES, check_bind, create_app, run
+from rag.index.build import write_lock
+from rag.surfaces.http import LOCAL_HOSTS, MAX_JSON_BYTES, check_bind, create_app, run
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 FOLLOW_UP = "What did he urge?"

@@ -9,8 +9,8 @@ import re
 import numpy as np
 import pytest
 
-from rag.answer import Sentence
-from rag.short_answer import (
+from rag.answer.extract import Sentence
+from rag.answer.short import (
     FEATURES,
     Parsed,
     ShortRanker,
@@ -113,13 +113,13 @@ def test_a_ranker_trained_on_other_features_is_refused():
 
 def test_the_shipped_ranker_loads_with_its_card():
     ranker = load_ranker()
-    assert ranker is not None, "rag/models/short_ranker/model.json is missing: python -m rag.short_train recipe"
+    assert ranker is not None, "rag/models/short_ranker/model.json is missing: python -m rag.tools.train_short recipe"
     assert 0.0 < ranker.threshold < 1.0
     assert (ranker.model["features"]) == list(FEATURES)
-    from rag.short_answer import RANKER_DIR
+    from rag.answer.short import RANKER_DIR
 
     card = (RANKER_DIR / "MODEL_CARD.md").read_text()
-    assert "python -m rag.short_train" in card and "2025" in card
+    assert "python -m rag.tools.train_short" in card and "2025" in card
 
 
 # ---------------------------------------------------------------- the real model over the shipped articles
@@ -204,9 +204,9 @@ def always_short(fake_settings):
 
 
 def test_every_surface_shows_the_short_answer_first(always_short):
-    from rag.cli import format_answer
-    from rag.mcp_server import format_ask
-    from ui.handlers import answer_message, sources_html
+    from rag.surfaces.cli import format_answer
+    from rag.surfaces.mcp import format_ask
+    from rag.ui.handlers import answer_message, sources_html
 
     answer = always_short.ask(QUESTION)
     short = answer.short_answer
@@ -225,7 +225,7 @@ def test_the_http_api_carries_the_short_answer(always_short):
     import httpx
     from test_server import client, serving, user
 
-    from rag.server import create_app
+    from rag.surfaces.http import create_app
 
     with serving(create_app(always_short)) as base:
         ask = httpx.post(f"{base}/v1/ask", json={"question": QUESTION}, timeout=60).json()
@@ -250,7 +250,7 @@ def test_loading_spacy_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys; from rag.short_answer import nlp; nlp()('Iran met Pakistan.'); print('torch' in sys.modules)"
+    code = "import sys; from rag.answer.short import nlp; nlp()('Iran met Pakistan.'); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

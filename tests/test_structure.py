@@ -23,8 +23,8 @@ def _module_name(path: Path) -> str:
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Every import (top-level or inside a function) between modules of rag/ and ui/."""
-    files = sorted((REPO / "rag").rglob("*.py")) + sorted((REPO / "ui").rglob("*.py"))
+    """Every import (top-level or inside a function) between modules of rag/."""
+    files = sorted((REPO / "rag").rglob("*.py"))
     modules = {_module_name(f): f for f in files}
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for name, path in modules.items():
@@ -39,7 +39,7 @@ def import_graph() -> dict[str, set[str]]:
                     pkg = package.split(".")
                     pkg = pkg[: len(pkg) - (node.level - 1)]
                     base = ".".join(pkg + ([base] if base else []))
-                # "from . import answer" imports the submodule rag.answer
+                # "from rag.answer import extract" imports the submodule rag.answer.extract
                 targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
             for t in targets:
                 while t and t not in modules:
@@ -57,8 +57,8 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
         state[m] = 1
         stack.append(m)
         for n in sorted(graph[m]):
-            if n.count(".") == 0 and m.startswith(n + "."):
-                continue  # a submodule reaching its package's __init__ is how Python loads it
+            if m.startswith(n + ".") and n == "rag":
+                continue  # a module reaching the package's __init__ (the public API) is how Python loads it
             if state.get(n) == 1:
                 return stack[stack.index(n):] + [n]
             if n not in state and (found := visit(n)):
@@ -73,35 +73,69 @@ def _cycle(graph: dict[str, set[str]]) -> list[str]:
     return []
 
 
+def _inside(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def ui_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports of the browser UI from the library: only the CLI's ``ui`` command may (lazily)."""
+    return {(m, t) for m, ts in graph.items() for t in ts
+            if _inside(t, "rag.ui") and not _inside(m, "rag.ui") and m != "rag.surfaces.cli"}
+
+
+def private_imports(graph: dict[str, set[str]], client: str, allowed: set[str]) -> set[tuple[str, str]]:
+    """Imports by the modules of ``client`` of anything in rag but the public API and ``allowed``."""
+    return {(m, t) for m, ts in graph.items() if _inside(m, client) for t in ts
+            if _inside(t, "rag") and t != "rag" and not _inside(t, client) and t not in allowed}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += graph.get(m, ())
+    return seen
+
+
 def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert "rag.index" in graph and "ui.app" in graph  # the walk found the code
+    assert {"rag.index.build", "rag.ui.app", "rag.surfaces.cli"} <= set(graph)  # the walk found the code
     assert _cycle(graph) == [], " -> ".join(_cycle(graph))
 
 
-def test_the_cycle_check_finds_a_cycle():
+def test_the_checks_find_what_they_look_for():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) == []
+    bad = {"rag.api": {"rag.ui.handlers", "rag.index.build"}, "rag.surfaces.cli": {"rag.ui.app"}, "rag.ui.app": {"rag.ui.handlers", "rag.index.build"},
+           "rag.ui.handlers": {"rag"}, "rag.index.build": {"rag.tools.metrics"}, "rag.tools.metrics": set(), "rag": {"rag.api"}}
+    assert ui_imports(bad) == {("rag.api", "rag.ui.handlers")}
+    assert private_imports(bad, "rag.ui", set()) == {("rag.ui.app", "rag.index.build")}
+    assert "rag.tools.metrics" in reachable(bad, "rag.api")
 
 
 def test_the_library_imports_nothing_from_the_ui():
-    assert not {m for m in import_graph() if m.startswith("rag")} & {
-        t for m, ts in import_graph().items() if m.startswith("rag") and m != "rag.cli" for t in ts if t.startswith("ui")}
-    code = "import rag, rag.api, sys; print(sorted(m for m in sys.modules if m == 'ui' or m.startswith('ui.')))"
+    assert ui_imports(import_graph()) == set()
+    code = "import rag, rag.api, sys; print(sorted(m for m in sys.modules if m.startswith('rag.ui')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO / "tests")
     assert out.stdout.strip() == "[]"
 
 
 def test_the_ui_uses_only_the_public_api():
-    graph = import_graph()
-    used = {t for m, ts in graph.items() if m.startswith("ui") for t in ts if t.startswith("rag")}
-    assert used <= {"rag"}, used  # no rag.cli, no rag.chunk: only what `import rag` exports
+    assert private_imports(import_graph(), "rag.ui", set()) == set()  # no rag.surfaces.cli, no rag.text.chunk
 
 
 def test_the_servers_use_only_the_public_api():
     graph = import_graph()
-    for server in ("rag.server", "rag.mcp_server"):
-        assert {t for t in graph[server] if t.startswith("rag")} == {"rag"}, (server, graph[server])
+    for server in ("rag.surfaces.http", "rag.surfaces.mcp"):
+        assert private_imports({server: graph[server]}, server, {"rag.surfaces.render"}) == set(), server
+
+
+def test_the_query_path_needs_no_tool():
+    """Benchmarks, evaluation and training are not imported to answer a question."""
+    used = reachable(import_graph(), "rag")
+    assert not {m for m in used if _inside(m, "rag.tools")}, sorted(m for m in used if _inside(m, "rag.tools"))
 
 
 def test_keyword_overrides_are_applied_to_the_settings_given(fake_settings):

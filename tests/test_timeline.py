@@ -7,9 +7,9 @@ import json
 import pytest
 
 from rag import Rag
-from rag.cli import main
-from rag.dates import stated_date
-from rag.timeline import Source, Timeline, TimelineEntry, _subject_patterns, edit_distance, spelling_variants
+from rag.answer.timeline import Source, Timeline, TimelineEntry, _subject_patterns, edit_distance, spelling_variants
+from rag.surfaces.cli import main
+from rag.text.dates import stated_date
 
 
 @pytest.mark.parametrize("sentence,article_date,expected", [

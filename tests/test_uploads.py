@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rag import MAX_UPLOAD_BYTES
-from rag.uploads import safe_name, save_files
+from rag.ingest.uploads import safe_name, save_files
 
 
 def test_saving_sanitises_rejects_and_never_overwrites(tmp_path):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..config import Settings
-from ..errors import UnknownModelError
-from .base import LLM, LLMError
+from rag.config import Settings
+from rag.errors import UnknownModelError
+from rag.llm.base import LLM, LLMError
 
 NONE = "none"
 _REGISTRY: dict[str, Callable[[Settings], LLM]] = {}
@@ -43,14 +43,14 @@ def get_llm(name: str, settings: Settings) -> LLM | None:
 
 
 def _openai(settings: Settings) -> LLM:
-    from .openai_compat import OpenAIChat
+    from rag.llm.openai_compat import OpenAIChat
 
     return OpenAIChat(settings.llm_url, settings.llm_model, settings.llm_api_key,
                       streaming=settings.llm_stream, context=settings.llm_context)
 
 
 def _llamacpp(settings: Settings) -> LLM:
-    from .llamacpp import LlamaCpp
+    from rag.llm.llamacpp import LlamaCpp
 
     return LlamaCpp(settings.llm_model, n_ctx=settings.llm_context)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from ..errors import RagError
+from rag.errors import RagError
 
 
 class LLMError(RagError):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..types import Citation
-from .base import LLM, LLMError
-from .check import Checked, check_answer
-from .prompt import build_messages, fit_passages
+from rag.llm.base import LLM, LLMError
+from rag.llm.check import Checked, check_answer
+from rag.llm.prompt import build_messages, fit_passages
+from rag.types import Citation
 
 
 def generate(backend: LLM, question: str, citations: list[Citation], max_tokens: int, timeout: float,

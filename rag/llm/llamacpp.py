@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import MissingExtraError
-from .base import LLMError
+from rag.errors import MissingExtraError
+from rag.llm.base import LLMError
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

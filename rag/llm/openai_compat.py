@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from .base import LLMError
+from rag.llm.base import LLMError
 
 # The SDK refuses to start without a key; servers that need none ignore the header.
 PLACEHOLDER_KEY = "not-needed"

@@ -5,8 +5,8 @@ Passages are fitted to the model's context window by token count, lowest-ranked 
 
 from __future__ import annotations
 
-from ..chunk import count_tokens
-from ..types import Citation
+from rag.text.chunk import count_tokens
+from rag.types import Citation
 
 ABSTAIN = "The articles do not answer this question."
 SYSTEM = f"""You answer questions about news articles using only the numbered passages you are given.

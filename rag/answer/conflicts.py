@@ -1,0 +1,285 @@
+"""Sources that disagree: different values for the thing a question asks about, side by side.
+
+For a question asking for a number ("how many troops") or a date ("when did ..."), each
+answer sentence that names what is asked is read for its value: the number standing by the
+question's words, or the date it states. When sentences from different articles give
+different values, the answer lists each value with its citations and dates. Values from
+articles of different days are an **update** (newest first, each "as of" its date); values
+reported on the same days are a **disagreement**.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rag.text.chunk import sentence_spans
+from rag.text.dates import day_number, stated_date
+from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, words
+from rag.tuning import CONFLICT_MIN_SCORE_RATIO, CONFLICT_NUMBER_WINDOW, CONFLICT_RARE_TERMS, CONFLICT_SAME_DAYS
+
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.,;]+)", re.I)
+_PHRASE_END = re.compile(r"(?:were|was|are|is|did|do|does|have|has|had|will|would|could|can|may|might|in|on|at|of|"
+                         r"for|from|to|by|with|after|before|during|since|that|who|which|\w{3,}ed|died|fled|left)$", re.I)
+_WORD_NUMBERS = {w: float(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split()) if i >= 2}  # "one" is too often not a count
+_WORD_NUMBERS.update({"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "a dozen": 12.0, "two dozen": 24.0})
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|"
+                     + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
+                     + r")(?:\s*(million|billion|thousand))?(?![\w])", re.I)
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+# "what is the death toll", "how many people died / were killed": the number of dead, written
+# before the dead ("36 people", "killing 12") or after the toll ("the death toll rose to 99")
+_DEATHS = re.compile(r"\bdeath toll\b|\bhow many (?:\w+ ){0,3}?(?:died|were killed|have died|dead|deaths|lost their lives)\b",
+                     re.I)
+_AFTER_TOLL = re.compile(r"(?:\btoll\b(?:\s+[\w-]+){0,5}|\b(?:killed|killing|kills)(?:\s+(?:at least|more than|about|some|nearly))?)\s*$",
+                         re.I)
+# "who is the prime minister of the UK?", "who leads New Zealand as prime minister?": an office
+_WHO_HOLDS = re.compile(r"^\s*who\s+(?:is|was|are|has been|became|leads|heads|runs)\s+(?:(?:the|its)\s+)?"
+                        r"(?P<role>[a-z][\w -]*?)\s+(?:of|in|for|at)\b|^\s*who\s+(?:leads|heads|runs)\b.*?\bas\s+"
+                        r"(?:the\s+)?(?P<role2>[a-z][\w -]*?)\s*\?*$", re.I)
+_NAME = r"(?P<name>(?:[A-Z][\w'’.-]+\s+){0,2}[A-Z][\w'’-]+)"
+_NOT_NOW = re.compile(r"\b(?:former|ex|then|late|previous|future|next|would-be)\W+(?:[\w.']+\W+){0,2}$", re.I)
+# measures written with their unit: a storm's category, wind speed
+_MEASURES = {"category": (re.compile(r"\bwhat category\b|\bcategory (?:was|is|did)\b", re.I),
+                          re.compile(r"\bCategory[\s-]+(\d)\b", re.I)),
+             "wind speed": (re.compile(r"\bwinds?\b|\bwind speed", re.I),
+                            re.compile(r"\b(\d{2,3})[\s-]*(?:mph|miles per hour|miles-per-hour)\b", re.I))}
+_QUESTION_WORDS = set("how many much what when which who whom whose where why is are was were did do does has have "
+                      "had been be the a an of in on at to for from by and or as its it their this that".split())
+_DEAD = ["people", "dead", "death", "die", "kill", "live", "victim", "bodi", "fatal", "person", "resid"]
+_WHEN = re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month)\b", re.I)
+
+
+@dataclass
+class ConflictValue:
+    """One value the sources give, with the passages ([n]) and articles that give it."""
+
+    value: str  # as the first source writes it
+    citations: list[int] = field(default_factory=list)  # [n] of the answer's passages that say it
+    dates: list[str] = field(default_factory=list)  # their articles' dates, oldest first
+    doc_ids: list[str] = field(default_factory=list)
+    as_of: str = ""  # the newest date among them: "as of" for an update
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "as_of": self.as_of, "citations": list(self.citations),
+                "dates": list(self.dates), "doc_ids": list(self.doc_ids)}
+
+
+@dataclass
+class Conflict:
+    """Different values for the same thing: ``kind`` is "update" (the value changed over time;
+    newest first) or "disagree" (sources of the same days differ)."""
+
+    what: str  # what differs: "troops (a number)", "the date"
+    kind: str
+    values: list[ConflictValue]
+
+    @property
+    def headline(self) -> str:
+        return self.headline_for(self.kind, self.what)
+
+    @staticmethod
+    def headline_for(kind: str, what: str) -> str:
+        """The line that introduces the values: "The sources give X differently over time (newest first):"."""
+        if kind == "update":
+            return f"The sources give {what} differently over time (newest first):"
+        return f"The sources disagree on {what}:"
+
+    def to_dict(self) -> dict:
+        return {"what": self.what, "kind": self.kind, "values": [v.to_dict() for v in self.values]}
+
+
+def asked_slot(question: str) -> tuple[str, list[str], str]:
+    """What a question asks for: ("number", stems of what is counted, the words: "US troops"),
+    ("date", [], ""), or ("", [], "") for other questions."""
+    if _DEATHS.search(question):
+        return "number", _DEAD, "deaths"
+    for label, (asks, _) in _MEASURES.items():
+        if asks.search(question):
+            return "measure", [], label
+    m = _WHO_HOLDS.search(question)
+    if m:
+        role = " ".join((m.group("role") or m.group("role2")).split())
+        return ("name", [t for t in match_sequence(role) if len(t) > 2], role) if role else ("", [], "")
+    m = _HOW_MANY.search(question)
+    if m:
+        counted, words_ = [], m.group(1).split()
+        for w in words_:
+            if _PHRASE_END.fullmatch(w) or len(counted) == 3:
+                break
+            counted.append(w)
+        stems = [t for t in match_sequence(" ".join(counted)) if len(t) > 2]
+        verb = _asked_verb(question)  # "how many people were wounded": "30 wounded" counts too
+        if verb:
+            return "number", [*match_sequence(verb), *stems], " ".join([*counted, verb])
+        return ("number", stems, " ".join(counted)) if stems else ("", [], "")
+    if _WHEN.search(question):
+        return "date", [], ""
+    return "", [], ""
+
+
+def _asked_verb(question: str) -> str:
+    """The participle of "how many people were wounded" ("wounded"); "" when there is none."""
+    m = _HOW_MANY.search(question)
+    if not m:
+        return ""
+    words_ = m.group(1).split()
+    for i, w in enumerate(words_[:4]):
+        if w.lower() in ("were", "was", "have", "has", "had"):
+            verb = next((v for v in words_[i + 1:i + 3] if v.lower() != "been"), "")
+            return verb if re.fullmatch(r"\w{3,}ed", verb) else ""
+    return ""
+
+
+def number_near(sentence: str, stems: list[str]) -> tuple[str, float] | None:
+    """The first number written right before one of ``stems`` ("5,000 U.S. troops", "seven
+    people"), as written and as a value; for deaths also the number soon after "toll" ("the
+    death toll rose to 99") or right after "killed" ("killed at least 14")."""
+    return next(_numbers_near(sentence, stems), None)
+
+
+def _numbers_near(sentence: str, stems: list[str]):
+    for m in _NUMBER.finditer(sentence):
+        if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
+            continue  # a year, not a count
+        following = match_sequence(" ".join(sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]))
+        near = any(t.startswith(s) or s.startswith(t) for t in following for s in stems)
+        if not near and stems is _DEAD:
+            near = _AFTER_TOLL.search(sentence[:m.start()]) is not None
+        if near:
+            word = m.group(1).lower()
+            base = _WORD_NUMBERS[word] if word in _WORD_NUMBERS else float(word.replace(",", ""))
+            yield m.group(0), base * _SCALE.get((m.group(2) or "").lower(), 1.0)
+
+
+def holders(text: str, role: str) -> list[str]:
+    """The names given the office ``role``: "Prime Minister Liz Truss", "Chris Hipkins, New
+    Zealand's prime minister"; not those said to have held it ("former House Speaker Kevin
+    McCarthy")."""
+    role_words = r"\s+".join(re.escape(w) for w in role.split())
+    out = []
+    for m in re.finditer(rf"(?i:\b{role_words})\s+{_NAME}", text):
+        if not _NOT_NOW.search(text[:m.start()]):
+            out.append(m.group("name"))
+    after = rf"{_NAME},\s+(?:the\s+|(?:[A-Z][\w.]*\s+){{0,2}}[A-Z][\w.]*['’]s\s+)?(?!(?i:former|ex-))(?i:{role_words})\b"
+    out += [m.group("name") for m in re.finditer(after, text)]
+    return [re.sub(r"['’]s?$", "", name) for name in out]
+
+
+def rare_terms(question: str, idf) -> list[str]:
+    """The question's ``CONFLICT_RARE_TERMS`` rarest content stems ("lahaina", "maui"), by ``idf``
+    over the index; not what is counted, not numbers."""
+    _, stems, _ = asked_slot(question)
+    content = " ".join(w for w in words(question) if w not in _QUESTION_WORDS)
+    terms = [t for t in dict.fromkeys(bm25_tokens(content)) if t.isalpha() and len(t) > 2 and t not in ("toll", "number")
+             and not any(t.startswith(s) or s.startswith(t) for s in stems)]
+    return sorted(terms, key=lambda t: -idf(t))[:CONFLICT_RARE_TERMS]
+
+
+def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] | tuple = ()) -> list[Conflict]:
+    """Conflicts for what ``question`` asks among the articles of ``hits`` (ranked passages;
+    ``sentences`` are the scored sentences of the first of them, ``n`` indexing ``hits``).
+
+    Each article gives one value: the one its title states (a headline figure: "Death toll
+    rises to 93"), else the one of its best-scored sentence, else, for passages past the scored
+    ones, of its first sentence that gives one. A title or sentence counts only when it holds
+    one of the question's ``rare`` terms (stems; "maui"); for a scored answer sentence its
+    article's title may hold it. A sentence giving two values (a count "from 14,000 to 7,000")
+    tells of a change, not a value.
+    """
+    kind, stems, counted = asked_slot(question)
+    if not kind:
+        return []
+
+    verb = set(match_sequence(_asked_verb(question)))
+
+    def value_of(text: str, date: str) -> tuple[object, str] | None:
+        if verb and not (verb & match_tokens(text)):
+            return None  # "how many were wounded": a sentence that does not say "wounded" gives no value
+        if kind == "name":
+            found = {(name, " ".join(name.lower().split())) for name in holders(text, counted)}
+            if len({key for _, key in found}) != 1:
+                return None
+            written, key = found.pop()
+            return key, written
+        if kind == "measure":
+            found = {(m.group(0), m.group(1)) for m in _MEASURES[counted][1].finditer(text)}
+            if len({key for _, key in found}) != 1:
+                return None
+            written, key = found.pop()
+            return key, written
+        if kind == "number":
+            found = {v for v in _numbers_near(text, stems)}
+            if len({key for _, key in found}) != 1:
+                return None
+            written, key = found.pop()
+            return key, written
+        day, precision, words = stated_date(text, date)
+        if not day:
+            return None
+        key = day[:7] if precision in ("month", "week") else day[:4] if precision == "year" else day
+        return key, f"{key} (“{words}”)"
+
+    def on_topic(text: str, chunk, or_title: bool = False) -> bool:
+        if not rare:
+            return True
+        return bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
+
+    per_article: dict[str, tuple[object, str, int, str]] = {}  # doc_id -> (key, as written, n, date)
+    if kind in ("number", "name", "measure"):  # headline figures, names, measures
+        for n, hit in enumerate(hits, 1):
+            c = hit.chunk
+            if c.doc_id not in per_article and c.title and on_topic(c.title, c):
+                value = value_of(c.title, c.date)
+                if value:
+                    per_article[c.doc_id] = (*value, n, c.date)
+    best = max((s.score for s in sentences), default=0.0)
+    q_terms = match_tokens(question)
+    for s in sorted(sentences, key=lambda s: -s.score):
+        c = hits[s.n - 1].chunk
+        if c.doc_id in per_article or s.score < CONFLICT_MIN_SCORE_RATIO * best or not (match_tokens(s.text) & q_terms):
+            continue
+        if on_topic(s.text, c, or_title=True):  # an answer sentence: its article's title may name the topic
+            value = value_of(s.text, c.date)
+            if value:
+                per_article[c.doc_id] = (*value, s.n, c.date)
+    scored = {s.n for s in sentences}
+    for n, hit in enumerate(hits, 1):
+        c = hit.chunk
+        if n in scored or c.doc_id in per_article:
+            continue
+        for start, end in sentence_spans(c.text):
+            text = c.text[start:end]
+            value = value_of(text, c.date) if on_topic(text, c) else None
+            if value:
+                per_article[c.doc_id] = (*value, n, c.date)
+                break
+    groups: dict[object, ConflictValue] = {}
+    for doc_id, (key, written, n, date) in sorted(per_article.items(), key=lambda kv: kv[1][2]):
+        group = groups.setdefault(key, ConflictValue(written))
+        group.citations.append(n)
+        group.doc_ids.append(doc_id)
+        if date:
+            group.dates.append(date)
+    values = list(groups.values())
+    if len(values) < 2:
+        return []
+    for v in values:
+        v.dates.sort()
+        v.as_of = v.dates[-1] if v.dates else ""
+    what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}"}.get(kind, "the date")
+    if _same_days(values):
+        return [Conflict(what, "disagree", sorted(values, key=lambda v: -len(v.doc_ids)))]
+    return [Conflict(what, "update", sorted(values, key=lambda v: v.as_of, reverse=True))]
+
+
+def _same_days(values: list[ConflictValue]) -> bool:
+    """True when two values were reported within CONFLICT_SAME_DAYS of each other (or undated)."""
+    days = [[day_number(d) for d in v.dates] or [0] for v in values]
+    for i in range(len(days)):
+        for j in range(i + 1, len(days)):
+            if any(a == 0 or b == 0 or abs(a - b) <= CONFLICT_SAME_DAYS for a in days[i] for b in days[j]):
+                return True
+    return False

@@ -1,0 +1,559 @@
+"""``python -m rag``: index, ask, chat, stats. Thin: every command calls the public API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+from rag.answer.followup import Conversation
+from rag.api import Rag, check_question
+from rag.config import Settings
+from rag.errors import RagError
+from rag.filters import FilterError, Filters
+from rag.surfaces.progress import ProgressPrinter
+from rag.text.dates import FORMATS_HELP, parse_date
+from rag.types import Answer, SkippedInput
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--corpus", action="append", metavar="PATH",
+                   help="corpus folder or file (repeatable; default: the shipped corpus/ or RAG_CORPUS)")
+    p.add_argument("--index-dir", metavar="DIR", help="where the index lives (default: a folder under ~/.cache/rag)")
+    p.add_argument("--model", help="embedding model name or local folder (default all-MiniLM-L6-v2)")
+    p.add_argument("--chunk-tokens", type=int, metavar="N", help="chunk size in tokens")
+    p.add_argument("--chunk-overlap", type=int, metavar="N", help="overlap between chunks in tokens")
+    p.add_argument("--embed", choices=["auto", "torch", "onnx", "onnx-int8"],
+                   help="embedding backend (default auto: the index's own, else the machine's fastest)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where torch embeds (default auto: a GPU if present)")
+
+
+def _query_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-k", type=int, metavar="K", help="number of passages to retrieve (default 5)")
+    p.add_argument("--since", metavar="DATE", help="only articles dated on or after DATE (YYYY-MM-DD, YYYY-MM or YYYY)")
+    p.add_argument("--until", metavar="DATE", help="only articles dated on or before DATE (YYYY-MM-DD, YYYY-MM or YYYY)")
+    p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
+    p.add_argument("--reference-day", "--as-of", dest="reference_day", metavar="YYYY-MM-DD",
+                   help="the day a question about 'this week' or 'recently' refers to (default: the newest article's date)")
+
+
+def _llm_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", metavar="NAME", help="answer backend: none (extractive, default), openai, llamacpp")
+    p.add_argument("--llm-url", metavar="URL", help="openai: the server's base URL (default http://127.0.0.1:11434/v1)")
+    p.add_argument("--llm-model", metavar="NAME", help="openai: model name; llamacpp: GGUF file (default: bundled SmolLM2)")
+    p.add_argument("--llm-timeout", type=float, metavar="SECONDS", help="give up on a backend silent this long (default 30)")
+
+
+def _reader_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank", choices=("learned", "none"),
+                   help="how answer sentences are chosen: none (hand-written scorer, default) or learned (the trained reader)")
+    p.add_argument("--reranker", metavar="DIR", help="a cross-encoder model folder to use as the reader (default: the shipped one)")
+    p.add_argument("--abstain-threshold", type=float, metavar="X",
+                   help="abstain when the best sentence scores below X (default: the scorer's calibrated value)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rag", description="Answer questions about news articles with cited evidence.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="index a corpus (incremental)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="folders or files to add to the index of the corpus (default: the corpus alone)")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="read and hash every document even when no file changed size or time")
+    p.add_argument("--optimize", action="store_true",
+                   help="merge the index's segments into one, dropping deleted documents for good")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="chunk and embed on a Ray cluster (ADDRESS, or 'auto'; alone: a local Ray instance)")
+    p.add_argument("--ray-workers", type=int, default=0, metavar="N",
+                   help="--ray: embedders in the pool (default: one per GPU, else one per CPU)")
+
+    p = sub.add_parser("ask", help="answer one question")
+    p.add_argument("question", help="the question, or - to read it from standard input")
+    _common(p)
+    _query_opts(p)
+    _llm_opts(p)
+    _reader_opts(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("timeline", help="the dated events about a person, organisation, place or topic, each cited")
+    p.add_argument("query", help="who or what, e.g. \"Araghchi\" or \"Taliban talks\"")
+    _common(p)
+    p.add_argument("-k", dest="limit", type=int, default=0, metavar="N",
+                   help="keep the N events reported by the most articles (default: no limit)")
+    p.add_argument("--all", dest="all_events", action="store_true",
+                   help="every event, not only the main ones (reported by 3 or more articles)")
+    p.add_argument("--since", metavar="DATE", help="only articles dated on or after DATE")
+    p.add_argument("--until", metavar="DATE", help="only articles dated on or before DATE")
+    p.add_argument("--source", action="append", metavar="NAME", help="only articles whose source contains NAME (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = sub.add_parser("chat", help="ask questions interactively; follow-ups use the conversation")
+    _common(p)
+    _query_opts(p)
+    _reader_opts(p)
+
+    p = sub.add_parser("eval", help="batch-answer a question set and report metrics")
+    p.add_argument("questions", type=Path, metavar="QUESTIONS.jsonl")
+    _common(p)
+    p.add_argument("-k", dest="ks", default="1,3,5,10", metavar="1,3,5,10", help="cut-offs for recall@k")
+    p.add_argument("--ignore-dates", action="store_true",
+                   help="do not take each question's \"date\" as the day it is asked (see ask --as-of)")
+    _llm_opts(p)
+    _reader_opts(p)
+    p.add_argument("--out", type=Path, metavar="DIR", help="where results go (default: runs/<questions file name>)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("bench", help="measure embedding speed, index build, query latency and memory")
+    _common(p)
+    _reader_opts(p)
+    p.add_argument("--json", action="store_true", help="print only JSON")
+    p.add_argument("--scale", type=_chunk_count, metavar="N",
+                   help="instead: build an index of N chunks (e.g. 1e6) drawn from the existing index and measure "
+                        "build time, disk, memory, dense recall and search latency")
+    p.add_argument("--work", type=Path, metavar="DIR", help="--scale: where to build (default: the system temp folder)")
+    p.add_argument("--keep", action="store_true", help="--scale: keep the built index (its folder is printed)")
+
+    p = sub.add_parser("ui", help="serve the browser chat on 127.0.0.1 (needs the 'ui' extra)")
+    _common(p)
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    _reader_opts(p)
+
+    p = sub.add_parser("serve", help="serve the HTTP API (OpenAI-compatible chat, search, ask, documents; 'serve' extra)")
+    _common(p)
+    _reader_opts(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; any other needs RAG_API_KEY)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
+    p = sub.add_parser("mcp", help="serve the archive to MCP clients: tools search, ask, get_document ('serve' extra)")
+    _common(p)
+    _reader_opts(p)
+    p.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                   help="stdio (default; the client starts this command) or streamable HTTP")
+    p.add_argument("--host", default="127.0.0.1", help="http: address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="http: port to listen on (default 8001)")
+
+    p = sub.add_parser("train", help="rebuild the learned answer reader from the RealTime QA data (needs torch)")
+    p.add_argument("--data", type=Path, default=Path("../shared/datasets"), metavar="DIR",
+                   help="folder holding realtimeqa-2023/ and realtimeqa-more/ (default ../shared/datasets)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="where the model goes (default: the shipped rag/models/reader)")
+    p.add_argument("--work", type=Path, default=Path("runs/reader"), metavar="DIR",
+                   help="where mined training data is cached (default runs/reader)")
+    p.add_argument("--train-years", default="2022,2023", metavar="Y,Y", help="question years to train on (default 2022,2023)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the training questions (default 1)")
+    p.add_argument("--lr", type=float, default=5e-5, help="learning rate of the transformer layers (default 5e-5)")
+    p.add_argument("--layers", type=int, default=4, help="lower MiniLM layers kept (default 4 of 6)")
+    p.add_argument("--max-minutes", type=float, default=0.0, metavar="M", help="stop training after M minutes (default: no limit)")
+    p.add_argument("--device", default="", help="cpu or cuda (default: cuda when present)")
+    p.add_argument("--seed", type=int, default=13)
+
+    p = sub.add_parser("stats", help="show what is indexed")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def settings_from(args: argparse.Namespace, corpus: list[str] | None = None) -> Settings:
+    return Settings.from_env(
+        corpus=tuple(corpus or args.corpus or ()) or None,
+        index_dir=args.index_dir, model=args.model,
+        chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+        embed=getattr(args, "embed", None), device=getattr(args, "device", None),
+        k=getattr(args, "k", None),
+        llm=getattr(args, "llm", None), llm_url=getattr(args, "llm_url", None),
+        llm_model=getattr(args, "llm_model", None), llm_timeout=getattr(args, "llm_timeout", None),
+        rerank=getattr(args, "rerank", None), reranker=getattr(args, "reranker", None),
+        abstain_threshold=getattr(args, "abstain_threshold", None),
+    )
+
+
+def date_option(args: argparse.Namespace, name: str) -> str:
+    """The ``--name`` date option as ISO, "" when not given; a date that cannot be read is an error."""
+    value = getattr(args, name, None)
+    if not value:
+        return ""
+    day = parse_date(value)
+    if not day:
+        raise RagError(f"--{name.replace('_', '-')}: not a date: {value!r} (use {FORMATS_HELP})")
+    return day
+
+
+def filters_from(args: argparse.Namespace) -> Filters:
+    try:
+        return Filters(since=args.since or "", until=args.until or "", sources=tuple(args.source or ()))
+    except FilterError as e:
+        raise RagError(e.message(lambda option: f"--{option.rstrip('s')}")) from None
+
+
+def warn(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def report_issue(item: SkippedInput, skipped: bool) -> None:
+    """An input problem, printed as soon as indexing finds it."""
+    warn(f"warning: {'skipped ' if skipped else ''}{item}")
+
+
+def ensure_index(rag: Rag, update_stale: bool = False) -> None:
+    """Build the index when there is none (or it was built for other settings); a stale one
+    keeps answering with a note, unless ``update_stale``."""
+    progress = ProgressPrinter()
+    try:
+        report = rag.ensure_index(progress=progress, log=warn, on_issue=report_issue, update_stale=update_stale)
+    finally:
+        progress.close()
+    if report is not None:
+        warn(_summary(report))
+
+
+def _summary(report) -> str:
+    parts = [f"{report.documents} documents, {report.chunks} chunks"]
+    if report.changed:
+        parts.append(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+                     f"{report.unchanged} unchanged; {report.embedded} chunks embedded"
+                     + (f" ({report.resumed} documents taken up from an interrupted run)" if report.resumed else ""))
+    else:
+        parts.append("index up to date")
+    if report.duplicates:
+        parts.append(f"{len(report.duplicates)} duplicate documents indexed once")
+    if report.skipped:
+        parts.append(f"{len(report.skipped)} inputs skipped")
+    if report.warnings:
+        parts.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}")
+    return f"Indexed {report.index_dir}: " + "; ".join(parts) + f" ({report.seconds:.1f}s)"
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    # PATHS are added to the index of the configured corpus (--corpus, RAG_CORPUS, else corpus/):
+    # they never replace it, and the next `ask` with the same settings reads them.
+    rag = Rag(settings_from(args))
+    progress = ProgressPrinter()
+    try:
+        report = rag.index([Path(p) for p in args.paths] or None, progress=progress, log=warn, on_issue=report_issue,
+                           verify=args.verify, optimize=args.optimize, ray=args.ray or "", ray_workers=args.ray_workers)
+    finally:
+        progress.close()
+    if args.json:
+        out = {k: v for k, v in report.__dict__.items() if k != "skipped"}
+        out["skipped"] = [s.__dict__ for s in report.skipped]
+        out["warnings"] = [s.__dict__ for s in report.warnings]
+        print(json.dumps(out, indent=2))
+    else:
+        print(_summary(report))
+    return 0
+
+
+def read_question(arg: str) -> str:
+    return sys.stdin.read() if arg == "-" else arg
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    question = check_question(read_question(args.question))
+    rag = Rag(settings_from(args))
+    filters, day = filters_from(args), date_option(args, "reference_day")
+    if rag.settings.llm != "none":
+        rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
+    ensure_index(rag)
+    if args.json:
+        answer = rag.ask(question, k=args.k, filters=filters, reference_day=day)
+        _warn_all(answer)
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    streamed: list[str] = []
+
+    def on_token(text: str) -> None:
+        streamed.append(text)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    # A terminal sees the model's answer as it is written; a pipe or a file gets only the checked
+    # answer (markers to no passage removed), once.
+    live = rag.settings.llm != "none" and sys.stdout.isatty()
+    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token if live else None, reference_day=day)
+    if streamed:
+        print()
+    _warn_all(answer)
+    print(format_answer(answer) if answer.llm == "none" else format_llm_answer(answer, shown=bool(streamed)))
+    return 0
+
+
+def format_llm_answer(answer: Answer, shown: bool = False, width: int = 100) -> str:
+    """An answer asked of an LLM: the model's answer (left out when ``shown``: it was streamed), the
+    extractive answer under a label that says why it is there, the conflicts and the sources."""
+    blocks = []
+    if answer.llm_tokens:  # the model answered: its checked answer stands
+        if not shown:
+            blocks.append(textwrap.fill(answer.answer, width))
+        if answer.ungrounded and answer.extractive_answer:
+            blocks.append("Extractive answer (the model's answer cites no passage):\n"
+                          + textwrap.fill(answer.extractive_answer, width))
+    elif shown:  # the model stopped part-way (a warning says why): the extractive answer stands
+        blocks.append("Extractive answer (the model's answer could not be used):\n" + textwrap.fill(answer.answer, width))
+    else:
+        blocks.append(textwrap.fill(answer.answer, width))
+    conflicts = format_conflicts(answer, width).lstrip("\n")
+    if conflicts:
+        blocks.append(conflicts)
+    if answer.citations:
+        blocks.append(format_sources(answer, width))
+    return ("\n" if shown else "") + "\n\n".join(blocks)
+
+
+def _warn_all(answer: Answer) -> None:
+    for w in answer.warnings:
+        warn(f"warning: {w}")
+
+
+def format_answer(answer: Answer, width: int = 100) -> str:
+    """The short answer first (when there is one), the sentence that says it, conflicts, sources."""
+    short = answer.short_line()
+    text = (short + "\n" if short else "") + textwrap.fill(answer.answer, width) + format_conflicts(answer, width)
+    return text + "\n\n" + format_sources(answer, width) if answer.citations else text
+
+
+def format_conflicts(answer: Answer, width: int = 100) -> str:
+    """The values the sources give differently, side by side ("" when they agree)."""
+    parts = []
+    for c in answer.conflicts:
+        if c.kind == "update":
+            rows = [f"{v.value} as of {v.as_of or 'an undated article'} " + "".join(f"[{n}]" for n in v.citations)
+                    for v in c.values]
+        else:
+            rows = [f"{v.value} " + "".join(f"[{n}]" for n in v.citations) + (f" ({', '.join(v.dates)})" if v.dates else "")
+                    for v in c.values]
+        parts.append("\n\n" + c.headline + "\n" + "\n".join(textwrap.fill(r, width, initial_indent="  - ",
+                                                                           subsequent_indent="    ") for r in rows))
+    return "".join(parts)
+
+
+def format_sources(answer: Answer, width: int = 100) -> str:
+    lines = []
+    if answer.reference_day:
+        lines += [f"(A question about recent events: articles dated near {answer.reference_day} come first;"
+                  " --reference-day sets the day.)", ""]
+    lines.append("Sources:")
+    for c in answer.citations:
+        meta = ", ".join(x for x in (c.source, c.date, f"page {c.page}" if c.page else "") if x)
+        lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
+        lines.append(f"    {c.doc_id}, characters {c.start}-{c.end}, score {c.score:.4f}")
+        snippet = " ".join(c.text.split())
+        snippet = snippet if len(snippet) <= 300 else snippet[:297].rsplit(" ", 1)[0] + "..."
+        lines.append(textwrap.indent(textwrap.fill(f"“{snippet}”", width - 4), "    "))
+    return "\n".join(lines)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    rag = Rag(settings_from(args))
+    filters, day = filters_from(args), date_option(args, "reference_day")
+    ensure_index(rag)
+    # Load torch in the background: the first questions use the numpy encoder meanwhile.
+    threading.Thread(target=rag.embedder.warm, daemon=True).start()
+    conversation = Conversation()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about the articles. Commands: /new starts a new conversation, /quit leaves.")
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/new":
+            conversation = Conversation()
+            print("(new conversation)")
+            continue
+        try:
+            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, reference_day=day)
+            _warn_all(answer)
+            print(format_answer(answer))
+        except RagError as e:
+            print(f"Error: {e}", file=sys.stderr)
+        print()
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    query = check_question(args.query)
+    if args.limit < 0:
+        raise RagError("-k must be 0 (all events) or more")
+    rag = Rag(settings_from(args))
+    filters = filters_from(args)
+    ensure_index(rag)
+    progress = ProgressPrinter()
+    try:
+        timeline = rag.timeline(query, filters=filters, limit=args.limit, all_events=args.all_events, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(timeline.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_timeline(timeline, filters))
+    return 0
+
+
+def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) -> str:
+    if not timeline.entries:
+        where = f" among articles that pass the filters ({filters.describe()})" if filters else ""
+        return f"No dated event about {timeline.query!r} found{where}."
+    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in timeline.variants.items())
+    lines = [f"Timeline of {timeline.query!r}: {timeline.summary()}" + (f" ({spelled})" if spelled else ""), ""]
+    for e in timeline.entries:
+        when = e.when
+        how = f"“{e.stated}” in an article of {e.source.date}" if e.basis == "stated" else "the article's date"
+        lines.append(f"{when}  ({how})")
+        lines.append(textwrap.indent(textwrap.fill(e.text, width - 4), "    "))
+        for label, src in [("source", e.source)] + [("also", s) for s in e.also]:
+            meta = ", ".join(x for x in (src.source, src.date, f"page {src.page}" if src.page else "") if x)
+            lines.append(f"    {label}: {src.title} ({meta}) {src.doc_id}, characters {src.start}-{src.end}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    rag = Rag(settings_from(args))
+    stats = rag.stats()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    elif not stats["indexed"]:
+        print(f"No index yet in {stats['index_dir']}; run 'python -m rag index'.")
+    else:
+        for key, value in stats.items():
+            if key == "top_sources":
+                value = ", ".join(f"{s['source']} ({s['documents']})" for s in value)
+            print(f"{key:>16}: {value}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rag.tools.evaluate import evaluate, load_questions, plot_recall, summary_markdown
+
+    try:
+        ks = sorted({int(x) for x in args.ks.split(",") if x.strip()})
+    except ValueError:
+        raise RagError(f"-k {args.ks!r}: give comma-separated numbers such as 1,3,5,10") from None
+    if not ks or ks[0] < 1:
+        raise RagError("-k needs positive numbers such as 1,3,5,10")
+    questions, skipped = load_questions(args.questions, use_dates=not args.ignore_dates)
+    for s in skipped:
+        warn(f"warning: skipped {s}")
+    out = args.out or Path("runs") / args.questions.name.split(".")[0]
+    rag = Rag(settings_from(args))
+    llm = rag.settings.llm
+    if llm != "none":
+        rag.llm_backend(llm)  # fail once, up front, rather than warn on every question
+    ensure_index(rag, update_stale=True)
+    rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
+    progress = ProgressPrinter(desc="Answering", unit="question")
+    try:
+        summary, _ = evaluate(rag, questions, ks, out, progress=progress, llm=llm)
+    finally:
+        progress.close()
+    if not plot_recall(summary, ks, out / "recall_at_k.png"):
+        warn("warning: matplotlib is not installed, so no plot was drawn (pip install -e '.[eval]')")
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(summary_markdown(summary))
+        print(f"Results in {out}/ (results.jsonl, summary.json, summary.md, recall_at_k.png)")
+    return 0
+
+
+def _chunk_count(text: str) -> int:
+    """ "1000000", "1e6" or "1_000_000" as a whole number of chunks."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of chunks: {text!r}") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"not a whole number of chunks (at least 1): {text!r}")
+    return int(value)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rag.tools.bench import main_bench
+
+    if args.scale is not None:
+        from rag.tools.scale import main_scale
+
+        return main_scale(settings_from(args), args.scale, args.json, args.work, log=warn, keep=args.keep)
+
+    return main_bench(settings_from(args), args.json, log=warn)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from rag.ui.app import serve
+
+    serve(settings_from(args), port=args.port, log=warn)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from rag.surfaces.http import run
+
+    run(settings_from(args), host=args.host, port=args.port, log=warn)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from rag.surfaces.mcp import run
+
+    run(settings_from(args), transport=args.transport, host=args.host, port=args.port, log=warn)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rag.search.rerank import SHIPPED_READER
+    from rag.tools.train_reader import recipe
+
+    years = [y.strip() for y in args.train_years.split(",") if y.strip()]
+    info = recipe(args.data, args.out or SHIPPED_READER, args.work, years, epochs=args.epochs,
+                  max_minutes=args.max_minutes, device=args.device, seed=args.seed, lr=args.lr, num_layers=args.layers,
+                  log=warn)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+COMMANDS = {"timeline": cmd_timeline, "serve": cmd_serve, "mcp": cmd_mcp, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
+        return code
+    except RagError as e:
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like other tools
+        _quiet_stdout()
+        return 0
+    except Exception as e:  # noqa: BLE001 - a last resort: one line, not a traceback
+        if os.environ.get("RAG_DEBUG"):
+            raise
+        print(f"Error: unexpected {type(e).__name__}: {e} (run with RAG_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _quiet_stdout() -> None:
+    """Send what is left for standard output to /dev/null, so that the exit flush cannot fail."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass

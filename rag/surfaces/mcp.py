@@ -1,0 +1,537 @@
+"""The archive as an MCP server (``python -m rag mcp``): tools ``search``, ``ask``, ``timeline`` and
+``get_document``.
+
+Built on the official MCP SDK's high-level ``MCPServer`` (mcp 2.x), over stdio (the default: the
+client starts the command and talks on its standard input and output) or streamable HTTP at
+``http://HOST:PORT/mcp`` (127.0.0.1 by default). Every tool returns structured content, checked
+against its published output schema, and the same result as readable text with the citations.
+A problem the caller can fix (a bad date, an empty question, an unknown article) comes back as a
+tool error carrying the library's message.
+
+Nothing but the protocol may reach standard output while serving stdio: indexing before serving
+runs with the process's standard output sent to standard error, progress and notes go to ``log``
+(standard error), and while serving the SDK keeps stray writes off the wire.
+
+Calls only the public API (``rag.__init__``).
+"""
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from rag import (
+    Conflict,
+    Filters,
+    Hit,
+    MissingExtraError,
+    Rag,
+    RagError,
+    Settings,
+    SkippedInput,
+    Timeline,
+    TimelineEntry,
+    __version__,
+)
+
+try:
+    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from mcp.types import CallToolResult, TextContent, ToolAnnotations
+except ImportError as e:  # absent, or mcp 1.x (FastMCP, no mcpserver)
+    try:
+        from importlib.metadata import version
+
+        _installed = version("mcp")
+    except Exception:  # noqa: BLE001 - not installed at all
+        raise MissingExtraError("mcp", "serve") from e
+    raise RagError(f"mcp {_installed} is installed; 'python -m rag mcp' needs mcp 2 or later "
+                   "(pip install -U 'mcp>=2')") from e
+
+TRANSPORTS = ("stdio", "http")
+MAX_K = 50
+HTTP_PATH = "/mcp"
+DATE_HELP = "YYYY-MM-DD, YYYY-MM or YYYY"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+# ---------------------------------------------------------------- result shapes (the output schemas)
+
+
+class ArticleSpan(BaseModel):
+    """Characters ``start``-``end`` of the article ``doc_id``, with the article's metadata."""
+
+    doc_id: str = Field(description="the article's id (get_document reads it)")
+    title: str
+    date: str = Field(description="the article's date, YYYY-MM-DD, or empty when unknown")
+    source: str = Field(description="the publisher, or empty when unknown")
+    url: str = ""
+    start: int = Field(description="first character of the span in the article's text")
+    end: int = Field(description="character after the span in the article's text")
+    text: str = Field(description="the span, exactly the article's text[start:end]")
+    page: int = Field(0, description="the page of a PDF where the span starts; absent when not paged")
+
+
+class Passage(ArticleSpan):
+    """A numbered passage: characters ``start``-``end`` of the article ``doc_id``."""
+
+    n: int = Field(description="the passage number; the answer cites it as [n]")
+    score: float = Field(description="retrieval score (higher is better; comparable within one result only)")
+
+
+class SearchResult(BaseModel):
+    results: list[Passage] = Field(description="the passages, best first")
+
+
+class EvidenceSpan(BaseModel):
+    """An answer sentence: characters ``start``-``end`` of the article ``doc_id``, from passage [n]."""
+
+    n: int
+    doc_id: str
+    start: int
+    end: int
+
+
+class ShortAnswerSpan(EvidenceSpan):
+    """The name, place, number, date or phrase asked for: its text, at characters ``start``-``end``
+    of the article ``doc_id`` (passage [n]), and the ranker's probability that it is right."""
+
+    text: str
+    probability: float
+
+
+class ConflictValueResult(BaseModel):
+    """One value the sources give, with the passages ([n]) and articles that give it."""
+
+    value: str
+    as_of: str = Field(description="the newest date of the articles that give it")
+    citations: list[int]
+    dates: list[str]
+    doc_ids: list[str]
+
+
+class ConflictResult(BaseModel):
+    """Sources that give different values for what the question asks."""
+
+    what: str
+    kind: str = Field(description="update (the value changed over time; newest first) or disagree")
+    values: list[ConflictValueResult]
+
+
+class AskResult(BaseModel):
+    """``Answer.to_dict()``: the ``ask --json`` object."""
+
+    question: str
+    answer: str = Field(description="the answer; each sentence ends with [n] markers naming the citations")
+    abstained: bool = Field(description="true when the articles do not answer the question")
+    short_answer: ShortAnswerSpan | None = Field(None, description="the name, number, date... asked for (absent "
+                                                 "when a sentence answers: why/how questions, or unsure)")
+    citations: list[Passage] = Field(description="the passages [1], [2], ... the answer's markers refer to")
+    evidence: list[EvidenceSpan] = Field(description="where each answer sentence comes from (empty when abstained)")
+    timings_ms: dict[str, float]
+    reference_day: str = Field("", description="for a question about 'now': articles dated near this day came first")
+    llm: str = Field("none", description="the LLM backend that wrote the answer (present only when one was used)")
+    warnings: list[str] = []
+    invalid_citations: list[int] = []
+    ungrounded: bool = False
+    extractive_answer: str = ""
+    conflicts: list[ConflictResult] = Field([], description="values the sources give differently (absent when they agree)")
+
+
+class TimelineSource(ArticleSpan):
+    """An article reporting an event: the span is the sentence that says what happened."""
+
+
+class TimelineEvent(BaseModel):
+    """One event: when, what (a sentence quoted from an article), and every article reporting it."""
+
+    date: str = Field(description="YYYY-MM-DD; the first day of the week, month or year for a coarser date")
+    precision: str = Field(description="day, week, month or year")
+    basis: str = Field(description="'stated': a date the sentence gives, resolved against the article's date; "
+                                   "'article': the article's own date")
+    stated: str = Field(description="the words that gave the date ('last week', 'December 24, 2018'); "
+                                    "empty when basis is 'article'")
+    text: str = Field(description="the sentence that says what happened")
+    source: TimelineSource = Field(description="the article the sentence is quoted from")
+    also: list[TimelineSource] = Field(description="other articles reporting the same event")
+
+
+class TimelineResult(BaseModel):
+    """``Timeline.to_dict()``: the ``timeline --json`` object."""
+
+    query: str
+    variants: dict[str, list[str]] = Field(description="a query word -> other spellings the articles use")
+    articles: int = Field(description="articles read that name the subject")
+    main_only: bool = Field(description="true: only the main events are listed (reported by min_sources+ articles)")
+    min_sources: int = Field(description="the fewest articles reporting a listed event")
+    more: int = Field(description="events left out: reported by fewer articles, or past k")
+    entries: list[TimelineEvent] = Field(description="the events, oldest first")
+
+
+class DocumentResult(BaseModel):
+    doc_id: str
+    title: str
+    date: str
+    source: str
+    url: str
+    text: str = Field(description="the article's text, or characters start-end of it")
+    start: int
+    end: int
+    length: int = Field(description="characters in the whole article")
+
+
+# ---------------------------------------------------------------- tool descriptions
+
+SEARCH_HELP = """Find passages in the news archive that match a query, best first.
+
+Use it to read the evidence yourself: to see what the articles say about a topic, person or
+event, to compare reports, or when `ask` abstained. Each result is a numbered passage [n] with
+its article's title, date, source, doc_id and the exact character span (start-end). When you use
+a passage, cite it to the user as [n] with its title, source and date; call get_document with
+the doc_id (and a wider span) to read more around it."""
+
+ASK_HELP = """Answer a question from the news archive, with numbered citations.
+
+Use it first for a factual question about the events, people and places the articles cover.
+The answer's sentences are quoted from the articles and end with [n] markers that refer to
+citations[n-1] (title, date, source, doc_id, exact span). When you relay the answer, keep the
+[n] markers and list the cited sources so the user can check them. When `abstained` is true the
+articles do not answer the question: say so rather than answering from memory (search may still
+find related passages)."""
+
+DOCUMENT_HELP = """Read one article of the archive by its doc_id (from a search or ask result), whole or
+characters start-end of it.
+
+Use it to check a citation in context or read around a passage: the passage [n] of a result is
+exactly text[start:end] of its article. Returns the article's title, date, source, url and length."""
+
+TIMELINE_HELP = """List what happened when: the dated events about a person, organisation, place or topic,
+oldest first, each quoted from the articles with its sources.
+
+Use it for "what happened when" questions, a chronology or the history of someone or something
+(e.g. query "Araghchi", "Istanbul peace talks"). Other spellings of a name the articles use are
+found too (`variants`). Each entry has a date (`precision` day, week, month or year; `basis`
+'stated' when the sentence gives it, such as 'last week' resolved against its article's date,
+else 'article': the article's own date), the sentence that says what happened, its source
+(title, source, date, doc_id, exact span start-end) and `also`: other articles reporting it.
+When you relay events, give their dates as the entries qualify them and cite each one's sources
+(title, source, date) so the user can check them; call get_document to read around a sentence.
+k limits the list to the k events reported by the most articles (0: all)."""
+
+_QUERY = "what to look for: a question or keywords"
+_K = f"how many passages (1-{MAX_K})"
+_SINCE = f"only articles dated on or after this day ({DATE_HELP}); empty: no limit"
+_UNTIL = f"only articles dated on or before this day ({DATE_HELP}); empty: no limit"
+_SOURCE = "only articles whose source (publisher) contains this text, ignoring case; empty: any source"
+_DAY = ("the day a question about 'now' ('this week', 'recently') refers to, YYYY-MM-DD; "
+        "empty: the newest article's date")
+
+_READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                             open_world_hint=False)
+
+
+# ---------------------------------------------------------------- the server
+
+
+def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bool = True) -> MCPServer:
+    """An MCPServer serving ``rag`` (whose index must be usable); with ``warm``, the model loads
+    in the background once serving starts."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer):
+        if warm:
+            threading.Thread(target=_warm, args=(rag, log), name="rag-warm", daemon=True).start()
+        yield {}
+
+    server = MCPServer(
+        name="rag",
+        title="News archive",
+        version=__version__,
+        instructions=_instructions(rag),
+        log_level="WARNING",  # the SDK logs to standard error; INFO would log every request
+        lifespan=lifespan,
+    )
+
+    @server.tool(annotations=_READ_ONLY, description=SEARCH_HELP)
+    def search(
+        query: Annotated[str, Field(description=_QUERY)],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description=_K)] = 5,
+        since: Annotated[str, Field(description=_SINCE)] = "",
+        until: Annotated[str, Field(description=_UNTIL)] = "",
+        source: Annotated[str, Field(description=_SOURCE)] = "",
+        reference_day: Annotated[str, Field(description=_DAY)] = "",
+    ) -> Annotated[CallToolResult, SearchResult]:
+        with _tool_errors():
+            hits = rag.search(query, k=k, filters=_filters(since, until, source), reference_day=reference_day)
+        passages = [_passage(n, h) for n, h in enumerate(hits, 1)]
+        return _result(format_search(query, passages), {"results": passages})
+
+    @server.tool(annotations=_READ_ONLY, description=ASK_HELP)
+    def ask(
+        question: Annotated[str, Field(description="the question, in words")],
+        k: Annotated[int, Field(ge=1, le=MAX_K, description=_K + " the answer may cite")] = 5,
+        since: Annotated[str, Field(description=_SINCE)] = "",
+        until: Annotated[str, Field(description=_UNTIL)] = "",
+        source: Annotated[str, Field(description=_SOURCE)] = "",
+        reference_day: Annotated[str, Field(description=_DAY)] = "",
+    ) -> Annotated[CallToolResult, AskResult]:
+        with _tool_errors():
+            answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day)
+        out = answer.to_dict()
+        return _result(format_ask(out), out)
+
+    @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)
+    def timeline(
+        query: Annotated[str, Field(description="the person, organisation, place or topic, e.g. 'Araghchi'")],
+        k: Annotated[int, Field(ge=0, description="0: no limit; N: the N events reported by the most "
+                                                  "articles (still oldest first)")] = 0,
+        all_events: Annotated[bool, Field(description="false: the main events (reported by 3+ articles; every "
+                                                      "event in a small archive); true: every event")] = False,
+        since: Annotated[str, Field(description=_SINCE)] = "",
+        until: Annotated[str, Field(description=_UNTIL)] = "",
+        source: Annotated[str, Field(description=_SOURCE)] = "",
+    ) -> Annotated[CallToolResult, TimelineResult]:
+        with _tool_errors():
+            filters = _filters(since, until, source)
+            out = rag.timeline(query, filters=filters, limit=k, all_events=all_events).to_dict()
+        return _result(format_timeline(out, filters), out)
+
+    @server.tool(name="get_document", annotations=_READ_ONLY, description=DOCUMENT_HELP)
+    def get_document(
+        doc_id: Annotated[str, Field(description="the article's id, as in a search or ask result")],
+        start: Annotated[int | None, Field(ge=0, description="first character to return; default 0")] = None,
+        end: Annotated[int | None, Field(ge=0, description="character after the last to return; "
+                                                         "default (or past the end): the end of the article")] = None,
+    ) -> Annotated[CallToolResult, DocumentResult]:
+        with _tool_errors():
+            doc = rag.document(doc_id.strip())
+        if doc is None:
+            raise ToolError(f"no article with doc_id {doc_id!r}; use a doc_id from a search or ask result")
+        out = _document(doc, start, end)
+        return _result(format_document(out), out)
+
+    return server
+
+
+def _instructions(rag: Rag) -> str:
+    stats = rag.stats()
+    what = "news articles"
+    if stats.get("indexed"):
+        what = f"{stats['documents']} news articles"
+        days = stats.get("date_range") or []
+        if len(days) == 2 and days[0]:
+            what += f" dated {days[0]} to {days[1]}"
+    return (f"An offline archive of {what}. Use `ask` for a question about them: it answers with sentences "
+            "quoted from the articles, each marked [n] for the passage it comes from; keep the markers and name "
+            "the cited sources (title, source, date) when you relay it, and do not fill in an answer the tool "
+            "abstained on. Use `timeline` for what happened when about a person, organisation, place or topic: "
+            "dated events, each with its sources to cite. Use `search` to read the passages on a topic yourself, "
+            "and `get_document` to read an article, or a span of it, by doc_id.")
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """A problem the caller can fix becomes a tool error with the library's message."""
+    try:
+        yield
+    except RagError as e:
+        raise ToolError(str(e)) from None
+
+
+def _filters(since: str, until: str, source: str) -> Filters:
+    return Filters(since=since.strip(), until=until.strip(), sources=(source,) if source.strip() else ())
+
+
+def _passage(n: int, hit: Hit) -> dict:
+    return hit.citation(n).to_dict()
+
+
+def _document(doc: dict, start: int | None, end: int | None) -> dict:
+    text = doc.get("text") or ""
+    length = len(text)
+    first = 0 if start is None else start
+    last = length if end is None else min(end, length)
+    if first > length:
+        raise ToolError(f"start {first} is past the end of the article {doc['doc_id']} ({length} characters)")
+    if first > last:
+        raise ToolError(f"start {first} is after end {last}; give start <= end")
+    return {"doc_id": doc["doc_id"], "title": doc.get("title") or "", "date": doc.get("date") or "",
+            "source": doc.get("source") or "", "url": doc.get("url") or "", "text": text[first:last],
+            "start": first, "end": last, "length": length}
+
+
+def _result(text: str, structured: dict) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+
+# ---------------------------------------------------------------- readable renderings
+
+
+def span_line(p: dict) -> str:
+    """``Title (source, date) doc_id chars a-b``."""
+    meta = ", ".join(x for x in (p.get("source"), p.get("date"), f"page {p['page']}" if p.get("page") else "") if x)
+    return f"{p.get('title') or '(untitled)'}" + (f" ({meta})" if meta else "") + \
+        f" {p['doc_id']} chars {p['start']}-{p['end']}"
+
+
+def source_line(p: dict) -> str:
+    """``[1] Title (source, date) doc_id chars a-b``."""
+    return f"[{p['n']}] {span_line(p)}"
+
+
+def _quoted(text: str) -> str:
+    return "    “" + " ".join(text.split()) + "”"
+
+
+def format_ask(out: dict) -> str:
+    short = out.get("short_answer")
+    lines = ([f"Answer: {short['text']} [{short['n']}]"] if short and not out.get("abstained") else []) + [out["answer"]]
+    if out.get("abstained") and out.get("citations"):
+        lines += ["", "(The articles do not answer this; the closest passages follow.)"]
+    lines += [f"warning: {w}" for w in out.get("warnings", [])]
+    if out.get("reference_day"):
+        lines += ["", f"(A question about recent events: articles dated near {out['reference_day']} came first.)"]
+    for c in out.get("conflicts", []):
+        lines += ["", Conflict.headline_for(c["kind"], c["what"])] + [f"  - {v['value']} as of {v['as_of']} " + "".join(f"[{n}]" for n in v["citations"])
+                               for v in c["values"]]
+    if out.get("citations"):
+        lines += ["", "Sources:"]
+        for c in out["citations"]:
+            lines += [source_line(c), _quoted(c["text"])]
+    return "\n".join(lines)
+
+
+def format_search(query: str, passages: list[dict]) -> str:
+    if not passages:
+        return f"No passage matches {query.strip()!r}."
+    lines = [f"{len(passages)} passage{'s' if len(passages) != 1 else ''} for {query.strip()!r}, best first:"]
+    for p in passages:
+        lines += ["", source_line(p) + f" score {p['score']:.4f}", _quoted(p["text"])]
+    return "\n".join(lines)
+
+
+def format_timeline(out: dict, filters: Filters = Filters()) -> str:
+    """One block per event: its date (and what stated it), the sentence, its source and the others reporting it."""
+    query = out["query"].strip()
+    if not out["entries"]:
+        where = f" among the articles that pass the filters ({filters.describe()})" if filters else ""
+        return f"No dated event about {query!r} found{where}."
+    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in out["variants"].items())
+    lines = [f"Timeline of {query!r}: {Timeline.summary_of(out)}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
+    for e in out["entries"]:
+        when = TimelineEntry.date_as_known(e["date"], e["precision"])
+        if e["basis"] == "stated":
+            when += f" (stated: {e['stated']!r} in an article of {e['source']['date'] or 'unknown date'})"
+        lines += ["", when, _quoted(e["text"]), f"    source: {span_line(e['source'])}"]
+        lines += [f"    also: {span_line(s)}" for s in e["also"]]
+    return "\n".join(lines)
+
+
+def format_document(out: dict) -> str:
+    meta = ", ".join(x for x in (out["source"], out["date"]) if x)
+    head = f"{out['title'] or '(untitled)'}" + (f" ({meta})" if meta else "")
+    span = f"{out['doc_id']} chars {out['start']}-{out['end']} of {out['length']}"
+    return "\n".join([head, span] + ([out["url"]] if out["url"] else []) + ["", out["text"]])
+
+
+# ---------------------------------------------------------------- running
+
+
+def run(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8001,
+        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> None:
+    """Make the index usable, then serve MCP over ``transport`` ("stdio" or "http") until the client
+    leaves (stdio) or the process is interrupted (http). Everything but the protocol goes to ``log``."""
+    if transport not in TRANSPORTS:
+        raise RagError(f"unknown transport {transport!r}; use {' or '.join(TRANSPORTS)}")
+    rag = Rag(settings)
+    if transport == "http":
+        _check_port(host, port)
+    with _stdout_to_stderr() if transport == "stdio" else nullcontext():
+        _prepare(rag, log)
+        server = build_server(rag, log)
+    if transport == "stdio":
+        log(f"rag MCP server on stdio (index {settings.index_path})")
+        server.run("stdio")
+        return
+    if host not in _LOOPBACK:
+        log(f"warning: serving on {host} without authentication: anyone who can reach port {port} can read the archive")
+    shown = f"[{host}]" if ":" in host else host
+    log(f"rag MCP server at http://{shown}:{port}{HTTP_PATH} (streamable HTTP; index {settings.index_path})")
+    server.run("streamable-http", host=host, port=port, streamable_http_path=HTTP_PATH)
+
+
+def _prepare(rag: Rag, log: Callable[[str], None]) -> None:
+    """Build the index when missing (or built for other settings); a stale one answers, with a note."""
+
+    def on_issue(item: SkippedInput, skipped: bool) -> None:
+        log(f"warning: {'skipped ' if skipped else ''}{item}")
+
+    report = rag.ensure_index(progress=_Progress(log), log=log, on_issue=on_issue, update_stale=False)
+    if report is not None:
+        log(f"Indexed {report.documents} documents, {report.chunks} chunks into {report.index_dir} "
+            f"({report.seconds:.1f}s)")
+
+
+class _Progress:
+    """``progress(done, total, stage)`` as a log line every few seconds and at the end of each stage."""
+
+    def __init__(self, log: Callable[[str], None], every_s: float = 5.0) -> None:
+        self.log, self.every_s = log, every_s
+        self.stage, self.last = "", 0.0
+
+    def __call__(self, done: int, total: int, stage: str | None = None) -> None:
+        now = time.monotonic()
+        stage = stage or self.stage or "Indexing"
+        if stage != self.stage or done >= total or now - self.last >= self.every_s:
+            self.stage, self.last = stage, now
+            self.log(f"{stage}: {done}/{total} ({100 * done / max(total, 1):.0f}%)")
+
+
+def _warm(rag: Rag, log: Callable[[str], None]) -> None:
+    try:
+        rag.warm()
+    except Exception as e:  # noqa: BLE001 - questions still work, on the numpy encoder
+        log(f"warning: could not preload the model ({type(e).__name__}: {e}); answering without it")
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send the process's standard output (file descriptor 1, so C libraries too) to standard error."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file: nothing can reach the pipe through it
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    try:
+        os.dup2(sys.stderr.fileno(), fd)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
+def _check_port(host: str, port: int) -> None:
+    """A clear error now, rather than the web server's log line later, when the port is taken."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise RagError(f"cannot listen on {host}:{port}: {e}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(address)
+        except OSError as e:
+            raise RagError(f"cannot listen on {host}:{port}: {e.strerror or e} (use --port)") from None
+
+
+__all__ = ["AskResult", "DocumentResult", "Passage", "SearchResult", "TimelineResult", "build_server", "run"]
