@@ -23,8 +23,8 @@ import numpy as np
 def main() -> None:
     import faiss
 
-    from rag.index.build import current_generation, segment_dirs
     from rag.index.dense import ivf_lists, search_dense, write_dense
+    from rag.index.layout import current_generation, segment_dirs
 
     ap = argparse.ArgumentParser()
     ap.add_argument("index_dir", type=Path)

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.index.build import open_index  # noqa: E402
+from rag.index.reader import open_index  # noqa: E402
 from rag.text.lexical import bm25_tokens  # noqa: E402
 from rag.tools.scale import SCALE_QUERIES  # noqa: E402
 
@@ -33,16 +33,16 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="BM25_READ_LIMIT to try (default: the shipped one)")
     args = ap.parse_args()
     if args.limit is not None:
-        import rag.index.build
+        import rag.index.bm25
 
-        rag.index.build.BM25_READ_LIMIT = args.limit
+        rag.index.bm25.BM25_READ_LIMIT = args.limit
     queries = list(SCALE_QUERIES)
     if args.questions:
         queries += [json.loads(line)["question"] for line in args.questions.open()][:200]
     reader = open_index(args.index_dir)
     bm25 = reader.bm25
     if not hasattr(bm25, "top"):
-        from rag.index.build import SegmentedBM25
+        from rag.index.bm25 import SegmentedBM25
 
         bm25 = SegmentedBM25([bm25], None)
     recalls, recalls10, fast, full = [], [], [], []
@@ -65,9 +65,9 @@ def main() -> int:
         recalls10.append(min(1.0, float((vals[:10] >= top10 * (1 - 1e-6)).sum()) / min(10, k)))
         fast.append((t1 - t0) * 1000)
         full.append((t2 - t1) * 1000)
-    import rag.index.build
+    import rag.index.bm25
 
-    print(json.dumps({"index": str(args.index_dir), "read_limit": rag.index.build.BM25_READ_LIMIT, "chunks": int(reader.n_chunks), "queries": len(recalls), "n": args.n,
+    print(json.dumps({"index": str(args.index_dir), "read_limit": rag.index.bm25.BM25_READ_LIMIT, "chunks": int(reader.n_chunks), "queries": len(recalls), "n": args.n,
                       f"bm25_recall@{args.n}": round(statistics.mean(recalls), 4),
                       "bm25_recall@10": round(statistics.mean(recalls10), 4),
                       "exact_queries": sum(r == 1.0 for r in recalls),

@@ -24,7 +24,7 @@ def main() -> None:
     for spec in sys.argv[1:]:
         qfile, corpus, index_dir, label = spec.split(":")
         rag = Rag(Settings.from_env(corpus=(corpus,), index_dir=index_dir))
-        rag.ensure_index()
+        rag.prepare()
         for line in open(qfile):
             q = json.loads(line)
             ans = rag.ask(q["question"])

@@ -77,7 +77,7 @@ def main() -> int:
 
     from rag.embed.models import resolve_model_path
     from rag.embed.onnx_model import exported_model
-    from rag.index.build import read_manifest
+    from rag.index.layout import read_manifest
     from rag.tools.bench import machine_info
 
     model = resolve_model_path("all-MiniLM-L6-v2")

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.embed.models import choose_backend, get_embedder  # noqa: E402
-from rag.index.build import open_index, read_manifest  # noqa: E402
+from rag.index.layout import read_manifest  # noqa: E402
+from rag.index.reader import open_index  # noqa: E402
 from rag.search import retrieve  # noqa: E402
 from rag.tools.bench import machine_info  # noqa: E402
 from rag.tools.scale import SCALE_QUERIES  # noqa: E402

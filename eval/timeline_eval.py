@@ -162,7 +162,7 @@ def main() -> None:
     if not corpus.exists():
         print(json.dumps(build_corpus(args.data, timelines, conflicts, corpus)), flush=True)
     rag = Rag(Settings.from_env(corpus=(str(corpus),), index_dir=str(args.work / "index")))
-    rag.ensure_index(log=print)
+    rag.prepare(log=print)
     rag.warm()
     report: dict = {}
     t_tune, t_held = by_time(timelines, lambda q: [e["date"] for e in q["events"]])

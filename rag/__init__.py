@@ -4,7 +4,7 @@ Public API::
 
     from rag import Rag, Settings
     rag = Rag(Settings.from_env(corpus=("corpus",)))
-    rag.ensure_index()
+    rag.prepare()
     answer = rag.ask("Who offered to mediate between Kabul and Islamabad?")
 """
 
@@ -14,14 +14,24 @@ from rag.answer.conflicts import Conflict
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, TimelineEntry
 from rag.api import IndexState, Rag
-from rag.config import Settings
-from rag.errors import CorpusError, MissingExtraError, QuestionError, RagError, RagIndexError, UnknownModelError
+from rag.config import LOOPBACK_HOSTS, Settings
+from rag.errors import (
+    CorpusError,
+    MissingExtraError,
+    QuestionError,
+    RagError,
+    RagIndexError,
+    SpanError,
+    UnknownModelError,
+)
 from rag.filters import FilterError, Filters
 from rag.ingest.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
 from rag.llm import available as llm_backends
 from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
 
 __all__ = [
+    "LOOPBACK_HOSTS",
+    "SpanError",
     "Answer", "Chunk", "Conflict", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
     "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",

@@ -18,23 +18,11 @@ from rag.answer.conflicts import asked_slot
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, build_timeline
 from rag.config import Settings
-from rag.errors import CorpusError, QuestionError, RagError, RagIndexError
+from rag.errors import CorpusError, QuestionError, RagError, RagIndexError, SpanError
 from rag.filters import Filters
-from rag.index.build import (
-    BuildReport,
-    IndexReader,
-    build_index,
-    corpus_of,
-    current_generation,
-    document_count,
-    file_stamps,
-    indexing_in_progress,
-    newest_documents,
-    open_index,
-    read_documents,
-    read_manifest,
-    signature_mismatch,
-)
+from rag.index.build import BuildReport, build_index, corpus_of, file_stamps
+from rag.index.layout import current_generation, indexing_in_progress, read_documents, read_manifest, signature_mismatch
+from rag.index.reader import SegmentReader, newest_documents, open_index
 from rag.ingest.corpus import list_files
 from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
@@ -89,7 +77,7 @@ class Rag:
             settings = settings.with_(**{k: v for k, v in overrides.items() if v is not None})
             settings.validate()
         self.settings = settings
-        self._index: IndexReader | None = None
+        self._index: SegmentReader | None = None
         self._embedder = None
         self._reader_model = None
         self._short = None
@@ -123,7 +111,10 @@ class Rag:
         the index's segments into one. ``ray`` (an address, "auto" or "local") embeds on a Ray
         cluster with ``ray_workers`` embedders (default: one per GPU, else one per CPU).
         """
-        report = build_index(self.settings, paths, progress=progress, embedder=self.embedder, log=log,
+        for p in [*self.settings.corpus_paths, *(paths or [])]:  # before the model is loaded (seconds)
+            if not p.exists():
+                raise CorpusError(f"corpus path not found: {p}")
+        report = build_index(self.settings, paths, progress=progress, embedder=None if ray else self.embedder, log=log,
                              on_issue=on_issue, wait=wait, verify=verify, optimize=optimize, ray=ray,
                              ray_workers=ray_workers)
         if report.changed:
@@ -140,7 +131,7 @@ class Rag:
         manifest = read_manifest(index_dir)
         if manifest is None:
             return IndexState("missing", f"no index yet in {index_dir}")
-        mismatch = signature_mismatch(manifest, self.settings, getattr(self.embedder, "vectors", ""))
+        mismatch = signature_mismatch(manifest, self.settings, self.embedder.vectors)
         if mismatch:
             return IndexState("incompatible", f"the index was built with other settings ({mismatch})")
         indexed = set(manifest.get("corpus", []))
@@ -155,7 +146,7 @@ class Rag:
         """Why the index must be built or updated before it is current, or "" when it is."""
         return self.index_state().reason
 
-    def ensure_index(self, progress=None, log: Callable[[str], None] = lambda m: None,
+    def prepare(self, progress=None, log: Callable[[str], None] = lambda m: None,
                      on_issue: Callable[[SkippedInput, bool], None] | None = None,
                      update_stale: bool = True) -> BuildReport | None:
         """Make the index usable: build it when missing or built for other settings (waiting for
@@ -212,7 +203,7 @@ class Rag:
     # ------------------------------------------------------------ searching
 
     @property
-    def reader(self) -> IndexReader:
+    def reader(self) -> SegmentReader:
         """The live index generation, reopened when an indexing run replaced it."""
         with self._lock:
             gen = current_generation(self.settings.index_path)
@@ -411,9 +402,19 @@ class Rag:
 
     # ------------------------------------------------------------ info
 
-    def document(self, doc_id: str) -> dict | None:
-        """An indexed document (title, date, source, url, path, full text), or None."""
-        return self.reader.document(doc_id)
+    def document(self, doc_id: str, start: int | None = None, end: int | None = None) -> dict | None:
+        """An indexed document: title, date, source, url, path, ``length`` and ``text`` (the whole
+        article, or ``text[start:end]``); None when no document has the id. A span that is not
+        inside the article is a ``SpanError`` (every surface shows the same message)."""
+        doc = self.reader.document(doc_id)
+        if doc is None:
+            return None
+        text = doc.get("text") or ""
+        lo, hi = 0 if start is None else start, len(text) if end is None else end
+        if not 0 <= lo <= hi <= len(text):
+            raise SpanError(f"bad span {lo}-{hi} of {doc_id!r}: the document has {len(text):,} characters "
+                            "(use 0 <= start <= end <= length)")
+        return {**doc, "length": len(text), "start": lo, "end": hi, "text": text[lo:hi]}
 
     def sources(self) -> list[tuple[str, int]]:
         """Every indexed source with its number of documents, most first ("" = unknown)."""
@@ -435,7 +436,7 @@ class Rag:
             "indexed": True,
             "generation": index.dir.name,
             "created": manifest.get("created"),
-            "documents": document_count(manifest),
+            "documents": int(manifest["documents"]),
             "duplicates": len(manifest.get("duplicates", {})),
             "chunks": manifest["chunks"],
             "model": manifest["model"],

@@ -12,6 +12,8 @@ from rag.errors import RagError
 PACKAGE_DIR = Path(__file__).resolve().parent
 # The shipped sample corpus lives beside the package in a source checkout.
 DEFAULT_CORPUS = PACKAGE_DIR.parent / "corpus"
+# The addresses that only this machine reaches: a server bound elsewhere needs an API key (HTTP) or refuses (MCP).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 

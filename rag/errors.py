@@ -19,6 +19,10 @@ class QuestionError(RagError):
     """The question is empty or malformed."""
 
 
+class SpanError(QuestionError):
+    """A span of a document that is not inside it."""
+
+
 class UnknownModelError(RagError):
     """A backend or model name that is not registered."""
 

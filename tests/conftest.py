@@ -37,8 +37,12 @@ class FakeEmbedder:
     done, so tests can tell what an indexing run re-embedded.
     """
 
+    vectors = "float"
+    backend = "torch"  # what an index records of it; get_embedder resolves "fake..." names by prefix first
+    batch_size = None
+
     def __init__(self, name: str = FAKE_MODEL, dtype: str = "float32", dim: int = 64) -> None:
-        self.name = name
+        self.name = self.path_name = name
         self.dim = dim
         self.dtype = "float32"
         self.calls = 0

@@ -118,7 +118,7 @@ def test_with_no_index_yet_ask_says_it_waits_for_the_other_run(fake_settings, ca
 
 
 def test_the_probe_reads_the_lock_without_taking_it(fake_rag):
-    from rag.index.build import indexing_in_progress
+    from rag.index.layout import indexing_in_progress
 
     index_dir = fake_rag.settings.index_path
     assert not indexing_in_progress(index_dir)

@@ -15,8 +15,12 @@ import numpy as np
 import pytest
 
 import rag.index.build
+import rag.index.merge
+import rag.index.reader
+import rag.index.segment
 from rag import Rag, Settings
-from rag.index.build import open_index, read_manifest
+from rag.index.layout import read_manifest
+from rag.index.reader import open_index
 
 REAL_MODEL = "all-MiniLM-L6-v2"
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
@@ -52,7 +56,7 @@ def test_the_embedder_pool_is_one_actor_per_gpu_else_per_cpu():
 
 @pytest.mark.slow
 def test_ray_index_writes_the_single_process_index_and_answers(ray_local, tmp_corpus, tmp_path, monkeypatch):
-    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 6_000)  # the five articles: several segments
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 6_000)  # the five articles: several segments
     plain, on_ray = tmp_path / "plain", tmp_path / "ray"
     Rag(_settings(tmp_corpus, plain)).index()
     seen: list[tuple[int, int]] = []

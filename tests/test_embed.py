@@ -174,7 +174,7 @@ def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
 
 
 def test_an_index_of_one_kind_of_vectors_is_rebuilt_not_mixed_when_another_kind_is_asked_for(fake_settings):
-    from rag.index.build import read_manifest, signature_mismatch
+    from rag.index.layout import read_manifest, signature_mismatch
 
     r = Rag(fake_settings)
     r.index()
@@ -216,7 +216,7 @@ def test_a_cached_onnx_model_embeds_without_importing_torch(tmp_path):
     from rag.embed.onnx_model import exported_model
 
     exported_model(resolve_model_path(REAL_MODEL), True)
-    code = ("import sys; from rag.embed import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
+    code = ("import sys; from rag.embed.models import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
             "v = e.encode(['Kabul and Islamabad']); print(v.shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

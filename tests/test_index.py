@@ -6,7 +6,6 @@ import datetime as dt
 import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import rag.index.bm25
 import rag.index.build
+import rag.index.merge
+import rag.index.reader
+import rag.index.segment
 from rag import Rag, RagIndexError, Settings
-from rag.index.build import current_generation, read_documents, read_manifest, segment_dirs
+from rag.index.layout import FORMAT_VERSION, current_generation, read_documents, read_manifest, segment_dirs
+from rag.index.reader import open_index
 from rag.ingest.corpus import read_corpus
 from rag.text.chunk import chunk_document
 
@@ -96,14 +100,6 @@ def test_article_days_are_written_at_build_and_match_the_chunk_dates(fake_rag):
     assert reader.day_numbers().tolist() == expected
 
 
-def test_an_index_without_days_file_computes_them_from_the_chunk_store(fake_rag):
-    seg = segment_dirs(fake_rag.reader.dir)[0]
-    expected = np.load(seg / "days.npy")
-    (seg / "days.npy").unlink()
-    reader = rag.index.build.IndexReader(seg)
-    assert reader.day_numbers().tolist() == expected.tolist()
-
-
 def test_stats_describe_the_index(fake_rag):
     stats = fake_rag.stats()
     assert stats["indexed"] is True and stats["documents"] == 5
@@ -133,14 +129,14 @@ def test_reindex_without_changes_embeds_nothing(fake_rag):
     assert fake_rag.embedder.encoded == before
     assert current(fake_rag.settings.index_path) == gen
     assert fake_rag.needs_index() == ""
-    assert fake_rag.ensure_index() is None
+    assert fake_rag.prepare() is None
 
 
 def test_needs_index_notices_a_changed_file(fake_rag, tmp_corpus):
     assert fake_rag.needs_index() == ""
     (tmp_corpus / "extra.txt").write_text(OLD)
     assert "changed" in fake_rag.needs_index()
-    report = fake_rag.ensure_index()
+    report = fake_rag.prepare()
     assert report is not None and report.added == ["extra"]
     assert fake_rag.needs_index() == ""
 
@@ -288,7 +284,7 @@ def test_failure_while_writing_keeps_the_previous_generation(fake_settings, tmp_
         raise OSError("disk full")
 
     with monkeypatch.context() as m:
-        m.setattr(rag.index.build, "write_dense", broken)
+        m.setattr(rag.index.segment, "write_dense", broken)
         with pytest.raises(OSError, match="disk full"):
             r.index()
 
@@ -359,19 +355,19 @@ class SlowEmbedder(FakeEmbedder):
             time.sleep(0.2)
         return super().encode(texts, batch_size)
 
-real_write_dense = rag.index.build.write_dense
+real_write_dense = rag.index.segment.write_dense
 writes = []
 
-def slow_write_dense(path, vectors, kind):
-    real_write_dense(path, vectors, kind)
+def slow_write_dense(path, vectors, kind, **kwargs):
+    real_write_dense(path, vectors, kind, **kwargs)
     writes.append(path)
     if phase == "writing" or (phase == "merging" and len(writes) == 2):  # the new segment, then the merged one
         marker.write_text(phase)
         time.sleep(60)
 
-rag.index.build.write_dense = slow_write_dense
+rag.index.segment.write_dense = slow_write_dense
 if phase == "merging":
-    rag.index.build.MAX_SEGMENTS = 1
+    rag.index.merge.MAX_SEGMENTS = 1
 rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
 rag.Rag(settings).index()
@@ -573,7 +569,7 @@ def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_
     from rag import Filters
     from rag.search.retrieve import BM25Retriever
 
-    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)  # several segments, scaled to one IDF
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 4_000)  # several segments, scaled to one IDF
     (tmp_corpus / "extra.txt").write_text(OLD)
     r = Rag(fake_settings)
     r.index()
@@ -595,7 +591,7 @@ def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_
 
 
 def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus, monkeypatch):
-    monkeypatch.setattr(rag.index.build, "MAX_SEGMENTS", 3)
+    monkeypatch.setattr(rag.index.merge, "MAX_SEGMENTS", 3)
     r = Rag(fake_settings)
     r.index()
     query = "penguin choir Oslo"
@@ -617,43 +613,35 @@ def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus
     assert all(h.chunk.doc_id != "add0" for h in r.search(query, k=10))
 
 
-def test_an_index_of_the_single_folder_layout_is_read_and_updated(fake_settings, tmp_corpus):
+def test_an_index_of_an_older_format_is_rebuilt_once_and_says_why(fake_settings, tmp_corpus):
     r = Rag(fake_settings)
     r.index()
     gen = current_generation(fake_settings.index_path)
-    # an index written before segments: chunk store, vectors and indexes in the generation folder itself
-    seg = segment_dirs(gen)[0]
-    for p in seg.iterdir():
-        shutil.move(str(p), gen / p.name)
     manifest = json.loads((gen / "manifest.json").read_text())
-    del manifest["segments"]
-    manifest["documents"] = {d: {k: v for k, v in info.items() if k != "segment"}
-                             for d, info in read_documents(fake_settings.index_path).items()}
-    (gen / "documents.sqlite").unlink()
-    (gen / "manifest.json").write_text(json.dumps(manifest))
-    shutil.rmtree(seg)
-    old = Rag(fake_settings)
-    assert texts(old.search("flamingo", k=1)) and isinstance(old.reader, rag.index.build.IndexReader)
-    (tmp_corpus / "extra.txt").write_text(NEW)
-    assert old.index().added == ["extra"]  # the old documents carried over as a segment, the new one as another
-    assert len(_segment_names(fake_settings)) == 2 and texts(old.search("penguin choir Oslo", k=1)) == [NEW]
-    assert texts(old.search("flamingo", k=1))
+    (gen / "manifest.json").write_text(json.dumps(manifest | {"format": FORMAT_VERSION - 1}))
+    with pytest.raises(RagIndexError, match=f"written in format {FORMAT_VERSION - 1}.*rebuild"):
+        open_index(fake_settings.index_path)  # never read as if it were the current format
+    report = Rag(fake_settings).index()
+    assert f"index format {FORMAT_VERSION - 1}" in report.rebuilt_reason and report.changed
+    assert read_manifest(fake_settings.index_path)["format"] == FORMAT_VERSION
+    assert texts(Rag(fake_settings).search("flamingo", k=1))
+    assert Rag(fake_settings).index().rebuilt_reason == ""  # once
 
 
 def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(fake_settings, tmp_path, monkeypatch):
     corpus = tmp_path / "many"
     generated_corpus(corpus, 120, OLD)
-    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 3_000)  # ~6 documents a segment
-    monkeypatch.setattr(rag.index.build, "MAX_SEGMENTS", 4)
-    monkeypatch.setattr(rag.index.build, "MERGE_MAX_CHUNKS", 1_000_000)
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 3_000)  # ~6 documents a segment
+    monkeypatch.setattr(rag.index.merge, "MAX_SEGMENTS", 4)
+    monkeypatch.setattr(rag.index.merge, "MERGE_MAX_CHUNKS", 1_000_000)
     built: list[int] = []
-    real_write = rag.index.build._write_segment
+    real_write = rag.index.segment.write_segment
 
     def counting_write(final, docs, chunks, vectors, settings, embedded=None):
         built.append(len(docs))
         return real_write(final, docs, chunks, vectors, settings, embedded)
 
-    monkeypatch.setattr(rag.index.build, "_write_segment", counting_write)
+    monkeypatch.setattr(rag.index.segment, "write_segment", counting_write)
     calls: list[tuple[int, int, str]] = []
     settings = fake_settings.with_(corpus=(str(corpus),), index_dir=str(tmp_path / "idx"))
     r = Rag(settings)
@@ -667,7 +655,7 @@ def test_a_large_run_writes_bounded_segments_and_reports_progress_in_documents(f
 
 def test_compressed_segments_are_searched_together_and_rescored_once(fake_settings, monkeypatch):
     fake_settings = fake_settings.with_(chunk_tokens=128, chunk_overlap=32)
-    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
     r = Rag(fake_settings.with_(ann_threshold=5))  # each of them compressed
     r.index()
     assert len(r.reader.segments) >= 3 and all(type(s.faiss).__name__ == "IndexIVFPQ" for s in r.reader.segments)
@@ -683,8 +671,8 @@ def test_compressed_segments_are_searched_together_and_rescored_once(fake_settin
 def test_bm25_past_its_read_limit_looks_words_up_and_still_gives_exact_scores(fake_settings, tmp_corpus, monkeypatch):
     from rag.search.retrieve import BM25Retriever
 
-    monkeypatch.setattr(rag.index.build, "SEGMENT_TEXT_CHARS", 4_000)
-    monkeypatch.setattr(rag.index.build, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 4_000)
+    monkeypatch.setattr(rag.index.bm25, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
     r = Rag(fake_settings)
     r.index()
     retriever = BM25Retriever(r.reader)

@@ -86,7 +86,7 @@ def test_paths_indexed_once_stay_and_a_configured_path_not_yet_indexed_is_added(
     (tmp_path / "third").mkdir()
     (tmp_path / "third" / "c.txt").write_text("Council vote\n\nThe council voted on the budget.\n")
     assert other.index_state().state == "incomplete"
-    assert other.ensure_index().added == ["c"]
+    assert other.prepare().added == ["c"]
 
 
 # ---------------------------------------------------------------- resuming an interrupted run
@@ -97,23 +97,24 @@ import os, sys, time, pathlib, signal
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
-import rag, rag.embed, rag.index
+import rag, rag.embed.models, rag.index.segment
 
 marker = pathlib.Path({marker!r})
-rag.index.build.SEGMENT_TEXT_CHARS = 20_000  # segments of ~100 of these articles
+rag.index.segment.SEGMENT_TEXT_CHARS = 20_000  # segments of ~100 of these articles
 
 class SlowEmbedder(FakeEmbedder):
     def encode(self, texts, batch_size=64):
         time.sleep(0.002 * len(texts))
         return super().encode(texts, batch_size)
 
-real_write = rag.index.build._write_segment
+real_write = rag.index.segment.write_segment
 
 def counting_write(*args, **kwargs):
-    real_write(*args, **kwargs)
+    entry = real_write(*args, **kwargs)
     marker.write_text(str(int(marker.read_text() or 0) + 1) if marker.exists() else "1")
+    return entry
 
-rag.index.build._write_segment = counting_write
+rag.index.segment.write_segment = counting_write
 rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64")
 rag.Rag(settings).index()

@@ -12,7 +12,7 @@ import pytest
 
 import rag.index.build
 from rag import Filters, Rag, RagIndexError
-from rag.index.build import current_generation
+from rag.index.layout import current_generation
 from rag.surfaces.cli import main
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
@@ -66,7 +66,7 @@ def test_a_first_index_waits_for_another_run_building_it(fake_settings):
     lock = _HeldLock(fake_settings.index_dir)
     threading.Timer(0.5, lock.release).start()
     messages: list[str] = []
-    report = Rag(fake_settings).ensure_index(log=messages.append)
+    report = Rag(fake_settings).prepare(log=messages.append)
     assert report is not None and report.documents == 5
     assert any("waiting" in m for m in messages)
 

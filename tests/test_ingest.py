@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from rag import CorpusError, SkippedInput
-from rag.ingest import corpus as ingest
 from rag.config import DEFAULT_CORPUS
+from rag.ingest import corpus as ingest
 from rag.ingest.corpus import OUTSIZED_CHARS, page_of, read_corpus
 
 ARTICLE = "Harbour reopens after storm\n\nThe harbour of Port Ellen reopened on Tuesday after a closure.\n"

@@ -24,6 +24,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 import rag
+from rag import Answer
 from rag.config import DEFAULT_CORPUS
 from rag.surfaces.mcp import build_server
 
@@ -99,7 +100,7 @@ def test_search_and_document_in_process(fake_rag: rag.Rag):
         assert doc["text"] == fake_rag.document(first["doc_id"])["text"]
         assert doc["text"][first["start"]:first["end"]] == first["text"]
         past = await client.call_tool("get_document", {"doc_id": first["doc_id"], "start": 10, "end": 10**9})
-        assert past.structured_content["end"] == doc["length"]  # an end past the article is its end
+        assert past.is_error and f"the document has {doc['length']:,} characters" in _text(past)  # as over HTTP
 
         none = await client.call_tool("search", {"query": "Istanbul", "since": "2030"})
         assert not none.is_error and none.structured_content == {"results": []}
@@ -121,7 +122,7 @@ def test_timeline_in_process(fake_rag: rag.Rag):
                 assert src["text"] == fake_rag.document(src["doc_id"])["text"][src["start"]:src["end"]]
         text = _text(result)
         assert text.startswith("Timeline of 'Araghchi': ") and "Araghchi also spelled Araqchi" in text
-        assert "week of 2018-12-24 (stated: 'Last week' in an article of 2018-12-31)" in text
+        assert "week of 2018-12-24 (“Last week” in an article of 2018-12-31)" in text
         for e in out["entries"]:
             src = e["source"]
             assert e["text"].split()[0] in text
@@ -147,7 +148,7 @@ def test_errors_are_tool_errors_with_the_library_message(fake_rag: rag.Rag):
             ("ask", {"question": "why " * 600}, "the limit is 2,000"),
             ("ask", {"question": "What happened this week?", "reference_day": "soon"}, "reference day: not a date"),
             ("get_document", {"doc_id": "no_such_doc"}, "no article with doc_id 'no_such_doc'"),
-            ("get_document", {"doc_id": "004_f1ed5df54c6c908a", "start": 50, "end": 10}, "start 50 is after end 10"),
+            ("get_document", {"doc_id": "004_f1ed5df54c6c908a", "start": 50, "end": 10}, "bad span 50-10"),
             ("search", {"query": "talks", "k": 0}, "greater than or equal to 1"),
             ("timeline", {"query": "  "}, "the question is empty"),
             ("timeline", {"query": "Araghchi", "since": "yesterday"}, "since: not a date: 'yesterday'"),
@@ -235,7 +236,7 @@ def test_stdio_ask_search_and_document(real_rag: rag.Rag, tmp_path: Path):
         assert timeline == real_rag.timeline("Araghchi").to_dict()
         assert timeline["variants"] == {"Araghchi": ["Araqchi"]}
         assert [e["date"] for e in timeline["entries"]] == ["2018-12-24", "2018-12-31", "2025-11-09"]
-        assert "(stated: 'Last week' in an article of 2018-12-31)" in _text(events)
+        assert "(“Last week” in an article of 2018-12-31)" in _text(events)
 
         bad_date = await session.call_tool("ask", {"question": QUESTION, "until": "last year"})
         assert bad_date.is_error and "until: not a date: 'last year'" in _text(bad_date)
@@ -265,7 +266,7 @@ def test_stdio_builds_a_missing_index_then_notes_a_stale_one(tmp_path: Path):
     first = tmp_path / "first.txt"
     _stdio(args, steps, first)
     log = first.read_text()
-    assert "Indexing" in log and "Indexed 1 documents" in log and "Embedding" in log
+    assert "Indexing" in log and ": 1 documents, " in log and "Embedding" in log
 
     shutil.copy(DEFAULT_CORPUS / "000_22d48636f63afd97.txt", corpus)  # the corpus changed: the index is stale
     second = tmp_path / "second.txt"
@@ -345,12 +346,17 @@ def test_http_port_in_use_is_a_clear_error(run_cli, tmp_path: Path):
 
 
 def test_the_ask_text_shows_sources_that_differ():
-    from rag.surfaces.mcp import AskResult, format_ask
+    from rag.answer.conflicts import Conflict, ConflictValue
+    from rag.surfaces.mcp import AskResult
+    from rag.surfaces.render import answer_text
 
     out = {"question": "q", "answer": "About 14,000 [1]", "abstained": False, "citations": [], "evidence": [],
            "timings_ms": {}, "conflicts": [{"what": "the number of US troops", "kind": "update", "values": [
                {"value": "14,000", "as_of": "2019-01-23", "citations": [1], "dates": ["2019-01-23"], "doc_ids": ["a"]},
                {"value": "7,000", "as_of": "2018-12-31", "citations": [2], "dates": ["2018-12-31"], "doc_ids": ["b"]}]}]}
     assert AskResult.model_validate(out).conflicts[0].values[1].value == "7,000"
-    text = format_ask(out)
+    answer = Answer(question="q", answer=out["answer"], abstained=False, conflicts=[
+        Conflict(c["what"], c["kind"], [ConflictValue(**v) for v in c["values"]]) for c in out["conflicts"]])
+    assert answer.to_dict() == out  # the text and the structured result say the same
+    text = answer_text(answer)
     assert "differently over time (newest first)" in text and "7,000 as of 2018-12-31 [2]" in text

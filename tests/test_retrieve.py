@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag import Filters, Rag, RagError
-from rag.index.build import read_documents
+from rag.index.layout import read_documents
 from rag.text.lexical import bm25_tokens
 
 QUERY = "Araghchi offered to mediate between Kabul and Islamabad"

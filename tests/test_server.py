@@ -31,8 +31,8 @@ from openai import OpenAI
 import rag
 import rag.llm
 from rag.config import DEFAULT_CORPUS
-from rag.index.build import write_lock
-from rag.surfaces.http import LOCAL_HOSTS, MAX_JSON_BYTES, check_bind, create_app, run
+from rag.index.layout import write_lock
+from rag.surfaces.http import MAX_JSON_BYTES, check_bind, create_app, run
 
 QUESTION = "Who offered to mediate between Kabul and Islamabad?"
 FOLLOW_UP = "What did he urge?"
@@ -372,7 +372,7 @@ def test_503_with_retry_after_while_the_index_is_built(fake_settings: rag.Settin
 
 
 def test_binding_beyond_loopback_needs_a_key(fake_settings: rag.Settings, run_cli):
-    for host in LOCAL_HOSTS:
+    for host in rag.LOOPBACK_HOSTS:
         check_bind(host, "")
     check_bind("0.0.0.0", "key")
     with pytest.raises(rag.RagError, match="RAG_API_KEY"):

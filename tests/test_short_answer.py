@@ -204,16 +204,14 @@ def always_short(fake_settings):
 
 
 def test_every_surface_shows_the_short_answer_first(always_short):
-    from rag.surfaces.cli import format_answer
-    from rag.surfaces.mcp import format_ask
+    from rag.surfaces.render import answer_text
     from rag.ui.handlers import answer_message, sources_html
 
     answer = always_short.ask(QUESTION)
     short = answer.short_answer
     assert short is not None and not answer.abstained
     line = f"Answer: {short.text} [{short.n}]"
-    assert format_answer(answer).startswith(line + "\n")
-    assert format_ask(answer.to_dict()).startswith(line + "\n")
+    assert answer_text(answer).startswith(line + "\n")  # the CLI's and the MCP server's text
     assert answer_message(answer).startswith("**Answer: ")
     underlined = re.findall(r'<u class="short">(.*?)</u>', sources_html(always_short, answer))
     assert "".join(underlined) == __import__("html").escape(short.text)

@@ -84,7 +84,7 @@ def test_no_event_and_filters_that_match_nothing_say_so(fake_rag, capsys):
     code = main(["timeline", "Araghchi", "--since", "2030", "--index-dir", settings.index_dir, "--model", "fake-64",
                  "--corpus", settings.corpus[0]])
     out = capsys.readouterr().out
-    assert code == 0 and "No dated event about 'Araghchi' found among articles that pass the filters" in out
+    assert code == 0 and "No dated event about 'Araghchi' found among the articles that pass the filters" in out
 
 
 def test_timeline_json_from_the_command_line(fake_rag, capsys):

@@ -26,6 +26,7 @@ import rag.answer.timeline
 import rag.llm
 from rag import Answer, Citation, Evidence, FilterError, Rag, Timeline, TimelineEntry
 from rag.config import DEFAULT_CORPUS
+from rag.surfaces import render
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -452,13 +453,13 @@ def test_dates_are_shown_as_precisely_as_they_are_known():
     assert handlers.Timeline is Timeline  # the public types only
     source = rag.answer.timeline.Source("d", "T", "2019-01-05", "S", "", 0, 1, "x")
     entry = TimelineEntry("2018-11-01", "month", "stated", "last month", "x", source)
-    assert (entry.when, handlers.how_dated(entry)) == ("2018-11", "“last month” in an article of 2019-01-05")
+    assert (entry.when, render.how_dated(entry)) == ("2018-11", "“last month” in an article of 2019-01-05")
     entry.precision, entry.stated = "year", "last year"
     assert entry.when == "2018"
     entry.precision, entry.basis, entry.date = "day", "article", "2019-01-05"
-    assert (entry.when, handlers.how_dated(entry)) == ("2019-01-05", "article date")
+    assert (entry.when, render.how_dated(entry)) == ("2019-01-05", "article date")
     entry.precision, entry.basis, entry.source.date = "week", "stated", ""
-    assert (entry.when, handlers.how_dated(entry)) == ("week of 2019-01-05",
+    assert (entry.when, render.how_dated(entry)) == ("week of 2019-01-05",
                                                                         "“last year” in an undated article")
 
 

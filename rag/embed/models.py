@@ -30,10 +30,18 @@ from rag.types import Chunk
 
 
 class Embedder(Protocol):
-    name: str
+    """What the index, retrieval and answer steps use of an embedding model, whatever runs it."""
+
+    name: str  # the model's name or folder, as the settings give it
     dim: int
-    dtype: str
+    dtype: str  # "float32", "bfloat16", "float16" or "int8"
+    backend: str  # "torch", "onnx" or "onnx-int8"
     vectors: str  # "float" or INT8_VECTORS: vectors of one kind only are ever in an index
+    path_name: str  # what embedded, as a manifest records it: "onnx cpu int8", "torch cuda float16"
+    batch_size: int | None  # its own batch size (a GPU's), or None to take the caller's
+
+    def warm(self) -> None:
+        """Load the model now (a background thread calls it while the corpus is read)."""
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -265,7 +273,7 @@ def embed_chunks(chunks: list[Chunk], embedder: Embedder, batch_size: int = 32, 
     if not chunks:
         return np.zeros((0, embedder.dim), np.float32)
     texts = [embedding_text(c, with_title) for c in chunks]
-    batch_size = getattr(embedder, "batch_size", None) or batch_size  # a GPU embedder chooses its own
+    batch_size = embedder.batch_size or batch_size  # a GPU embedder chooses its own
     # Sorting by length packs batches with little padding; rows are put back in order after.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = np.zeros((len(texts), embedder.dim or 1), np.float32)

@@ -233,6 +233,7 @@ class OnnxEmbedder:
         self.vectors = INT8_VECTORS if quantized else "float"
         self.backend = "onnx-int8" if quantized else "onnx"
         self.path_name = f"onnx cpu {self.dtype}"
+        self.batch_size: int | None = None  # the caller's
         self.threads = threads
         self._session = None
         self._tok = None

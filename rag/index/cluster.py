@@ -26,6 +26,8 @@ import numpy as np
 from rag.config import Settings
 from rag.embed.models import vector_kind
 from rag.errors import RagError
+from rag.index import segment
+from rag.index.layout import next_segment_name
 from rag.text.chunk import chunk_document
 from rag.types import Chunk, Document
 
@@ -95,7 +97,7 @@ class ChunkEmbedder:
 
         self.embedder = get_embedder(model, dtype, backend, device)
         self.chunk_tokens, self.chunk_overlap, self.with_title = chunk_tokens, chunk_overlap, with_title
-        self.batch_size = getattr(self.embedder, "batch_size", None) or batch_size
+        self.batch_size = self.embedder.batch_size or batch_size
 
     def __call__(self, batch: dict) -> dict:
         from rag.embed.models import embed_chunks
@@ -110,7 +112,7 @@ class ChunkEmbedder:
         out = {f: np.array([getattr(c, f) for c in chunks], dtype=object) for f in CHUNK_FIELDS}
         out["ordinal"] = np.array(order, dtype=np.int64)
         out["vector"] = vectors if len(chunks) else np.zeros((0, self.embedder.dim), np.float32)
-        out["embedded_by"] = np.array([getattr(self.embedder, "path_name", self.embedder.name)] * len(chunks),
+        out["embedded_by"] = np.array([self.embedder.path_name] * len(chunks),
                                       dtype=object)
         return out
 
@@ -142,15 +144,12 @@ class RayEmbedderInfo:
 
 
 class RaySegmentWriter:
-    """The segment writer of ``rag.index`` for ``--ray``: the same parts become the same
+    """The segment writer of ``rag.index.segment`` for ``--ray``: the same parts become the same
     segments, but the parts are embedded together on the cluster when the corpus is read."""
 
     def __init__(self, index_dir: Path, settings: Settings, embedder: RayEmbedderInfo, progress, total: int,
-                 address: str, workers: int, log, write_segment, next_name, segment_chars: int) -> None:
-        """``write_segment(folder, docs, chunks, vectors, settings)``, ``next_name(index_dir)`` and
-        ``segment_chars`` are the index's own, so a part is cut and written as it would be there."""
+                 address: str, workers: int, log) -> None:
         self.index_dir, self.settings, self.embedder = index_dir, settings, embedder
-        self.write_segment, self.next_name, self.segment_chars = write_segment, next_name, segment_chars
         self.progress, self.total, self.log = progress, total, log
         self.address, self.workers = address, workers
         self.ray = None  # started when the first part is sealed: an unchanged corpus never waits for it
@@ -171,7 +170,7 @@ class RaySegmentWriter:
         self.read += 1
         self.batch.append(doc)
         self.chars += len(doc.text)
-        if self.chars >= self.segment_chars:  # a part ends: the same cut as the single-process writer's
+        if self.chars >= segment.SEGMENT_TEXT_CHARS:  # a part ends: the same cut as the single-process writer's
             self._seal()
             self.ends.append(self.to_embed)
             self.chars = 0
@@ -263,12 +262,12 @@ class RaySegmentWriter:
         matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, self.dim or 1), np.float32)
         if len(chunks):
             self.dim = self.embedder.dim = matrix.shape[1]
-        name = self.next_name(self.index_dir)
-        self.write_segment(self.index_dir / name, docs, chunks, matrix, self.settings)
+        entry = segment.write_segment(self.index_dir / next_segment_name(self.index_dir), docs, chunks, matrix,
+                                      self.settings, embedded={"vectors": self.embedder.vectors,
+                                                               "embedded_by": ", ".join(sorted(paths)) or self.embedder.path_name})
         self.embedded += len(chunks)
-        self.segments.append({"name": name, "chunks": len(chunks), "documents": len(docs), "deleted": [],
-                              "embedded_by": ", ".join(sorted(paths)) or self.embedder.path_name})
-        self.home.update({d.doc_id: name for d in docs})
+        self.segments.append(entry)
+        self.home.update({d.doc_id: entry["name"] for d in docs})
 
     def _report(self, done: int) -> None:
         if self.progress and (done % 20 == 0 or done >= self.to_embed):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from rag.filters import Filters
-from rag.index.build import IndexReader, SegmentedBM25
+from rag.index.bm25 import SegmentedBM25
+from rag.index.reader import SegmentReader
 from rag.text.dates import day_number, recency_bonus
 from rag.text.lexical import bm25_tokens, jaccard, shingles
 from rag.tuning import DENSE_WEIGHT, DUPLICATE_JACCARD, FUSED_POOL_MIN
@@ -17,7 +18,7 @@ from rag.types import Hit
 
 
 class DenseRetriever:
-    def __init__(self, index: IndexReader, embedder) -> None:
+    def __init__(self, index: SegmentReader, embedder) -> None:
         self.index, self.embedder = index, embedder
 
     def search(self, query: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None) -> list[Hit]:
@@ -54,7 +55,7 @@ class BM25Scores:
 
 
 class BM25Retriever:
-    def __init__(self, index: IndexReader) -> None:
+    def __init__(self, index: SegmentReader) -> None:
         self.index = index
         self._wrapped: tuple = (None, None)
 
@@ -118,7 +119,7 @@ class HybridRetriever:
     are then collapsed.
     """
 
-    def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 200,
+    def __init__(self, index: SegmentReader, embedder, rrf_k: int = 60, candidates: int = 200,
                  dense_weight: float = DENSE_WEIGHT) -> None:
         self.index = index
         self.embedder = embedder
@@ -171,7 +172,7 @@ class HybridRetriever:
             h.score += float(b)
 
 
-def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[Hit]:
+def attach_and_collapse(index: SegmentReader, ranked: list[Hit], k: int) -> list[Hit]:
     """Fetch chunk text for the best hits, dropping near-duplicates of a better hit."""
     out: list[Hit] = []
     seen: list[set[int]] = []

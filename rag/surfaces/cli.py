@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -15,9 +14,12 @@ from rag.api import Rag, check_question
 from rag.config import Settings
 from rag.errors import RagError
 from rag.filters import FilterError, Filters
+from rag.surfaces import render
 from rag.surfaces.progress import ProgressPrinter
 from rag.text.dates import FORMATS_HELP, parse_date
 from rag.types import Answer, SkippedInput
+
+WIDTH = 100  # columns the text is wrapped to
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -200,33 +202,16 @@ def report_issue(item: SkippedInput, skipped: bool) -> None:
     warn(f"warning: {'skipped ' if skipped else ''}{item}")
 
 
-def ensure_index(rag: Rag, update_stale: bool = False) -> None:
+def prepare(rag: Rag, update_stale: bool = False) -> None:
     """Build the index when there is none (or it was built for other settings); a stale one
     keeps answering with a note, unless ``update_stale``."""
     progress = ProgressPrinter()
     try:
-        report = rag.ensure_index(progress=progress, log=warn, on_issue=report_issue, update_stale=update_stale)
+        report = rag.prepare(progress=progress, log=warn, on_issue=report_issue, update_stale=update_stale)
     finally:
         progress.close()
     if report is not None:
-        warn(_summary(report))
-
-
-def _summary(report) -> str:
-    parts = [f"{report.documents} documents, {report.chunks} chunks"]
-    if report.changed:
-        parts.append(f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
-                     f"{report.unchanged} unchanged; {report.embedded} chunks embedded"
-                     + (f" ({report.resumed} documents taken up from an interrupted run)" if report.resumed else ""))
-    else:
-        parts.append("index up to date")
-    if report.duplicates:
-        parts.append(f"{len(report.duplicates)} duplicate documents indexed once")
-    if report.skipped:
-        parts.append(f"{len(report.skipped)} inputs skipped")
-    if report.warnings:
-        parts.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) != 1 else ''}")
-    return f"Indexed {report.index_dir}: " + "; ".join(parts) + f" ({report.seconds:.1f}s)"
+        warn(report.summary())
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -245,7 +230,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         out["warnings"] = [s.__dict__ for s in report.warnings]
         print(json.dumps(out, indent=2))
     else:
-        print(_summary(report))
+        print(report.summary())
     return 0
 
 
@@ -259,7 +244,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     filters, day = filters_from(args), date_option(args, "reference_day")
     if rag.settings.llm != "none":
         rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
-    ensure_index(rag)
+    prepare(rag)
     if args.json:
         answer = rag.ask(question, k=args.k, filters=filters, reference_day=day)
         _warn_all(answer)
@@ -279,30 +264,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if streamed:
         print()
     _warn_all(answer)
-    print(format_answer(answer) if answer.llm == "none" else format_llm_answer(answer, shown=bool(streamed)))
+    print(render.answer_text(answer, WIDTH, streamed=bool(streamed)))
     return 0
-
-
-def format_llm_answer(answer: Answer, shown: bool = False, width: int = 100) -> str:
-    """An answer asked of an LLM: the model's answer (left out when ``shown``: it was streamed), the
-    extractive answer under a label that says why it is there, the conflicts and the sources."""
-    blocks = []
-    if answer.llm_tokens:  # the model answered: its checked answer stands
-        if not shown:
-            blocks.append(textwrap.fill(answer.answer, width))
-        if answer.ungrounded and answer.extractive_answer:
-            blocks.append("Extractive answer (the model's answer cites no passage):\n"
-                          + textwrap.fill(answer.extractive_answer, width))
-    elif shown:  # the model stopped part-way (a warning says why): the extractive answer stands
-        blocks.append("Extractive answer (the model's answer could not be used):\n" + textwrap.fill(answer.answer, width))
-    else:
-        blocks.append(textwrap.fill(answer.answer, width))
-    conflicts = format_conflicts(answer, width).lstrip("\n")
-    if conflicts:
-        blocks.append(conflicts)
-    if answer.citations:
-        blocks.append(format_sources(answer, width))
-    return ("\n" if shown else "") + "\n\n".join(blocks)
 
 
 def _warn_all(answer: Answer) -> None:
@@ -310,48 +273,10 @@ def _warn_all(answer: Answer) -> None:
         warn(f"warning: {w}")
 
 
-def format_answer(answer: Answer, width: int = 100) -> str:
-    """The short answer first (when there is one), the sentence that says it, conflicts, sources."""
-    short = answer.short_line()
-    text = (short + "\n" if short else "") + textwrap.fill(answer.answer, width) + format_conflicts(answer, width)
-    return text + "\n\n" + format_sources(answer, width) if answer.citations else text
-
-
-def format_conflicts(answer: Answer, width: int = 100) -> str:
-    """The values the sources give differently, side by side ("" when they agree)."""
-    parts = []
-    for c in answer.conflicts:
-        if c.kind == "update":
-            rows = [f"{v.value} as of {v.as_of or 'an undated article'} " + "".join(f"[{n}]" for n in v.citations)
-                    for v in c.values]
-        else:
-            rows = [f"{v.value} " + "".join(f"[{n}]" for n in v.citations) + (f" ({', '.join(v.dates)})" if v.dates else "")
-                    for v in c.values]
-        parts.append("\n\n" + c.headline + "\n" + "\n".join(textwrap.fill(r, width, initial_indent="  - ",
-                                                                           subsequent_indent="    ") for r in rows))
-    return "".join(parts)
-
-
-def format_sources(answer: Answer, width: int = 100) -> str:
-    lines = []
-    if answer.reference_day:
-        lines += [f"(A question about recent events: articles dated near {answer.reference_day} come first;"
-                  " --reference-day sets the day.)", ""]
-    lines.append("Sources:")
-    for c in answer.citations:
-        meta = ", ".join(x for x in (c.source, c.date, f"page {c.page}" if c.page else "") if x)
-        lines.append(f"[{c.n}] {c.title}" + (f" ({meta})" if meta else ""))
-        lines.append(f"    {c.doc_id}, characters {c.start}-{c.end}, score {c.score:.4f}")
-        snippet = " ".join(c.text.split())
-        snippet = snippet if len(snippet) <= 300 else snippet[:297].rsplit(" ", 1)[0] + "..."
-        lines.append(textwrap.indent(textwrap.fill(f"“{snippet}”", width - 4), "    "))
-    return "\n".join(lines)
-
-
 def cmd_chat(args: argparse.Namespace) -> int:
     rag = Rag(settings_from(args))
     filters, day = filters_from(args), date_option(args, "reference_day")
-    ensure_index(rag)
+    prepare(rag)
     # Load torch in the background: the first questions use the numpy encoder meanwhile.
     threading.Thread(target=rag.embedder.warm, daemon=True).start()
     conversation = Conversation()
@@ -376,7 +301,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         try:
             answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, reference_day=day)
             _warn_all(answer)
-            print(format_answer(answer))
+            print(render.answer_text(answer, WIDTH))
         except RagError as e:
             print(f"Error: {e}", file=sys.stderr)
         print()
@@ -388,7 +313,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         raise RagError("-k must be 0 (all events) or more")
     rag = Rag(settings_from(args))
     filters = filters_from(args)
-    ensure_index(rag)
+    prepare(rag)
     progress = ProgressPrinter()
     try:
         timeline = rag.timeline(query, filters=filters, limit=args.limit, all_events=args.all_events, progress=progress)
@@ -397,26 +322,8 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(timeline.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print(format_timeline(timeline, filters))
+        print(render.timeline_text(timeline, filters, WIDTH))
     return 0
-
-
-def format_timeline(timeline, filters: Filters = Filters(), width: int = 100) -> str:
-    if not timeline.entries:
-        where = f" among articles that pass the filters ({filters.describe()})" if filters else ""
-        return f"No dated event about {timeline.query!r} found{where}."
-    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in timeline.variants.items())
-    lines = [f"Timeline of {timeline.query!r}: {timeline.summary()}" + (f" ({spelled})" if spelled else ""), ""]
-    for e in timeline.entries:
-        when = e.when
-        how = f"“{e.stated}” in an article of {e.source.date}" if e.basis == "stated" else "the article's date"
-        lines.append(f"{when}  ({how})")
-        lines.append(textwrap.indent(textwrap.fill(e.text, width - 4), "    "))
-        for label, src in [("source", e.source)] + [("also", s) for s in e.also]:
-            meta = ", ".join(x for x in (src.source, src.date, f"page {src.page}" if src.page else "") if x)
-            lines.append(f"    {label}: {src.title} ({meta}) {src.doc_id}, characters {src.start}-{src.end}")
-        lines.append("")
-    return "\n".join(lines).rstrip()
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -451,7 +358,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     llm = rag.settings.llm
     if llm != "none":
         rag.llm_backend(llm)  # fail once, up front, rather than warn on every question
-    ensure_index(rag, update_stale=True)
+    prepare(rag, update_stale=True)
     rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
     progress = ProgressPrinter(desc="Answering", unit="question")
     try:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from rag import (
+    LOOPBACK_HOSTS,
     MAX_UPLOAD_BYTES,
     UPLOAD_SUFFIXES,
     Answer,
@@ -36,6 +37,7 @@ from rag import (
     RagError,
     RagIndexError,
     Settings,
+    SpanError,
     UnknownModelError,
     __version__,
     llm_backends,
@@ -53,7 +55,6 @@ try:
 except ImportError as e:  # the 'serve' extra is not installed
     raise MissingExtraError(e.name or "fastapi", "serve") from None
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 MODEL = "rag"  # the extractive answer; "rag:<backend>" is an LLM backend's answer
 MAX_JSON_BYTES = 1024 * 1024  # a JSON request body
 MAX_UPLOAD_BODY = 5 * MAX_UPLOAD_BYTES  # a multipart upload, all files together
@@ -289,9 +290,9 @@ class _Server:
 
     def _prepare(self, usable: bool, log: Callable[[str], None]) -> None:
         try:
-            report = self.rag.ensure_index(log=log, update_stale=True)
+            report = self.rag.prepare(log=log, update_stale=True)
             if report is not None:
-                log(f"Indexed {report.documents} documents, {report.chunks} chunks ({report.seconds:.1f}s).")
+                log(report.summary())
         except Exception as e:  # noqa: BLE001 - reported in the log and, when nothing can answer, to clients
             log(f"{'warning' if usable else 'Error'}: indexing failed: {e}")
             if not usable:
@@ -593,16 +594,13 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
                  end: int | None = Query(None, ge=0, description="character after the span")) -> dict:
         """Metadata and ``text`` (the whole article, or ``text[start:end]`` with ``start``/``end``)."""
         server.require_index()
-        doc = rag.document(doc_id)
+        try:
+            doc = rag.document(doc_id, start, end)
+        except SpanError as e:
+            raise ApiError(400, str(e), "invalid_span") from None
         if doc is None:
             raise ApiError(404, f"no indexed document has the id {doc_id!r}", "document_not_found")
-        text = doc.get("text") or ""
-        lo, hi = start or 0, len(text) if end is None else end
-        if not lo <= hi <= len(text):
-            raise ApiError(400, f"bad span {lo}-{hi}: the document has {len(text):,} characters "
-                                "(use 0 <= start <= end <= length)", "invalid_span")
-        meta = {k: v for k, v in doc.items() if k not in ("text", "path")}
-        return {**meta, "length": len(text), "start": lo, "end": hi, "text": text[lo:hi]}
+        return {k: v for k, v in doc.items() if k != "path"}
 
     @app.post("/v1/documents", summary="Add articles: upload files, index them")
     async def upload(files: list[UploadFile] = File(description=f"articles ({', '.join(UPLOAD_SUFFIXES)}), "
@@ -708,7 +706,7 @@ class _Reply:
 
 def check_bind(host: str, api_key: str) -> None:
     """RagError when ``host`` is not a loopback address and no API key guards the API."""
-    if host not in LOCAL_HOSTS and not api_key:
+    if host not in LOOPBACK_HOSTS and not api_key:
         raise RagError(f"refusing to serve on {host} without an API key: set RAG_API_KEY (clients send "
                        "'Authorization: Bearer <key>') or bind 127.0.0.1")
 

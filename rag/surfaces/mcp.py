@@ -27,7 +27,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from rag import (
-    Conflict,
+    LOOPBACK_HOSTS,
     Filters,
     Hit,
     MissingExtraError,
@@ -35,10 +35,9 @@ from rag import (
     RagError,
     Settings,
     SkippedInput,
-    Timeline,
-    TimelineEntry,
     __version__,
 )
+from rag.surfaces import render
 
 try:
     from mcp.server.mcpserver import MCPServer
@@ -58,7 +57,6 @@ TRANSPORTS = ("stdio", "http")
 MAX_K = 50
 HTTP_PATH = "/mcp"
 DATE_HELP = "YYYY-MM-DD, YYYY-MM or YYYY"
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 # ---------------------------------------------------------------- result shapes (the output schemas)
@@ -269,8 +267,8 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     ) -> Annotated[CallToolResult, SearchResult]:
         with _tool_errors():
             hits = rag.search(query, k=k, filters=_filters(since, until, source), reference_day=reference_day)
-        passages = [_passage(n, h) for n, h in enumerate(hits, 1)]
-        return _result(format_search(query, passages), {"results": passages})
+        citations = [h.citation(n) for n, h in enumerate(hits, 1)]
+        return _result(render.search_text(query, citations), {"results": [c.to_dict() for c in citations]})
 
     @server.tool(annotations=_READ_ONLY, description=ASK_HELP)
     def ask(
@@ -283,8 +281,7 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     ) -> Annotated[CallToolResult, AskResult]:
         with _tool_errors():
             answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day)
-        out = answer.to_dict()
-        return _result(format_ask(out), out)
+        return _result(render.answer_text(answer, warnings=True), answer.to_dict())
 
     @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)
     def timeline(
@@ -299,22 +296,23 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     ) -> Annotated[CallToolResult, TimelineResult]:
         with _tool_errors():
             filters = _filters(since, until, source)
-            out = rag.timeline(query, filters=filters, limit=k, all_events=all_events).to_dict()
-        return _result(format_timeline(out, filters), out)
+            found = rag.timeline(query, filters=filters, limit=k, all_events=all_events)
+        return _result(render.timeline_text(found, filters), found.to_dict())
 
     @server.tool(name="get_document", annotations=_READ_ONLY, description=DOCUMENT_HELP)
     def get_document(
         doc_id: Annotated[str, Field(description="the article's id, as in a search or ask result")],
         start: Annotated[int | None, Field(ge=0, description="first character to return; default 0")] = None,
         end: Annotated[int | None, Field(ge=0, description="character after the last to return; "
-                                                         "default (or past the end): the end of the article")] = None,
+                                                         "default: the end of the article")] = None,
     ) -> Annotated[CallToolResult, DocumentResult]:
         with _tool_errors():
-            doc = rag.document(doc_id.strip())
+            doc = rag.document(doc_id.strip(), start, end)
         if doc is None:
             raise ToolError(f"no article with doc_id {doc_id!r}; use a doc_id from a search or ask result")
-        out = _document(doc, start, end)
-        return _result(format_document(out), out)
+        out = {k: doc[k] or "" for k in ("doc_id", "title", "date", "source", "url", "text")}
+        out.update(start=doc["start"], end=doc["end"], length=doc["length"])
+        return _result(render.document_text(out), out)
 
     return server
 
@@ -352,92 +350,8 @@ def _passage(n: int, hit: Hit) -> dict:
     return hit.citation(n).to_dict()
 
 
-def _document(doc: dict, start: int | None, end: int | None) -> dict:
-    text = doc.get("text") or ""
-    length = len(text)
-    first = 0 if start is None else start
-    last = length if end is None else min(end, length)
-    if first > length:
-        raise ToolError(f"start {first} is past the end of the article {doc['doc_id']} ({length} characters)")
-    if first > last:
-        raise ToolError(f"start {first} is after end {last}; give start <= end")
-    return {"doc_id": doc["doc_id"], "title": doc.get("title") or "", "date": doc.get("date") or "",
-            "source": doc.get("source") or "", "url": doc.get("url") or "", "text": text[first:last],
-            "start": first, "end": last, "length": length}
-
-
 def _result(text: str, structured: dict) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
-
-
-# ---------------------------------------------------------------- readable renderings
-
-
-def span_line(p: dict) -> str:
-    """``Title (source, date) doc_id chars a-b``."""
-    meta = ", ".join(x for x in (p.get("source"), p.get("date"), f"page {p['page']}" if p.get("page") else "") if x)
-    return f"{p.get('title') or '(untitled)'}" + (f" ({meta})" if meta else "") + \
-        f" {p['doc_id']} chars {p['start']}-{p['end']}"
-
-
-def source_line(p: dict) -> str:
-    """``[1] Title (source, date) doc_id chars a-b``."""
-    return f"[{p['n']}] {span_line(p)}"
-
-
-def _quoted(text: str) -> str:
-    return "    “" + " ".join(text.split()) + "”"
-
-
-def format_ask(out: dict) -> str:
-    short = out.get("short_answer")
-    lines = ([f"Answer: {short['text']} [{short['n']}]"] if short and not out.get("abstained") else []) + [out["answer"]]
-    if out.get("abstained") and out.get("citations"):
-        lines += ["", "(The articles do not answer this; the closest passages follow.)"]
-    lines += [f"warning: {w}" for w in out.get("warnings", [])]
-    if out.get("reference_day"):
-        lines += ["", f"(A question about recent events: articles dated near {out['reference_day']} came first.)"]
-    for c in out.get("conflicts", []):
-        lines += ["", Conflict.headline_for(c["kind"], c["what"])] + [f"  - {v['value']} as of {v['as_of']} " + "".join(f"[{n}]" for n in v["citations"])
-                               for v in c["values"]]
-    if out.get("citations"):
-        lines += ["", "Sources:"]
-        for c in out["citations"]:
-            lines += [source_line(c), _quoted(c["text"])]
-    return "\n".join(lines)
-
-
-def format_search(query: str, passages: list[dict]) -> str:
-    if not passages:
-        return f"No passage matches {query.strip()!r}."
-    lines = [f"{len(passages)} passage{'s' if len(passages) != 1 else ''} for {query.strip()!r}, best first:"]
-    for p in passages:
-        lines += ["", source_line(p) + f" score {p['score']:.4f}", _quoted(p["text"])]
-    return "\n".join(lines)
-
-
-def format_timeline(out: dict, filters: Filters = Filters()) -> str:
-    """One block per event: its date (and what stated it), the sentence, its source and the others reporting it."""
-    query = out["query"].strip()
-    if not out["entries"]:
-        where = f" among the articles that pass the filters ({filters.describe()})" if filters else ""
-        return f"No dated event about {query!r} found{where}."
-    spelled = "; ".join(f"{w} also spelled {', '.join(vs)}" for w, vs in out["variants"].items())
-    lines = [f"Timeline of {query!r}: {Timeline.summary_of(out)}, oldest first" + (f" ({spelled})" if spelled else "") + ":"]
-    for e in out["entries"]:
-        when = TimelineEntry.date_as_known(e["date"], e["precision"])
-        if e["basis"] == "stated":
-            when += f" (stated: {e['stated']!r} in an article of {e['source']['date'] or 'unknown date'})"
-        lines += ["", when, _quoted(e["text"]), f"    source: {span_line(e['source'])}"]
-        lines += [f"    also: {span_line(s)}" for s in e["also"]]
-    return "\n".join(lines)
-
-
-def format_document(out: dict) -> str:
-    meta = ", ".join(x for x in (out["source"], out["date"]) if x)
-    head = f"{out['title'] or '(untitled)'}" + (f" ({meta})" if meta else "")
-    span = f"{out['doc_id']} chars {out['start']}-{out['end']} of {out['length']}"
-    return "\n".join([head, span] + ([out["url"]] if out["url"] else []) + ["", out["text"]])
 
 
 # ---------------------------------------------------------------- running
@@ -459,7 +373,7 @@ def run(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", p
         log(f"rag MCP server on stdio (index {settings.index_path})")
         server.run("stdio")
         return
-    if host not in _LOOPBACK:
+    if host not in LOOPBACK_HOSTS:
         log(f"warning: serving on {host} without authentication: anyone who can reach port {port} can read the archive")
     shown = f"[{host}]" if ":" in host else host
     log(f"rag MCP server at http://{shown}:{port}{HTTP_PATH} (streamable HTTP; index {settings.index_path})")
@@ -472,10 +386,9 @@ def _prepare(rag: Rag, log: Callable[[str], None]) -> None:
     def on_issue(item: SkippedInput, skipped: bool) -> None:
         log(f"warning: {'skipped ' if skipped else ''}{item}")
 
-    report = rag.ensure_index(progress=_Progress(log), log=log, on_issue=on_issue, update_stale=False)
+    report = rag.prepare(progress=_Progress(log), log=log, on_issue=on_issue, update_stale=False)
     if report is not None:
-        log(f"Indexed {report.documents} documents, {report.chunks} chunks into {report.index_dir} "
-            f"({report.seconds:.1f}s)")
+        log(report.summary())
 
 
 class _Progress:

@@ -4,8 +4,8 @@ An index of N chunks is built from an existing index (the base: by default the o
 ``--corpus``/``--index-dir``; index the shared RealTime QA data for realistic figures). Chunk i
 is a base chunk drawn at random: its text, title, source and date, and its vector plus
 Gaussian noise (re-normalised), so the vectors keep the cluster structure of real news and no
-two are equal. The build is the project's own (SQLite store, dense index chosen by size, BM25),
-written in bounded batches. Then a fresh process opens the index as ``rag ask`` would and runs
+two are equal. The segments are written by the index's own segment writer (``rag.index.segment``:
+store, dense index chosen by size, BM25) and committed as ``rag index`` commits them. Then a fresh process opens the index as ``rag ask`` would and runs
 hybrid searches for real questions, reporting latency and its peak memory; dense recall@10 is
 measured against exact search over all N vectors.
 """
@@ -26,24 +26,25 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.index.build import (
+from rag.index.layout import (
     FORMAT_VERSION,
-    MERGE_MAX_CHUNKS,
     bm25_text,
-    create_store,
+    commit,
     current_generation,
-    open_index,
+    next_segment_name,
     read_manifest,
     segment_dirs,
 )
-from rag.index.dense import dense_kind, write_dense
-from rag.text.dates import day_numbers
+from rag.index.merge import MERGE_MAX_CHUNKS
+from rag.index.reader import open_index
+from rag.index.segment import finish_manifest, write_segment
 from rag.text.lexical import bm25_tokens
 from rag.tools.bench import DEFAULT_QUERIES, machine_info, peak_rss_mb, status_mb
 from rag.tools.metrics import percentile
-from rag.types import Chunk
+from rag.types import Chunk, Document
 
 BATCH = 65_536
+ARTICLE_CHUNKS = 25  # drawn chunks per synthetic article
 NOISE = 0.02  # per-dimension sigma: a drawn vector keeps cosine ~0.93 to its base chunk
 SCALE_QUERIES = DEFAULT_QUERIES + [
     "Who is the prime minister of the United Kingdom?", "What is the death toll of the earthquake in Turkey?",
@@ -54,13 +55,10 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
 ]
 
 
-def build_scaled(base: list[Path], out_gen: Path, n: int, settings: Settings, seed: int = 0, log=print,
-                 origin: dict | None = None) -> dict:
-    """Write a generation of ``n`` chunks drawn from the segments (or single-folder generation)
-    ``base`` into ``out_gen``, in the single-folder layout, its manifest carrying ``origin`` (where
-    the chunks come from, and the backend that embedded them); returns timings."""
-    from rag.text.lexical import build_bm25_tokens
-
+def build_segment(base: list[Path], index_dir: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
+    """Write a segment of ``n`` chunks drawn from the segments ``base`` into ``index_dir`` through
+    the index's own segment writer; returns its manifest entry, with the seconds spent on the
+    store, the dense index and BM25 under ``timings``."""
     rng = np.random.default_rng(seed)
     base_vecs = np.concatenate([np.load(f / "vectors.npy") for f in base])
     n_base, dim = base_vecs.shape
@@ -73,72 +71,66 @@ def build_scaled(base: list[Path], out_gen: Path, n: int, settings: Settings, se
                                 "ORDER BY id").fetchall()
         db.close()
     base_tokens = [bm25_tokens(bm25_text(Chunk(*r))) or ["<empty>"] for r in base_rows]
-    out_gen.mkdir(parents=True)
     t0 = time.perf_counter()
     draw = rng.integers(0, n_base, n)
-    vectors = np.lib.format.open_memmap(out_gen / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, dim))
-    store = create_store(out_gen / "chunks.sqlite")
+    # The vectors are drawn into an .npy file in bounded batches; the writer moves it into the segment.
+    drawn = index_dir / f".drawn-{seed}.npy"
+    vectors = np.lib.format.open_memmap(drawn, mode="w+", dtype=np.float32, shape=(n, dim))
     for start in range(0, n, BATCH):
         idx = draw[start:start + BATCH]
         v = base_vecs[np.sort(idx)][np.argsort(np.argsort(idx))] + rng.normal(0, NOISE, (len(idx), dim))
         vectors[start:start + len(idx)] = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-        rows = []
-        for i, j in enumerate(idx, start):
-            r = base_rows[j]
-            rows.append((i, f"{r[0]}~{i // 25}", *r[1:]))  # 25 chunks a synthetic article
-        store.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-        log(f"  drawn {min(n, start + BATCH):,}/{n:,} chunks")
-    store.execute("CREATE INDEX chunks_date ON chunks(date)")
-    store.commit()
-    dates = [d for (d,) in store.execute("SELECT date FROM chunks ORDER BY id")]
-    store.close()
     vectors.flush()
     del vectors
-    np.save(out_gen / "days.npy", day_numbers(dates))
-    t_store = time.perf_counter() - t0
-    kind = dense_kind(n, settings.ann_threshold)
-    t0 = time.perf_counter()
-    write_dense(out_gen / "dense.faiss", np.load(out_gen / "vectors.npy", mmap_mode="r"), kind,
-                progress=lambda done, total, stage: log(f"  {stage}: {done:,}/{total:,}"))
-    t_dense = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    log("  BM25...")
-    build_bm25_tokens([base_tokens[j] for j in draw], out_gen / "bm25")
-    t_bm25 = time.perf_counter() - t0
-    manifest = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "settings": settings.index_signature(), "model": settings.model, "dimension": int(dim),
-                "chunks": n, "ann": kind != "flat", "dense": kind, "corpus": [], "duplicates": {}, "stamps": {},
-                "documents": {}, **(origin or {})}
-    (out_gen / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return {"store_s": round(t_store, 1), "dense_s": round(t_dense, 1), "bm25_s": round(t_bm25, 1), "dense": kind}
+    draw_s = time.perf_counter() - t0
+
+    def chunks():  # 25 drawn chunks make a synthetic article
+        for i, j in enumerate(draw):
+            r = base_rows[j]
+            if i % BATCH == 0:
+                log(f"  drawn {min(n, i + BATCH):,}/{n:,} chunks")
+            yield Chunk(f"{r[0]}~{i // ARTICLE_CHUNKS}", *r[1:])
+
+    docs: dict[str, Document] = {}
+    for i, j in enumerate(draw):
+        r = base_rows[j]
+        doc_id = f"{r[0]}~{i // ARTICLE_CHUNKS}"
+        if doc_id not in docs:
+            docs[doc_id] = Document(doc_id=doc_id, text="", title=r[5], date=r[6], source=r[7], url=r[8])
+    timings: dict = {}
+    entry = write_segment(index_dir / next_segment_name(index_dir), list(docs.values()), chunks(), drawn, settings,
+                          tokens=[base_tokens[j] for j in draw], timings=timings,
+                          progress=lambda done, total, stage: log(f"  {stage}: {done:,}/{total:,}"))
+    timings["store_s"] += draw_s
+    return entry | {"timings": timings}
 
 
 def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings, log=print,
                    origin: dict | None = None) -> dict:
     """An index of ``n`` drawn chunks as ``rag index`` holds it after merging: segments of at most
-    ``MERGE_MAX_CHUNKS`` chunks named by one generation. Returns the summed timings."""
+    ``MERGE_MAX_CHUNKS`` chunks, committed as one generation. Returns the summed timings."""
     sizes = [min(MERGE_MAX_CHUNKS, n - start) for start in range(0, n, MERGE_MAX_CHUNKS)]
     totals: dict = {"store_s": 0.0, "dense_s": 0.0, "bm25_s": 0.0, "segments": len(sizes)}
-    segments = []
+    segments, documents = [], {}
     for i, size in enumerate(sizes, 1):
-        folder = index_dir / f"seg-{i:06d}"
         if len(sizes) > 1:
             log(f" segment {i} of {len(sizes)}")
-        timing = build_scaled(base, folder, size, settings, seed=i, log=log, origin=origin)
+        entry = build_segment(base, index_dir, size, settings, seed=i, log=log)
+        timing = entry.pop("timings")
         for key in ("store_s", "dense_s", "bm25_s"):
             totals[key] = round(totals[key] + timing[key], 1)
         totals["dense"] = timing["dense"]
-        manifest = json.loads((folder / "manifest.json").read_text())
-        (folder / "manifest.json").unlink()
-        (folder / "segment.json").write_text(json.dumps({"chunks": size, "documents": -(-size // 25),
-                                                         "dense": timing["dense"], "ann": timing["dense"] != "flat"}))
-        segments.append({"name": folder.name, "chunks": size, "documents": -(-size // 25), "deleted": [],
-                         "dense": timing["dense"]})
-    manifest.update({"segments": segments, "chunks": n, "documents": sum(s["documents"] for s in segments)})
-    gen = index_dir / "gen-000001"
-    gen.mkdir()
-    (gen / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    (index_dir / "CURRENT").write_text(gen.name + "\n")
+        segments.append(entry)
+        db = sqlite3.connect(f"file:{index_dir / entry['name'] / 'chunks.sqlite'}?mode=ro", uri=True)
+        documents.update({d: {"hash": "", "path": "", "line": 0, "segment": entry["name"]}
+                          for (d,) in db.execute("SELECT doc_id FROM docs")})
+        db.close()
+    manifest = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "settings": settings.index_signature(), "model": settings.model,
+                "dimension": int(np.load(index_dir / segments[0]["name"] / "vectors.npy", mmap_mode="r").shape[1]),
+                "corpus": [], "duplicates": {}, "stamps": {}, "documents": len(documents), **(origin or {})}
+    finish_manifest(manifest, segments, index_dir)
+    commit(index_dir, manifest, documents)
     return totals
 
 
@@ -193,7 +185,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
         raise RagError(f"no index at {settings.index_path} to draw chunks from; run 'python -m rag index' first")
     if n < 1:
         raise RagError("--scale must be at least 1 chunk")
-    # the chunks are drawn from every segment (a generation of the single-folder layout is one):
+    # the chunks are drawn from every segment:
     # the fewer base chunks, the more copies of each, and the more near-duplicates a search collapses
     base = segment_dirs(base_gen)
     tmp = Path(tempfile.mkdtemp(prefix="rag-scale-", dir=work))

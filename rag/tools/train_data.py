@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.answer.extract import candidate_sentences
-from rag.index.build import bm25_text
+from rag.index.layout import bm25_text
 from rag.text.chunk import chunk_documents
 from rag.text.dates import parse_date
 from rag.text.lexical import bm25_tokens

@@ -417,7 +417,7 @@ def recipe(data: Path, work: Path, log=print) -> None:
         corpus, _ = write_year_files(years[year], work)
         index_dir = work / f"index-{year}"
         log(f"{year}: indexing {corpus} into {index_dir}")
-        Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=False).ensure_index(log=log)
+        Rag(index_dir=str(index_dir), corpus=(str(corpus),), short_answers=False).prepare(log=log)
         for name, (keep, _) in SPLITS.items():
             if name.startswith(year):
                 build([q for q in years[year].questions if keep(q)], index_dir, corpus, work / f"material-{name}.jsonl", log)

@@ -30,9 +30,9 @@ from rag import (
     RagError,
     SkippedInput,
     Timeline,
-    TimelineEntry,
     Upload,
 )
+from rag.surfaces import render
 
 EXAMPLE = "Who offered to mediate between Kabul and Islamabad?"  # about the shipped corpus's article below
 EXAMPLE_DOC = ("004_f1ed5df54c6c908a", "Iran Offers to Mediate Between Kabul and Islamabad to Revive Stalled Peace Talks")
@@ -257,13 +257,11 @@ def answer_message(answer: Answer) -> str:
                  + answer_markdown(answer.extractive_answer, n))
     notes = list(answer.warnings) if answer.citations else []  # no passage: the answer says why
     if answer.reference_day:
-        notes.append(f"a question about recent events: articles dated near {answer.reference_day} come first "
-                     "(“Reference day” in Search settings sets the day)")
+        notes.append(f"{render.recent_note(answer.reference_day)} (“Reference day” in Search settings sets the day)")
     if notes:
         text += "\n\n" + "\n\n".join(_note(w) for w in notes)
     for c in answer.conflicts:
-        rows = [answer_markdown(f"{v.value} as of {v.as_of or 'an undated article'} "
-                                + "".join(f"[{n}]" for n in v.citations), n) for v in c.values]
+        rows = [answer_markdown(row, n) for row in render.conflict_rows(c)]
         text += "\n\n**" + escape_text(c.headline) + "**\n" + "\n".join(f"- {r}" for r in rows)
     if answer.citations:
         text += f"\n\n<sub>{answer.timings_ms.get('total', 0):.0f} ms · click [n] to open its source</sub>"
@@ -364,14 +362,6 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
 # ---------------------------------------------------------------- timelines
 
 
-def how_dated(entry: TimelineEntry) -> str:
-    """How the date was obtained: "“Last week” in an article of 2018-12-31", or "article date"."""
-    if entry.basis != "stated":
-        return "article date"
-    article = f"an article of {entry.source.date}" if entry.source.date else "an undated article"
-    return f"“{entry.stated}” in {article}"
-
-
 def _tl_message(text: str) -> str:
     return f'<div class="src tl"><p class="tl-message">{html.escape(text)}</p></div>'
 
@@ -415,7 +405,7 @@ def timeline_html(rag: Rag, timeline: Timeline | None, filters: Filters = Filter
         parts.append(
             f'<li class="tl-event" id="tl-{i}" data-date="{html.escape(e.date)}">'
             f'<div class="tl-when"><span class="tl-date">{html.escape(e.when)}</span> '
-            f'<span class="tl-how">· {html.escape(how_dated(e))}</span></div>'
+            f'<span class="tl-how">· {html.escape(render.how_dated(e))}</span></div>'
             f'<p class="tl-text">{html.escape(e.text)}</p>{"".join(reports)}</li>')
     parts.append("</ol></div>")
     return "".join(parts)
@@ -516,9 +506,9 @@ def prepare_index(rag: Rag, log: Log = print) -> threading.Thread | None:
     at once and update it in a background thread (returned). A current one: nothing to do."""
     state = rag.index_state()
     if not state.usable:
-        report = rag.ensure_index(log=log, on_issue=_issue_logger(log))
+        report = rag.prepare(log=log, on_issue=_issue_logger(log))
         if report is not None:
-            log(f"Indexed {report.documents} documents ({report.seconds:.1f}s).")
+            log(report.summary())
         return None
     if state.state == "stale":
         log(f"The index is out of date ({state.reason}); answering from it while it is updated in the background.")
