@@ -38,7 +38,7 @@ def main() -> None:
     q = vecs[np.sort(rng.choice(len(vecs), args.queries, replace=False))] + rng.normal(0, 0.05, (args.queries, vecs.shape[1]))
     q = q.astype(np.float32)
     if args.questions:
-        from rag.embed.models import get_embedder
+        from rag.embed.choose import get_embedder
 
         manifest = json.loads((gen / "manifest.json").read_text())
         emb = get_embedder(manifest["model"])

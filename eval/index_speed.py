@@ -75,7 +75,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
-    from rag.embed.models import resolve_model_path
+    from rag.embed.base import resolve_model_path
     from rag.embed.onnx_model import exported_model
     from rag.index.layout import read_manifest
     from rag.tools.bench import machine_info

@@ -2,7 +2,7 @@
 
 Usage: python eval/query_encoder_bench.py [--reps 5] [--threads 2] [--out runs/query_encoder.json]
 
-Queries are embedded by ``rag.embed.models.NumpyBertEncoder`` so that a cold CLI start never imports
+Queries are embedded by ``rag.embed.numpy_bert.NumpyBertEncoder`` so that a cold CLI start never imports
 torch. This measures whether onnxruntime would serve better. It needs ``onnxruntime`` (the
 candidate) and ``onnx`` (for ``torch.onnx.export``) in the environment; neither is a project
 dependency. The bundled all-MiniLM-L6-v2 is exported to ONNX (opset 17, dynamic batch and
@@ -39,7 +39,7 @@ BATCH = 25  # the answer step embeds the question + 24 candidate sentences
 ENCODERS = ("numpy", "onnxruntime", "st-float32", "st-bfloat16")
 COLD = ("baseline", *ENCODERS)
 LABELS = {
-    "baseline": "baseline: python + `import rag.embed`, no model",
+    "baseline": "baseline: python + `import rag.embed.choose`, no model",
     "numpy": "NumpyBertEncoder (numpy, shipped)",
     "onnxruntime": "onnxruntime",
     "st-float32": "sentence-transformers torch float32",
@@ -95,7 +95,7 @@ class OrtEncoder:
     def encode(self, texts: list[str]):
         import numpy as np
 
-        from rag.embed.models import mean_pool, pad_encodings
+        from rag.embed.base import mean_pool, pad_encodings
 
         ids, mask, types = pad_encodings(self.tok.encode_batch(texts))
         feed = {"input_ids": ids, "attention_mask": mask.astype(np.int64), "token_type_ids": types}
@@ -108,7 +108,7 @@ def import_encoder(kind: str) -> None:
     """Import what ``kind`` needs (the part of a cold start before any file is read)."""
     import numpy  # noqa: F401
 
-    import rag.embed.models  # noqa: F401
+    import rag.embed.choose  # noqa: F401
 
     if kind == "numpy":
         import safetensors.numpy  # noqa: F401
@@ -123,7 +123,9 @@ def import_encoder(kind: str) -> None:
 
 def load_encoder(kind: str, onnx_path: str, threads: int):
     """A function embedding a list of texts, as the app would call it for a query."""
-    from rag.embed.models import NumpyBertEncoder, SentenceTransformerEmbedder, resolve_model_path
+    from rag.embed.base import resolve_model_path
+    from rag.embed.numpy_bert import NumpyBertEncoder
+    from rag.embed.torch_model import SentenceTransformerEmbedder
 
     if kind == "numpy":
         enc = NumpyBertEncoder.load(resolve_model_path(MODEL))
@@ -226,7 +228,7 @@ def export_child(onnx_path: str) -> None:
     import torch
     from transformers import BertModel
 
-    from rag.embed.models import resolve_model_path
+    from rag.embed.base import resolve_model_path
 
     t1 = time.perf_counter()
 
@@ -431,7 +433,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="query_encoder_") as tmp:
         onnx_path = str(Path(tmp) / "model.onnx")
         res, start = run_child("export_child", [onnx_path], env)
-        from rag.embed.models import resolve_model_path
+        from rag.embed.base import resolve_model_path
 
         report["onnx_export"] = {
             **res, "wall_ms": (time.time() - start) * 1000, "file_mb": Path(onnx_path).stat().st_size / 2**20,

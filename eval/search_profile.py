@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.embed.models import choose_backend, get_embedder  # noqa: E402
+from rag.embed.choose import choose_backend, get_embedder  # noqa: E402
 from rag.index.layout import read_manifest  # noqa: E402
 from rag.index.reader import open_index  # noqa: E402
 from rag.search import retrieve  # noqa: E402

@@ -13,7 +13,7 @@ from __future__ import annotations
 from rag.answer.conflicts import Conflict
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, TimelineEntry
-from rag.api import IndexState, Rag
+from rag.api import Rag
 from rag.config import LOOPBACK_HOSTS, Settings
 from rag.errors import (
     CorpusError,
@@ -25,6 +25,7 @@ from rag.errors import (
     UnknownModelError,
 )
 from rag.filters import FilterError, Filters
+from rag.index.build import IndexState
 from rag.ingest.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
 from rag.llm import available as llm_backends
 from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 from rag.answer import extract as extractive
@@ -20,32 +20,17 @@ from rag.answer.timeline import Timeline, build_timeline
 from rag.config import Settings
 from rag.errors import CorpusError, QuestionError, RagError, RagIndexError, SpanError
 from rag.filters import Filters
-from rag.index.build import BuildReport, build_index, corpus_of, file_stamps
-from rag.index.layout import current_generation, indexing_in_progress, read_documents, read_manifest, signature_mismatch
+from rag.index.build import BuildReport, IndexState, build_index, index_state
+from rag.index.layout import current_generation, indexing_in_progress, read_documents, read_manifest
 from rag.index.reader import SegmentReader, newest_documents, open_index
-from rag.ingest.corpus import list_files
 from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from rag.text.dates import FORMATS_HELP, parse_date, reference_day
-from rag.tuning import CONFLICT_DEPTH, HAND_THRESHOLD, MAX_QUESTION_CHARS, READER_THRESHOLD, RERANK_DEPTH
+from rag.tuning import CONFLICT_DEPTH, MAX_QUESTION_CHARS, RERANK_DEPTH
 from rag.types import Answer, Hit, SkippedInput
 
 NO_LLM = "none"
 RETRIEVERS = ("hybrid", "dense", "bm25")
-
-
-@dataclass(frozen=True)
-class IndexState:
-    """Whether the index can answer: ``state`` is current, stale (answers, but the corpus
-    changed since), or missing / incompatible / incomplete (a configured corpus path is not in it
-    yet): it must be built or added to first; ``reason`` says why."""
-
-    state: str
-    reason: str = ""
-
-    @property
-    def usable(self) -> bool:
-        return self.state in ("current", "stale")
 
 
 def check_question(question: str) -> str:
@@ -124,23 +109,7 @@ class Rag:
 
     def index_state(self) -> IndexState:
         """Whether the index exists, was built for these settings and corpus, and is up to date."""
-        index_dir = self.settings.index_path
-        for p in self.settings.corpus_paths:
-            if not p.exists():
-                raise CorpusError(f"corpus path not found: {p}")
-        manifest = read_manifest(index_dir)
-        if manifest is None:
-            return IndexState("missing", f"no index yet in {index_dir}")
-        mismatch = signature_mismatch(manifest, self.settings, self.embedder.vectors)
-        if mismatch:
-            return IndexState("incompatible", f"the index was built with other settings ({mismatch})")
-        indexed = set(manifest.get("corpus", []))
-        missing = [p for p in self.settings.corpus_paths if str(p.resolve()) not in indexed]
-        if missing:
-            return IndexState("incomplete", f"{', '.join(map(str, missing))} not indexed into {index_dir} yet")
-        if file_stamps(list_files(corpus_of(self.settings, manifest))) != manifest.get("stamps"):
-            return IndexState("stale", "corpus files were added, removed or changed since the last indexing run")
-        return IndexState("current")
+        return index_state(self.settings, self.embedder.vectors)
 
     def needs_index(self) -> str:
         """Why the index must be built or updated before it is current, or "" when it is."""
@@ -193,12 +162,7 @@ class Rag:
     @property
     def abstain_threshold(self) -> float:
         """``settings.abstain_threshold``, else the one calibrated for the scorer in use."""
-        if self.settings.abstain_threshold is not None:
-            return self.settings.abstain_threshold
-        reader = self.answer_reader
-        if reader is None:
-            return HAND_THRESHOLD
-        return reader.threshold if reader.threshold is not None else READER_THRESHOLD
+        return extractive.abstain_threshold(self.answer_reader, self.settings.abstain_threshold)
 
     # ------------------------------------------------------------ searching
 
@@ -300,7 +264,10 @@ class Rag:
         )
         llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:
-            self._answer_with_llm(result, llm, on_token)
+            from rag.llm.generate import answer_with_llm
+
+            result.llm = llm
+            answer_with_llm(result, lambda: self.llm_backend(llm), self.settings, on_token)
             result.timings_ms["llm"] = (time.perf_counter() - t2) * 1000
             result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         if conversation is not None:
@@ -344,35 +311,6 @@ class Rag:
             if name not in self._llms:
                 self._llms[name] = get_llm(name, self.settings)
             return self._llms[name]
-
-    def _answer_with_llm(self, result: Answer, name: str, on_token: Callable[[str], None] | None) -> None:
-        """Replace the extractive answer with the checked LLM answer, or warn and keep it."""
-        from rag.llm import LLMError
-        from rag.llm.generate import generate
-
-        result.llm = name
-        result.extractive_answer = result.answer
-        s = self.settings
-        try:
-            t0 = time.perf_counter()
-            checked, shown, result.llm_tokens = generate(self.llm_backend(name), result.question, result.citations,
-                                                         s.llm_max_tokens, s.llm_timeout, on_token)
-            result.timings_ms["generate"] = (time.perf_counter() - t0) * 1000
-        except LLMError as e:
-            result.warnings.append(f"{e}; showing the extractive answer")
-            return
-        if len(shown) < len(result.citations):
-            result.warnings.append(f"only {len(shown)} of {len(result.citations)} passages fit the model's "
-                                   f"{s.llm_context}-token context")
-        result.answer, result.abstained = checked.text, checked.abstained
-        result.invalid_citations, result.ungrounded = checked.invalid, checked.ungrounded
-        if checked.invalid:
-            marks = ", ".join(f"[{n}]" for n in dict.fromkeys(checked.invalid))
-            result.warnings.append(f"removed citation {marks}: no such passage")
-        if checked.ungrounded:
-            result.warnings.append("the model's answer cites no passage; the extractive answer is kept beside it")
-        if checked.abstained:
-            result.evidence = []
 
     def add_documents(self, files: list[tuple[str, bytes]],
                       progress: Callable[[int, int, str], None] | None = None) -> tuple[list[Upload], BuildReport]:

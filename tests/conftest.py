@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import rag
-import rag.embed.models
+import rag.embed.choose
+import rag.embed.torch_model
 from rag.config import DEFAULT_CORPUS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -118,11 +119,11 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory):
 def fake_embedder_registered(monkeypatch: pytest.MonkeyPatch):
     """Model names starting with "fake" resolve to FakeEmbedder; no embedder is cached across tests."""
     # A private copy of the registry, so that the registration is undone after the test.
-    monkeypatch.setattr(rag.embed.models, "_REGISTRY", dict(rag.embed.models._REGISTRY))
-    rag.embed.models.clear_cache()
-    rag.embed.models.register_embedder("fake", fake_factory)
+    monkeypatch.setattr(rag.embed.choose, "_REGISTRY", dict(rag.embed.choose._REGISTRY))
+    rag.embed.choose.clear_cache()
+    rag.embed.choose.register_embedder("fake", fake_factory)
     yield
-    rag.embed.models.clear_cache()
+    rag.embed.choose.clear_cache()
 
 
 # ---------------------------------------------------------------- fake-model fixtures

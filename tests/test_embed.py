@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import rag.embed.models
+import rag.embed.choose
+import rag.embed.torch_model
 from rag import Rag, UnknownModelError
 from rag.config import DEFAULT_CORPUS
-from rag.embed.models import NumpyBertEncoder, SentenceTransformerEmbedder, get_embedder, resolve_model_path
+from rag.embed.base import resolve_model_path
+from rag.embed.choose import get_embedder
+from rag.embed.numpy_bert import NumpyBertEncoder
+from rag.embed.torch_model import SentenceTransformerEmbedder
 from rag.ingest.corpus import read_corpus
 
 REAL_MODEL = "all-MiniLM-L6-v2"
@@ -68,8 +72,8 @@ def test_bundled_model_resolves_to_a_local_folder():
 ])
 def test_bf16_support_is_read_from_the_cpu_flags(flags, expected):
     cpuinfo = f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\nflags\t\t: {flags}\n"
-    assert rag.embed.models.bf16_supported(cpuinfo) is expected
-    assert rag.embed.models.bf16_supported("") is False
+    assert rag.embed.torch_model.bf16_supported(cpuinfo) is expected
+    assert rag.embed.torch_model.bf16_supported("") is False
 
 
 # ---------------------------------------------------------------- real model
@@ -84,7 +88,7 @@ def st_float32() -> SentenceTransformerEmbedder:
 
 @pytest.mark.slow
 def test_bfloat16_embeddings_match_float32(st_float32, real_rag):
-    if not rag.embed.models.bf16_supported():
+    if not rag.embed.torch_model.bf16_supported():
         pytest.skip("this CPU has no native bfloat16 (AMX or AVX-512 BF16)")
     # real_rag indexed with dtype "auto", which is bfloat16 on this CPU: reuse its model.
     bf16 = (
@@ -102,7 +106,7 @@ def test_bfloat16_embeddings_match_float32(st_float32, real_rag):
 @pytest.mark.slow
 def test_auto_dtype_follows_the_cpu():
     e = SentenceTransformerEmbedder(REAL_MODEL, "auto")
-    assert e.dtype == ("bfloat16" if rag.embed.models.bf16_supported() else "float32")
+    assert e.dtype == ("bfloat16" if rag.embed.torch_model.bf16_supported() else "float32")
     assert e.dim == 384
 
 
@@ -142,17 +146,17 @@ def test_a_warm_model_embeds_queries_and_sentences_like_encode(st_float32):
 
 
 def test_backend_choice_follows_the_setting_then_the_index_then_the_machine():
-    from rag.embed.models import CPU_BACKEND, choose_backend
+    from rag.embed.choose import CPU_BACKEND, choose_backend
 
     assert choose_backend("onnx-int8", {"embedding_backend": "torch"}) == "onnx-int8"  # explicit wins
     assert choose_backend("auto", {"embedding_backend": "onnx-int8"}) == "onnx-int8"  # the index's own kind
-    assert choose_backend("auto", {"format": 9}) == "torch"  # an index from before backends were recorded
+    assert choose_backend("auto", {"format": 3}, cuda=False) == CPU_BACKEND  # an older index, to be rebuilt
     assert choose_backend("auto", None, cuda=True) == "torch"
     assert choose_backend("auto", None, cuda=False) == CPU_BACKEND
 
 
 def test_precision_and_batch_size_are_chosen_for_the_device():
-    from rag.embed.models import device_batch_size, pick_dtype
+    from rag.embed.torch_model import device_batch_size, pick_dtype
 
     assert pick_dtype("auto", "cuda") == "float16"
     assert pick_dtype("auto", "cpu", "flags\t: fpu avx512f avx512_bf16") == "bfloat16"
@@ -165,9 +169,9 @@ def test_precision_and_batch_size_are_chosen_for_the_device():
 
 def test_asking_for_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
     from rag import RagError
-    from rag.embed.models import pick_device
+    from rag.embed.torch_model import pick_device
 
-    monkeypatch.setattr(rag.embed.models, "cuda_available", lambda: False)
+    monkeypatch.setattr(rag.embed.torch_model, "cuda_available", lambda: False)
     assert pick_device("auto") == "cpu"
     with pytest.raises(RagError, match="no CUDA GPU"):
         pick_device("cuda")
@@ -216,7 +220,7 @@ def test_a_cached_onnx_model_embeds_without_importing_torch(tmp_path):
     from rag.embed.onnx_model import exported_model
 
     exported_model(resolve_model_path(REAL_MODEL), True)
-    code = ("import sys; from rag.embed.models import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
+    code = ("import sys; from rag.embed.choose import get_embedder; e = get_embedder('all-MiniLM-L6-v2', backend='onnx-int8'); "
             "v = e.encode(['Kabul and Islamabad']); print(v.shape, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -254,7 +258,7 @@ def test_float16_as_a_gpu_runs_it_gives_the_float32_vectors():
 def test_the_default_cpu_backend_gives_the_float_models_vectors_on_this_cpu():
     """Whatever CPU runs this (AVX2, AVX-512, VNNI, AMX): the default backend's vectors are
     within the agreement floor of float32 ones from sentence-transformers."""
-    from rag.embed.models import choose_backend
+    from rag.embed.choose import choose_backend
     from rag.embed.onnx_model import AGREEMENT_FLOOR
 
     texts = corpus_sentences()
@@ -288,7 +292,7 @@ def test_int8_checked_against_float_falls_back_to_float_with_one_warning(monkeyp
     """When int8 vectors disagree with float32 ones on this CPU, "auto" embeds in float32 and
     says so once."""
     import rag.embed.onnx_model
-    from rag.embed.models import choose_backend
+    from rag.embed.choose import choose_backend
 
     monkeypatch.setattr(rag.embed.onnx_model, "int8_agreement", lambda name: 0.91)
     monkeypatch.setattr(rag.embed.onnx_model, "_WARNED", set())

@@ -368,7 +368,7 @@ def slow_write_dense(path, vectors, kind, **kwargs):
 rag.index.segment.write_dense = slow_write_dense
 if phase == "merging":
     rag.index.merge.MAX_SEGMENTS = 1
-rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
+rag.embed.choose.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64", batch_size=1)
 rag.Rag(settings).index()
 marker.write_text("finished")

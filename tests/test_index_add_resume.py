@@ -97,7 +97,7 @@ import os, sys, time, pathlib, signal
 signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import FakeEmbedder
-import rag, rag.embed.models, rag.index.segment
+import rag, rag.embed.choose, rag.index.segment
 
 marker = pathlib.Path({marker!r})
 rag.index.segment.SEGMENT_TEXT_CHARS = 20_000  # segments of ~100 of these articles
@@ -115,7 +115,7 @@ def counting_write(*args, **kwargs):
     return entry
 
 rag.index.segment.write_segment = counting_write
-rag.embed.models.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
+rag.embed.choose.register_embedder("fake", lambda name, dtype: SlowEmbedder(name, dtype))
 settings = rag.Settings.from_env(corpus=({corpus!r},), index_dir={index!r}, model="fake-64")
 rag.Rag(settings).index()
 marker.write_text("finished")

@@ -12,7 +12,7 @@ from conftest import REAL_MODEL
 
 import rag
 from rag.answer import extract as extractive
-from rag.embed.models import resolve_model_path
+from rag.embed.base import resolve_model_path
 from rag.errors import UnknownModelError
 from rag.search.rerank import SHIPPED_READER, CrossEncoderReader, get_reader
 from rag.tools.train_data import YearData, content_overlap, mine_year

@@ -292,6 +292,16 @@ class Reading:
     candidates: list = field(default_factory=list)  # their candidate answers, most probable first
 
 
+def abstain_threshold(reader, setting: float | None = None) -> float:
+    """Below this best-sentence score the answer abstains: ``setting`` when given, else the one
+    calibrated for the scorer in use (the learned reader's own, or the hand-written scorer's)."""
+    if setting is not None:
+        return setting
+    if reader is None:
+        return HAND_THRESHOLD
+    return reader.threshold if reader.threshold is not None else READER_THRESHOLD
+
+
 def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
          reference_day: str = "", said: frozenset[tuple[str, int]] = frozenset(),
          threshold: float | None = None, short=None) -> Reading:
@@ -311,8 +321,7 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     sentence is then the best one that gives it.
     """
     if threshold is None:
-        threshold = HAND_THRESHOLD if reader is None else (reader.threshold if reader.threshold is not None
-                                                           else READER_THRESHOLD)
+        threshold = abstain_threshold(reader)
     pool, rest = ranked[:RERANK_DEPTH], ranked[RERANK_DEPTH:]
     candidates = candidate_sentences(pool)
     if reader is not None:

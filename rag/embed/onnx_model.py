@@ -31,7 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed.base import INT8_VECTORS, pad_encodings, quiet_offline_transformers, resolve_model_path
+from rag.embed.base import (
+    INT8_VECTORS,
+    load_tokenizer,
+    mean_pool,
+    mean_pooled_bert,
+    pad_encodings,
+    quiet_offline_transformers,
+    resolve_model_path,
+    unit_rows,
+)
 from rag.embed.cpu import cpu_model_and_flags
 from rag.errors import RagError
 
@@ -63,16 +72,9 @@ def models_cache() -> Path:
 
 def _check_exportable(path: Path) -> dict:
     """The model's config when it is a BERT mean-pooling model; a clear error otherwise."""
-    try:
-        config = json.loads((path / "config.json").read_text())
-        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
-        modules = json.loads((path / "modules.json").read_text())
-    except (OSError, ValueError) as e:
-        raise RagError(f"the ONNX backend needs a sentence-transformers folder ({e}); use --embed torch") from None
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    if config.get("model_type") != "bert" or not pooling.get("pooling_mode_mean_tokens") or kinds != [
-            "Transformer", "Pooling", "Normalize"]:
-        raise RagError(f"the ONNX backend runs BERT models with mean pooling; {path} is not one (use --embed torch)")
+    config, why = mean_pooled_bert(path)
+    if config is None:
+        raise RagError(f"the ONNX backend runs BERT models with mean pooling: {why} (use --embed torch)")
     return config
 
 
@@ -241,8 +243,6 @@ class OnnxEmbedder:
 
     def _load(self) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
-
         onnx_file = exported_model(self.path, self.quantized)
         options = ort.SessionOptions()
         # OMP_NUM_THREADS as torch reads it: Ray sets it to an actor's CPUs, so two embedders
@@ -252,12 +252,7 @@ class OnnxEmbedder:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
-        st_cfg = self.path / "sentence_bert_config.json"
-        max_len = json.loads(st_cfg.read_text()).get("max_seq_length", 256) if st_cfg.exists() else 256
-        tok = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-        tok.no_padding()
-        tok.enable_truncation(max_length=max_len)
-        self._tok = tok
+        self._tok = load_tokenizer(self.path)
 
     def warm(self) -> None:
         with self._lock:
@@ -276,8 +271,7 @@ class OnnxEmbedder:
             ids, mask, types = pad_encodings([encs[i] for i in part])
             hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask.astype(np.int64),
                                               "token_type_ids": types})[0]
-            pooled = (hidden * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
-            out[part] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            out[part] = unit_rows(mean_pool(hidden, mask))
         return out
 
     def encode_query(self, text: str) -> np.ndarray:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.config import Settings
+from rag.errors import CorpusError
 from rag.index import merge, segment
 from rag.index.layout import (
     FORMAT_VERSION,
@@ -68,10 +69,46 @@ class BuildReport:
         return f"Indexed {self.index_dir}: " + "; ".join(parts) + f" ({self.seconds:.1f}s)"
 
 
+@dataclass(frozen=True)
+class IndexState:
+    """Whether the index can answer: ``state`` is current, stale (answers, but the corpus
+    changed since), or missing / incompatible / incomplete (a configured corpus path is not in it
+    yet): it must be built or added to first; ``reason`` says why."""
+
+    state: str
+    reason: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.state in ("current", "stale")
+
+
+def index_state(settings: Settings, vectors: str) -> IndexState:
+    """Whether the index of ``settings`` exists, was built for them and their corpus, and is up to
+    date (no corpus file changed size or time); ``vectors``: the kind this machine embeds."""
+    index_dir = settings.index_path
+    for p in settings.corpus_paths:
+        if not p.exists():
+            raise CorpusError(f"corpus path not found: {p}")
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        return IndexState("missing", f"no index yet in {index_dir}")
+    mismatch = signature_mismatch(manifest, settings, vectors)
+    if mismatch:
+        return IndexState("incompatible", f"the index was built with other settings ({mismatch})")
+    indexed = set(manifest["corpus"])
+    missing = [p for p in settings.corpus_paths if str(p.resolve()) not in indexed]
+    if missing:
+        return IndexState("incomplete", f"{', '.join(map(str, missing))} not indexed into {index_dir} yet")
+    if file_stamps(list_files(corpus_of(settings, manifest))) != manifest["stamps"]:
+        return IndexState("stale", "corpus files were added, removed or changed since the last indexing run")
+    return IndexState("current")
+
+
 def embedder_for(settings: Settings):
     """The embedder for an index: the backend the settings name, else the one that built the
     index (never mixing kinds of vectors), else the machine's fastest (``choose_backend``)."""
-    from rag.embed.models import choose_backend, get_embedder
+    from rag.embed.choose import choose_backend, get_embedder
 
     backend = choose_backend(settings.embed, read_manifest(settings.index_path), model=settings.model)
     return get_embedder(settings.model, settings.dtype, backend, settings.device)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Settings
-from rag.embed.models import vector_kind
+from rag.embed.choose import vector_kind
 from rag.errors import RagError
 from rag.index import segment
 from rag.index.layout import next_segment_name
@@ -93,14 +93,14 @@ class ChunkEmbedder:
 
     def __init__(self, model: str, dtype: str, backend: str, device: str, chunk_tokens: int, chunk_overlap: int,
                  with_title: bool, batch_size: int) -> None:
-        from rag.embed.models import get_embedder
+        from rag.embed.choose import get_embedder
 
         self.embedder = get_embedder(model, dtype, backend, device)
         self.chunk_tokens, self.chunk_overlap, self.with_title = chunk_tokens, chunk_overlap, with_title
         self.batch_size = self.embedder.batch_size or batch_size
 
     def __call__(self, batch: dict) -> dict:
-        from rag.embed.models import embed_chunks
+        from rag.embed.base import embed_chunks
 
         chunks, order = [], []
         for i in range(len(batch["doc_id"])):
@@ -135,7 +135,7 @@ class RayEmbedderInfo:
         self.choose(cluster_gpus=0)
 
     def choose(self, cluster_gpus: int) -> None:
-        from rag.embed.models import choose_backend
+        from rag.embed.choose import choose_backend
 
         self.backend = choose_backend(self.settings.embed, self.manifest, cuda=cluster_gpus > 0, model=self.settings.model)
         self.vectors = vector_kind(self.backend)

@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rag.config import Settings
-from rag.embed.models import vector_kind
+from rag.embed.choose import vector_kind
 from rag.errors import RagIndexError
 from rag.types import Chunk, Document
 

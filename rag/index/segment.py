@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import Settings
-from rag.embed.models import embed_chunks
+from rag.embed.base import embed_chunks
 from rag.index.dense import dense_kind, write_dense
 from rag.index.layout import bm25_text, doc_hash, fsync_dir, fsync_tree, next_segment_name
 from rag.index.reader import chunk_ids_of

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+from rag.config import Settings
 from rag.llm.base import LLM, LLMError
 from rag.llm.check import Checked, check_answer
 from rag.llm.prompt import build_messages, fit_passages
-from rag.types import Citation
+from rag.types import Answer, Citation
 
 
 def generate(backend: LLM, question: str, citations: list[Citation], max_tokens: int, timeout: float,
@@ -28,3 +30,31 @@ def generate(backend: LLM, question: str, citations: list[Citation], max_tokens:
     if not reply.strip():
         raise LLMError(f"the {backend.name} model returned an empty answer")
     return check_answer(reply, {c.n for c in passages}), passages, len(parts)
+
+
+def answer_with_llm(result: Answer, backend: Callable[[], LLM], settings: Settings,
+                    on_token: Callable[[str], None] | None) -> None:
+    """Replace ``result``'s extractive answer with the checked answer of the LLM ``backend()``
+    gives (loaded on first use), or keep it and say why in ``result.warnings``; what the model's
+    answer lacks is said there too."""
+    result.extractive_answer = result.answer
+    try:
+        t0 = time.perf_counter()
+        checked, shown, result.llm_tokens = generate(backend(), result.question, result.citations,
+                                                     settings.llm_max_tokens, settings.llm_timeout, on_token)
+        result.timings_ms["generate"] = (time.perf_counter() - t0) * 1000
+    except LLMError as e:
+        result.warnings.append(f"{e}; showing the extractive answer")
+        return
+    if len(shown) < len(result.citations):
+        result.warnings.append(f"only {len(shown)} of {len(result.citations)} passages fit the model's "
+                               f"{settings.llm_context}-token context")
+    result.answer, result.abstained = checked.text, checked.abstained
+    result.invalid_citations, result.ungrounded = checked.invalid, checked.ungrounded
+    if checked.invalid:
+        marks = ", ".join(f"[{n}]" for n in dict.fromkeys(checked.invalid))
+        result.warnings.append(f"removed citation {marks}: no such passage")
+    if checked.ungrounded:
+        result.warnings.append("the model's answer cites no passage; the extractive answer is kept beside it")
+    if checked.abstained:
+        result.evidence = []

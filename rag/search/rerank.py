@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.config import PACKAGE_DIR
-from rag.embed.models import NumpyBertEncoder, mean_pool, pad_encodings, resolve_model_path
+from rag.embed.base import mean_pool, pad_encodings, resolve_model_path
+from rag.embed.numpy_bert import NumpyBertEncoder
 from rag.errors import UnknownModelError
 
 SHIPPED_READER = PACKAGE_DIR / "models" / "reader"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from rag.api import Rag
 from rag.config import Settings
+from rag.embed.base import embedding_text
 from rag.embed.cpu import cpu_model_and_flags
-from rag.embed.models import embedding_text
 from rag.ingest.corpus import read_corpus
 from rag.text.chunk import chunk_documents
 from rag.tools.metrics import percentile
@@ -77,7 +77,8 @@ def peak_rss_mb() -> float:
 def run_bench(settings: Settings, queries: list[str] | None = None, max_chunks: int = 2000,
               query_repeats: int = 200, log=print) -> dict:
     """Measure the pipeline on ``settings.corpus``; returns the figures as a dict."""
-    from rag.embed.models import SentenceTransformerEmbedder, choose_backend, get_embedder
+    from rag.embed.choose import choose_backend, get_embedder
+    from rag.embed.torch_model import SentenceTransformerEmbedder
 
     queries = queries or DEFAULT_QUERIES
     docs = read_corpus(settings.corpus_paths).documents

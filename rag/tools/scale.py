@@ -136,7 +136,7 @@ def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings
 
 def serve_probe(index_dir: str, model: str, queries: list[str], repeats: int) -> dict:
     """In a fresh process: open the index as ``rag ask`` does, run hybrid searches; latency and peak RSS."""
-    from rag.embed.models import choose_backend, get_embedder
+    from rag.embed.choose import choose_backend, get_embedder
     from rag.search.retrieve import HybridRetriever
 
     reader = open_index(Path(index_dir))
@@ -178,7 +178,7 @@ def run_scale_bench(settings: Settings, n: int, work: Path | None = None, repeat
                     keep: bool = False) -> dict:
     """Build an index of ``n`` chunks from the index of ``settings`` and measure it; ``keep``
     leaves the built index in place (its path is logged) to be searched again."""
-    from rag.embed.models import get_embedder
+    from rag.embed.choose import get_embedder
 
     base_gen = current_generation(settings.index_path)
     if base_gen is None:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed.models import bf16_supported, resolve_model_path
+from rag.embed.base import resolve_model_path
+from rag.embed.torch_model import bf16_supported
 
 READER_FILE = "reader.safetensors"
 CONFIG_FILE = "reader.json"
