@@ -39,7 +39,7 @@ def dump(args) -> None:
     if args.out.exists():
         done = {json.loads(line)["id"] for line in args.out.read_text().splitlines() if line.strip()}
     rag.warm()
-    idf = rag.reader.idf()
+    idf = rag.index_reader.idf()
     with args.out.open("a") as fh:
         for i, q in enumerate(questions):
             if q["id"] in done:

@@ -22,7 +22,7 @@ from rag.errors import CorpusError, QuestionError, RagError, RagIndexError, Span
 from rag.filters import Filters
 from rag.index.build import BuildReport, IndexState, build_index, index_state
 from rag.index.layout import current_generation, indexing_in_progress, read_documents, read_manifest
-from rag.index.reader import SegmentReader, newest_documents, open_index
+from rag.index.reader import IndexReader, newest_documents, open_index
 from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from rag.text.dates import FORMATS_HELP, parse_date, reference_day
@@ -62,7 +62,7 @@ class Rag:
             settings = settings.with_(**{k: v for k, v in overrides.items() if v is not None})
             settings.validate()
         self.settings = settings
-        self._index: SegmentReader | None = None
+        self._index: IndexReader | None = None
         self._embedder = None
         self._reader_model = None
         self._short = None
@@ -138,7 +138,7 @@ class Rag:
         return self.index(progress=progress, log=log, on_issue=on_issue, wait=not state.usable or running)
 
     @property
-    def answer_reader(self):
+    def sentence_reader(self):
         """The learned answer reader (``settings.reranker``, default the shipped one); None for ``rerank=none``."""
         if self.settings.rerank == "none":
             return None
@@ -162,12 +162,12 @@ class Rag:
     @property
     def abstain_threshold(self) -> float:
         """``settings.abstain_threshold``, else the one calibrated for the scorer in use."""
-        return extractive.abstain_threshold(self.answer_reader, self.settings.abstain_threshold)
+        return extractive.abstain_threshold(self.sentence_reader, self.settings.abstain_threshold)
 
     # ------------------------------------------------------------ searching
 
     @property
-    def reader(self) -> SegmentReader:
+    def index_reader(self) -> IndexReader:
         """The live index generation, reopened when an indexing run replaced it."""
         with self._lock:
             gen = current_generation(self.settings.index_path)
@@ -185,18 +185,18 @@ class Rag:
     def warm(self) -> None:
         """Load everything a query touches, for a long-running process."""
         self.embedder.warm()
-        _ = self.reader.bm25
+        _ = self.index_reader.bm25
 
     def reference_day(self, question: str, given: str = "") -> str:
         """The day a question about "now" refers to (``given``, else the newest article's date);
         "" for a question that is not about "now"."""
         if given and not parse_date(given):
             raise QuestionError(f"reference day: not a date: {given!r} (use {FORMATS_HELP})")
-        return reference_day(question, parse_date(given), self.reader.newest_day() if not given else "")
+        return reference_day(question, parse_date(given), self.index_reader.newest_day() if not given else "")
 
     def matches(self, filters: Filters) -> bool:
         """True when some indexed article passes ``filters``."""
-        allowed = self.reader.allowed_ids(filters)
+        allowed = self.index_reader.allowed_ids(filters)
         return allowed is None or len(allowed) > 0
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
@@ -210,7 +210,7 @@ class Rag:
         return self._retrieve(query, k or self.settings.k, filters, retriever, self.reference_day(query, reference_day))
 
     def _retrieve(self, query: str, k: int, filters: Filters, retriever: str, day: str) -> list[Hit]:
-        index = self.reader
+        index = self.index_reader
         if retriever == "hybrid":
             hybrid = HybridRetriever(index, self.embedder, self.settings.rrf_k, self.settings.candidates)
             return hybrid.search(query, k, filters, day)
@@ -241,7 +241,7 @@ class Rag:
         depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(question)[0] else 0)
         ranked = self._retrieve(query, depth, filters, "hybrid", day)
         t1 = time.perf_counter()
-        reading = extractive.read(query, question, ranked, k, self.embedder, self.reader.idf(), self.answer_reader,
+        reading = extractive.read(query, question, ranked, k, self.embedder, self.index_reader.idf(), self.sentence_reader,
                                   day, conversation.said() if conversation else frozenset(), self.abstain_threshold,
                                   self.short_reader)
         hits = reading.ranked[:max(k, reading.shown)]
@@ -287,7 +287,7 @@ class Rag:
         query = check_question(query)
         if filters and not self.matches(filters):
             return Timeline(query=query)
-        result = build_timeline(self.reader, self.embedder, query, filters, progress=progress)
+        result = build_timeline(self.index_reader, self.embedder, query, filters, progress=progress)
         if not all_events:
             result.keep_main()
         result.keep_most_reported(limit)
@@ -344,7 +344,7 @@ class Rag:
         """An indexed document: title, date, source, url, path, ``length`` and ``text`` (the whole
         article, or ``text[start:end]``); None when no document has the id. A span that is not
         inside the article is a ``SpanError`` (every surface shows the same message)."""
-        doc = self.reader.document(doc_id)
+        doc = self.index_reader.document(doc_id)
         if doc is None:
             return None
         text = doc.get("text") or ""
@@ -356,7 +356,7 @@ class Rag:
 
     def sources(self) -> list[tuple[str, int]]:
         """Every indexed source with its number of documents, most first ("" = unknown)."""
-        return self.reader.sources()
+        return self.index_reader.sources()
 
     def stats(self) -> dict:
         """What is indexed, with which settings, where."""
@@ -365,7 +365,7 @@ class Rag:
         if manifest is None:
             return {"index_dir": str(index_dir), "indexed": False}
         try:
-            index = self.reader
+            index = self.index_reader
         except RagIndexError:
             return {"index_dir": str(index_dir), "indexed": False}
         sources = index.sources()
@@ -396,4 +396,4 @@ class Rag:
 
     def newest_documents(self, n: int = 3) -> list[dict]:
         """Up to ``n`` indexed articles, newest first (undated ones last): doc_id, title, date, source."""
-        return newest_documents(self.reader, n)
+        return newest_documents(self.index_reader, n)

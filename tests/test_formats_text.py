@@ -9,6 +9,7 @@ import pytest
 from test_ingest import ARTICLE, make_pdf, write
 
 import rag
+import rag.ingest.documents
 from rag.config import Settings
 from rag.ingest import corpus as ingest
 from rag.ingest.corpus import read_corpus
@@ -197,7 +198,7 @@ def test_a_pdf_may_be_bigger_than_a_text_file(tmp_path, monkeypatch):
 
 
 def test_a_jsonl_record_with_too_much_text_is_skipped_with_its_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest, "MAX_ARTICLE_CHARS", 1000)
+    monkeypatch.setattr(rag.ingest.documents, "MAX_ARTICLE_CHARS", 1000)
     rows = [{"id": "ok", "text": "Fine."}, {"id": "huge", "text": "word " * 400}]
     path = write(tmp_path / "feed.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     result = read_corpus([tmp_path])

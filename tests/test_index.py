@@ -74,13 +74,13 @@ def test_manifest_records_model_dimension_settings_and_document_hashes(fake_rag,
     assert manifest["documents"] == len(docs) and set(docs) == {p.stem for p in tmp_corpus.glob("*.txt")}
     for doc_id, entry in docs.items():
         assert len(entry["hash"]) == 32 and entry["path"] == str(tmp_corpus / f"{doc_id}.txt")
-    vectors = np.load(segment_dirs(fake_rag.reader.dir)[0] / "vectors.npy")
+    vectors = np.load(segment_dirs(fake_rag.index_reader.dir)[0] / "vectors.npy")
     assert vectors.shape == (manifest["chunks"], 64) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
 def test_chunk_store_holds_exact_spans_of_the_documents(fake_rag, tmp_corpus):
-    reader = fake_rag.reader
+    reader = fake_rag.index_reader
     chunks = reader.chunks(list(range(reader.n_chunks)))
     assert len(chunks) == reader.n_chunks
     for c in chunks.values():
@@ -91,7 +91,7 @@ def test_chunk_store_holds_exact_spans_of_the_documents(fake_rag, tmp_corpus):
 
 
 def test_article_days_are_written_at_build_and_match_the_chunk_dates(fake_rag):
-    reader = fake_rag.reader
+    reader = fake_rag.index_reader
     days = np.load(segment_dirs(reader.dir)[0] / "days.npy")
     chunks = reader.chunks(list(range(reader.n_chunks)))
     expected = [dt.date.fromisoformat(chunks[i].date).toordinal() if chunks[i].date else 0 for i in range(len(days))]
@@ -105,7 +105,7 @@ def test_stats_describe_the_index(fake_rag):
     assert stats["indexed"] is True and stats["documents"] == 5
     assert stats["model"] == FAKE_MODEL and stats["search"] == "exact"
     assert stats["date_range"] == ["2018-12-31", "2025-11-09"]
-    assert stats["chunks"] == fake_rag.reader.n_chunks and stats["size_bytes"] > 0
+    assert stats["chunks"] == fake_rag.index_reader.n_chunks and stats["size_bytes"] > 0
 
 
 def test_stats_without_an_index(fake_settings):
@@ -202,7 +202,7 @@ def test_deleted_file_is_removed_from_results(fake_rag, tmp_corpus, retriever):
     assert "004_f1ed5df54c6c908a" not in read_documents(fake_rag.settings.index_path)
     hits = fake_rag.search(query, k=50, retriever=retriever)
     assert "004_f1ed5df54c6c908a" not in doc_ids(hits)
-    assert fake_rag.reader.document("004_f1ed5df54c6c908a") is None
+    assert fake_rag.index_reader.document("004_f1ed5df54c6c908a") is None
 
 
 def test_identical_files_are_indexed_once(fake_settings, tmp_corpus):
@@ -220,7 +220,7 @@ def test_identical_files_are_indexed_once(fake_settings, tmp_corpus):
 
 
 def test_changed_chunk_settings_rebuild_the_whole_index(fake_rag):
-    n_before = fake_rag.reader.n_chunks
+    n_before = fake_rag.index_reader.n_chunks
     r = Rag(fake_rag.settings.with_(chunk_tokens=64, chunk_overlap=16))
     assert "chunk_tokens" in r.needs_index()
     report = r.index()
@@ -232,7 +232,7 @@ def test_changed_chunk_settings_rebuild_the_whole_index(fake_rag):
     )
     assert report.embedded == report.chunks > n_before
     assert read_manifest(r.settings.index_path)["settings"]["chunk_tokens"] == 64
-    assert max(c.n_tokens for c in r.reader.chunks(list(range(r.reader.n_chunks))).values()) <= 64
+    assert max(c.n_tokens for c in r.index_reader.chunks(list(range(r.index_reader.n_chunks))).values()) <= 64
 
 
 def test_another_model_rebuilds_the_index(fake_rag):
@@ -433,7 +433,7 @@ def test_large_index_switches_to_ivf_pq_and_still_finds_the_document(fake_settin
     report = r.index()
     assert report.ann is True and report.chunks > 10
     assert read_manifest(settings.index_path)["ann"] is True and read_manifest(settings.index_path)["dense"] == "ivfpq"
-    assert isinstance(r.reader.segments[0].faiss, faiss.IndexIVFPQ)
+    assert isinstance(r.index_reader.segments[0].faiss, faiss.IndexIVFPQ)
     assert r.stats()["search"] == "ivf-pq"
     query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
     for retriever in ("dense", "hybrid"):
@@ -504,7 +504,7 @@ def test_an_added_document_is_a_new_segment_and_nothing_else_is_rewritten(fake_s
     for retriever in ALL_RETRIEVERS:
         assert texts(r.search("penguin choir Oslo", k=1, retriever=retriever)) == [NEW], retriever
     assert r.stats()["segments"] == 2 and r.stats()["documents"] == report.documents
-    assert r.reader.document("extra")["text"].strip() == NEW
+    assert r.index_reader.document("extra")["text"].strip() == NEW
 
 
 def test_changed_and_removed_documents_are_deleted_from_their_segment(fake_settings, tmp_corpus):
@@ -527,9 +527,9 @@ def test_changed_and_removed_documents_are_deleted_from_their_segment(fake_setti
                                    filters=filters))
             assert not any("flamingo" in t or "walrus" in t for t in found), (retriever, filters)
         assert texts(r.search("penguin choir Oslo", k=1, retriever=retriever)) == [NEW]
-    assert r.reader.document("other") is None
+    assert r.index_reader.document("other") is None
     assert sum(c for _, c in r.sources()) == report.documents
-    assert r.reader.bm25.get_scores(["walrus"]).max() == 0.0
+    assert r.index_reader.bm25.get_scores(["walrus"]).max() == 0.0
 
 
 def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake_settings, tmp_corpus):
@@ -542,7 +542,7 @@ def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake
     (tmp_corpus / "extra.txt").write_text(NEW)
     (tmp_corpus / "more.txt").write_text("The Kabul talks on Taliban prisoners resumed in Doha with Qatar mediating.")
     r.index()
-    bm25 = r.reader.bm25
+    bm25 = r.index_reader.bm25
     assert len(bm25.parts) == 2 and bm25.alive is not None and not bm25.alive.all()
     tokens = [t for t in bm25_tokens("Kabul Taliban talks Doha flamingo penguin") if t in bm25.vocab_dict]
     idf = make_idf(bm25.n, bm25.df)
@@ -555,7 +555,7 @@ def test_segmented_bm25_reads_only_postings_and_scores_as_word_by_word_sums(fake
     assert np.all(np.diff(ids) > 0) and np.all(bm25.alive[ids])
     assert set(ids.tolist()) == set(np.flatnonzero(expected).tolist())
     np.testing.assert_allclose(vals, expected[ids], rtol=1e-5)
-    retriever = BM25Retriever(r.reader)
+    retriever = BM25Retriever(r.index_reader)
     np.testing.assert_allclose(retriever.all_scores("Kabul Taliban talks Doha flamingo penguin"), expected, rtol=1e-5)
     scores = retriever.scores("Kabul Taliban talks Doha flamingo penguin", n=3)
     top_ids, top_vals = scores.top(3)
@@ -575,7 +575,7 @@ def test_bm25_top_n_skipping_common_words_lists_equals_scoring_every_chunk(fake_
     r.index()
     (tmp_corpus / "extra.txt").write_text(NEW)  # a deleted chunk must never count towards the top n
     r.index()
-    retriever = BM25Retriever(r.reader)
+    retriever = BM25Retriever(r.index_reader)
     queries = ["Who offered to mediate between Kabul and Islamabad?", "Taliban talks in Doha said the envoy",
                "the said and of Afghanistan peace", "penguin choir Oslo Kabul", "Trump troops withdrawal Taliban"]
     for filters in (Filters(), Filters(since="2019-01-01", until="2022-12-31")):
@@ -609,7 +609,7 @@ def test_segments_merge_past_the_limit_and_on_optimize(fake_settings, tmp_corpus
     assert manifest["segments"][0]["deleted"] == [] and "add0" not in read_documents(fake_settings.index_path)
     assert sorted(p.name for p in fake_settings.index_path.iterdir() if p.is_dir()) == sorted(
         [current(fake_settings.index_path), *_segment_names(fake_settings)])
-    assert not any(c.doc_id == "add0" for c in r.reader.chunks(list(range(r.reader.n_chunks))).values())
+    assert not any(c.doc_id == "add0" for c in r.index_reader.chunks(list(range(r.index_reader.n_chunks))).values())
     assert all(h.chunk.doc_id != "add0" for h in r.search(query, k=10))
 
 
@@ -658,13 +658,13 @@ def test_compressed_segments_are_searched_together_and_rescored_once(fake_settin
     monkeypatch.setattr(rag.index.segment, "SEGMENT_TEXT_CHARS", 4_000)  # the five articles: several segments
     r = Rag(fake_settings.with_(ann_threshold=5))  # each of them compressed
     r.index()
-    assert len(r.reader.segments) >= 3 and all(type(s.faiss).__name__ == "IndexIVFPQ" for s in r.reader.segments)
+    assert len(r.index_reader.segments) >= 3 and all(type(s.faiss).__name__ == "IndexIVFPQ" for s in r.index_reader.segments)
     exact = Rag(fake_settings.with_(index_dir=str(fake_settings.index_path) + "-exact"))
     exact.index()
     query = "Iran Araghchi mediate between Kabul and Islamabad Ishaq Dar phone call"
     q = r.embedder.encode_query(query)
-    scores, ids = r.reader.dense_search(q, 5)
-    assert np.allclose(scores, r.reader.vectors_for(ids) @ q, atol=1e-5)  # exact scores, best first
+    scores, ids = r.index_reader.dense_search(q, 5)
+    assert np.allclose(scores, r.index_reader.vectors_for(ids) @ q, atol=1e-5)  # exact scores, best first
     assert doc_ids(exact.search(query, k=5, retriever="dense")) == doc_ids(r.search(query, k=5, retriever="dense"))
 
 
@@ -675,7 +675,7 @@ def test_bm25_past_its_read_limit_looks_words_up_and_still_gives_exact_scores(fa
     monkeypatch.setattr(rag.index.bm25, "BM25_READ_LIMIT", 0)  # as at 10^7 chunks: long lists are never read whole
     r = Rag(fake_settings)
     r.index()
-    retriever = BM25Retriever(r.reader)
+    retriever = BM25Retriever(r.index_reader)
     q = "Who offered to mediate between Kabul and Islamabad?"
     full = retriever.all_scores(q)
     ids, vals = retriever.scores(q, n=3).top(3)

@@ -135,9 +135,9 @@ def test_a_pdf_passage_is_cited_with_its_page(fake_settings, tmp_corpus):
 
 
 def test_a_question_in_flight_keeps_reading_the_index_an_update_replaced(fake_rag, tmp_corpus):
-    in_flight = fake_rag.reader  # what a question answered in another thread holds
+    in_flight = fake_rag.index_reader  # what a question answered in another thread holds
     _touch_corpus(tmp_corpus)
     fake_rag.index()
-    assert fake_rag.reader is not in_flight
+    assert fake_rag.index_reader is not in_flight
     assert in_flight.chunks([0])[0].text  # not "Cannot operate on a closed database"
     assert in_flight.allowed_ids(Filters(since="2019-01-01")) is not None

@@ -111,11 +111,11 @@ def test_a_folder_that_is_no_cross_encoder_is_a_clear_error(tmp_path: Path):
 def test_ask_uses_the_reader_and_rerank_none_the_hand_written_scorer(fake_settings):
     learned = rag.Rag(fake_settings.with_(rerank="learned"))
     learned.index()
-    assert learned.answer_reader is not None and learned.abstain_threshold == get_reader().threshold
+    assert learned.sentence_reader is not None and learned.abstain_threshold == get_reader().threshold
     answer = learned.ask(QUESTION)
     assert not answer.abstained and "Araghchi" in answer.answer and "[1]" in answer.answer
     hand = rag.Rag(fake_settings.with_(rerank="none"))
-    assert hand.answer_reader is None and hand.abstain_threshold == extractive.HAND_THRESHOLD
+    assert hand.sentence_reader is None and hand.abstain_threshold == extractive.HAND_THRESHOLD
     old = hand.ask(QUESTION)
     assert old.citations and old.confidence != answer.confidence
 

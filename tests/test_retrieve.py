@@ -54,7 +54,7 @@ def test_every_retriever_answers_the_same_call(fake_rag, retriever):
 
 
 def test_k_larger_than_the_index_returns_every_distinct_chunk(fake_rag):
-    n = fake_rag.reader.n_chunks
+    n = fake_rag.index_reader.n_chunks
     hits = fake_rag.search("Iran", k=n + 50, retriever="dense")
     assert 0 < len(hits) <= n
 

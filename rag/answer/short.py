@@ -1,6 +1,9 @@
 """Short answers: the name, place, number, date or phrase a question asks for, read from the
 best sentences of the retrieved passages and chosen by a ranker trained on news quizzes.
 
+(About 600 lines, kept as one module: the 47 features are computed here for the query path and
+for training alike, and must stay one definition.)
+
 The steps, each a function so that training (``rag.tools.train_short``) runs the same code:
 
 1. ``question_kind``: what the question asks for (a person, a place, an organisation, a

@@ -198,7 +198,7 @@ def _capitalised_in(word: str, texts: list[str]) -> str:
 
 def build_timeline(index, embedder, query: str, filters: Filters = Filters(), max_passages: int = TIMELINE_MAX_PASSAGES,
                    progress: Callable[[int, int, str], None] | None = None) -> Timeline:
-    """The timeline of ``query`` over ``index`` (an ``SegmentReader``)."""
+    """The timeline of ``query`` over ``index`` (an ``IndexReader``)."""
     bm25 = index.bm25
     stop = stopwords()
     q_words = [w for w in words(query) if w not in stop]

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.filters import Filters
-from rag.index.bm25 import SegmentedBM25
-from rag.index.reader import SegmentReader
+from rag.index.reader import IndexReader
 from rag.text.dates import day_number, recency_bonus
 from rag.text.lexical import bm25_tokens, jaccard, shingles
 from rag.tuning import DENSE_WEIGHT, DUPLICATE_JACCARD, FUSED_POOL_MIN
@@ -18,7 +17,7 @@ from rag.types import Hit
 
 
 class DenseRetriever:
-    def __init__(self, index: SegmentReader, embedder) -> None:
+    def __init__(self, index: IndexReader, embedder) -> None:
         self.index, self.embedder = index, embedder
 
     def search(self, query: str, k: int, filters: Filters = Filters(), vector: np.ndarray | None = None) -> list[Hit]:
@@ -55,18 +54,8 @@ class BM25Scores:
 
 
 class BM25Retriever:
-    def __init__(self, index: SegmentReader) -> None:
+    def __init__(self, index: IndexReader) -> None:
         self.index = index
-        self._wrapped: tuple = (None, None)
-
-    def _bm25(self) -> SegmentedBM25:
-        """The index's BM25 as segments (an index of the single-folder layout is one)."""
-        bm25 = self.index.bm25
-        if isinstance(bm25, SegmentedBM25):
-            return bm25
-        if self._wrapped[0] is not bm25:
-            self._wrapped = (bm25, SegmentedBM25([bm25], None))
-        return self._wrapped[1]
 
     def _tokens(self, query: str) -> list[str]:
         vocab = self.index.bm25.vocab_dict
@@ -80,7 +69,7 @@ class BM25Retriever:
             return None
         allowed = self.index.allowed_ids(filters) if filters else None
         keep = np.sort(allowed) if allowed is not None else None
-        ids, vals, exact = self._bm25().top(tokens, n, keep)
+        ids, vals, exact = self.index.bm25.top(tokens, n, keep)
         return BM25Scores(ids, vals, exact)
 
     def all_scores(self, query: str, filters: Filters = Filters()) -> np.ndarray | None:
@@ -88,7 +77,7 @@ class BM25Retriever:
         tokens = self._tokens(query)
         if not tokens:
             return None
-        scores = self._bm25().get_scores(tokens)
+        scores = self.index.bm25.get_scores(tokens)
         if filters:
             allowed = self.index.allowed_ids(filters)
             if allowed is not None:
@@ -119,7 +108,7 @@ class HybridRetriever:
     are then collapsed.
     """
 
-    def __init__(self, index: SegmentReader, embedder, rrf_k: int = 60, candidates: int = 200,
+    def __init__(self, index: IndexReader, embedder, rrf_k: int = 60, candidates: int = 200,
                  dense_weight: float = DENSE_WEIGHT) -> None:
         self.index = index
         self.embedder = embedder
@@ -172,7 +161,7 @@ class HybridRetriever:
             h.score += float(b)
 
 
-def attach_and_collapse(index: SegmentReader, ranked: list[Hit], k: int) -> list[Hit]:
+def attach_and_collapse(index: IndexReader, ranked: list[Hit], k: int) -> list[Hit]:
     """Fetch chunk text for the best hits, dropping near-duplicates of a better hit."""
     out: list[Hit] = []
     seen: list[set[int]] = []

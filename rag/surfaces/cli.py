@@ -142,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8001, help="http: port to listen on (default 8001)")
 
     p = sub.add_parser("train", help="rebuild the learned answer reader from the RealTime QA data (needs torch)")
-    p.add_argument("--data", type=Path, default=Path("../shared/datasets"), metavar="DIR",
-                   help="folder holding realtimeqa-2023/ and realtimeqa-more/ (default ../shared/datasets)")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR",
+                   help="folder holding the RealTime QA data, realtimeqa-2023/ and realtimeqa-more/")
     p.add_argument("--out", type=Path, metavar="DIR", help="where the model goes (default: the shipped rag/models/reader)")
     p.add_argument("--work", type=Path, default=Path("runs/reader"), metavar="DIR",
                    help="where mined training data is cached (default runs/reader)")

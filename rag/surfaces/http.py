@@ -5,6 +5,9 @@ OpenAI-compatible ``POST /v1/chat/completions`` (streamed or not; citations in
 ``POST /v1/search``, ``POST /v1/ask``, ``POST /v1/timeline``, ``GET /v1/documents/{doc_id}``,
 ``POST /v1/documents`` and ``GET /healthz``. Every error is ``{"error": {"message", "type", "code"}}`` with its status.
 Only the public API (``import rag``) is used.
+
+One module of ~740 lines on purpose: the routes, the request limits, the error mapping and
+the streaming of one HTTP API read together; each route only calls ``Rag``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Train the short-answer ranker (rag/answer/short.py) on RealTime QA news quizzes.
 
+(About 560 lines: the recipe, the material cache, fitting, calibration and the model card of one
+model, which are run and read together.)
+
     python -m rag.tools.train_short recipe [--data ../shared/datasets] [--work runs/short] [--seed 0]
 
 does everything: splits RealTime QA by year, indexes each year's articles with the project's
@@ -510,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m rag.tools.train_short", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("recipe", help="split, index, build and fit: the whole rebuild")
-    r.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    r.add_argument("--data", type=Path, required=True, help="folder holding realtimeqa-2023/ and realtimeqa-more/")
     r.add_argument("--work", type=Path, default=Path("runs/short"))
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, default=RANKER_DIR)
@@ -526,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--out", type=Path, required=True)
     y = sub.add_parser("build-bm25", help="store what the short-answer step read for a year with no index (BM25)")
     y.add_argument("year")
-    y.add_argument("--data", type=Path, default=Path("../shared/datasets"))
+    y.add_argument("--data", type=Path, required=True, help="folder holding realtimeqa-2023/ and realtimeqa-more/")
     y.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.cmd == "build-bm25":

@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                                      index_dir=args.index_dir, model=args.model)
         serve(settings, port=args.port, log=_warn)
     except RagError as e:
-        _warn(f"error: {e}")
+        _warn(f"Error: {e}")
         return 1
     except KeyboardInterrupt:
         return 130

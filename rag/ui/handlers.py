@@ -1,5 +1,5 @@
 """What the browser chat does, without the page: answer, draw timelines, take in uploads, render, start
-the index.
+the index. (Just over 500 lines: every handler of the one page, each small.)
 
 Plain functions over the public ``rag`` API, testable without a browser; ``rag/ui/app.py`` lays
 out the page and wires these to its events. Everything an article (or a user) wrote is
