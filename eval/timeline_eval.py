@@ -10,7 +10,9 @@ the public API, and the scores follow the matching rules of eval/TIMELINE_CONFLI
 
 Scores are given for the older half of each set (by gold date; the choices of issue 14 were
 measured on it), the newer half (held out), and both; timelines in their default view (main
-events) and, for all queries, with every event.
+events) and, for all queries, with every event. Each query and question is also asked in other
+words than the articles use (its ``paraphrases``, same gold, same half): the ``*_paraphrased``
+scores, and for conflicts the share of questions whose outcome is the same both ways.
 """
 
 from __future__ import annotations
@@ -144,6 +146,12 @@ def score_conflicts(rag: Rag, questions: list[dict]) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
+def paraphrased(items: list[dict], key: str) -> list[dict]:
+    """Each item asked in its other words (``paraphrases``: written without the articles' wording),
+    with the same gold; an item keeps its half of the split."""
+    return [{**q, "id": f"{q['id']}-p{i}", key: text} for q in items for i, text in enumerate(q.get("paraphrases", []), 1)]
+
+
 def by_time(items: list[dict], dates) -> tuple[list[dict], list[dict]]:
     """The older half (the choices of issue 14 were tuned on it) and the newer half (held out)."""
     items = sorted(items, key=lambda q: min(dates(q)))
@@ -170,7 +178,12 @@ def main() -> None:
     for part, tl, cf in (("tuned_on", t_tune, c_tune), ("held_out", t_held, c_held), ("all", timelines, conflicts)):
         t_summary, t_rows = score_timelines(rag, tl)
         c_summary, c_rows = score_conflicts(rag, cf)
-        report[part] = {"timeline": t_summary, "conflicts": c_summary}
+        tp_summary, _ = score_timelines(rag, paraphrased(tl, "query"))
+        cp_summary, cp_rows = score_conflicts(rag, paraphrased(cf, "question"))
+        same = sum(a["right_values"] == b["right_values"] and a["flagged"] == b["flagged"] for a, b in zip(c_rows, cp_rows))
+        cp_summary["same_outcome_as_original"] = round(same / len(c_rows), 3) if c_rows else None
+        report[part] = {"timeline": t_summary, "conflicts": c_summary,
+                        "timeline_paraphrased": tp_summary, "conflicts_paraphrased": cp_summary}
         print(part, json.dumps(report[part]), flush=True)
     every = functools.partial(rag.timeline, all_events=True)
     report["all"]["timeline_all_events"], _ = score_timelines(SimpleNamespace(timeline=every), timelines)

@@ -19,7 +19,8 @@ def _sentence(n: int, text: str, score: float = 0.6) -> Sentence:
 
 def test_what_is_asked():
     assert asked_slot("How many US troops were in Afghanistan?") == ("number", ["troop"], "US troops")
-    assert asked_slot("How much money did the fund raise?")[0] == "number"
+    assert asked_slot("How much money did the fund raise?") == ("money", [], "amount")
+    assert asked_slot("How much will the ferry terminal cost?") == ("money", [], "cost")
     assert asked_slot("When did the envoy meet the Taliban?") == ("date", [], "")
     assert asked_slot("Who mediated between Kabul and Islamabad?") == ("", [], "")
 
@@ -132,3 +133,34 @@ def test_a_conflict_cites_passages_past_the_shown_ones_and_they_are_shown(real_r
     for v in conflict.values:
         for n in v.citations:
             assert v.value in real_rag.document(answer.citations[n - 1].doc_id)["text"]
+
+
+def test_a_question_in_other_words_asks_for_the_same_thing():
+    """"U.S." for "US", "stationed" for "in": the same slot, so the same values are compared."""
+    assert asked_slot("How many U.S. troops were stationed in Afghanistan?") == asked_slot(QUESTION)
+    assert asked_slot("How many people were wounded in the parade shooting?")[1][0] == "wound"  # a count that is not "stationed"
+    hits = [_hit("jan", "2019-01-23"), _hit("dec", "2018-12-31")]
+    sentences = [_sentence(1, "Trump ordered a halving of the 14,000 US troops in Afghanistan.", 0.7),
+                 _sentence(2, "Around 7,000 U.S. troops are still stationed in Afghanistan.", 0.6)]
+    for question in (QUESTION, "How many U.S. troops were stationed in Afghanistan?"):
+        (conflict,) = find_conflicts(question, sentences, hits)
+        assert [v.value for v in conflict.values] == ["14,000", "7,000"]
+
+
+def test_sums_of_money_are_compared_as_amounts_with_their_scale():
+    hits = [_hit("march", "2024-03-01"), _hit("may", "2024-05-10"), _hit("june", "2024-06-02")]
+    sentences = [_sentence(1, "The new ferry terminal will cost $51m, the council said.", 0.7),
+                 _sentence(2, "The ferry terminal is now expected to cost 42 million dollars.", 0.65),
+                 _sentence(3, "Building the ferry terminal will cost $42,000,000 in all.", 0.6)]
+    (conflict,) = find_conflicts("How much will the ferry terminal cost?", sentences, hits)
+    assert conflict.kind == "update" and conflict.what == "the cost"
+    assert [(v.value, v.citations) for v in conflict.values] == [("42 million dollars", [2, 3]), ("$51m", [1])]
+    agree = [_sentence(1, "The ferry terminal will cost $51m."), _sentence(2, "The ferry terminal costs 51 million dollars.")]
+    assert find_conflicts("How much will the ferry terminal cost?", agree, hits[:2]) == []  # the same sum, written two ways
+
+
+def test_the_troop_count_asked_in_other_words_is_found_too(real_rag):
+    """ "U.S." for "US" and "stationed" for "in", as a reader might ask it: the same comparison."""
+    answer = real_rag.ask("How many U.S. troops were stationed in Afghanistan?")
+    (conflict,) = answer.conflicts
+    assert conflict.kind == "update" and {"14,000", "7,000"} <= {v.value for v in conflict.values}

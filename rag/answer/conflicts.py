@@ -46,6 +46,23 @@ _MEASURES = {"category": (re.compile(r"\bwhat category\b|\bcategory (?:was|is|di
                           re.compile(r"\bCategory[\s-]+(\d)\b", re.I)),
              "wind speed": (re.compile(r"\bwinds?\b|\bwind speed", re.I),
                             re.compile(r"\b(\d{2,3})[\s-]*(?:mph|miles per hour|miles-per-hour)\b", re.I))}
+# "U.S." and "U.K." as "US" and "UK": the dots would end the phrase of what is counted
+_DOTTED = re.compile(r"\b((?:[A-Z]\.){2,})(?=\W|$)")
+# Participles that say where or how the counted are, not which of them count: "how many U.S. troops
+# were stationed in ..." counts the troops "in" it; "how many people were wounded" counts only the wounded.
+_STATE_VERBS = {"stationed", "based", "deployed", "posted", "located", "positioned", "garrisoned", "housed"}
+# Money, with its currency and scale: "$51m", "42 million dollars", "£3.5bn", "€200,000"
+_CURRENCY = {"$": "USD", "dollars": "USD", "dollar": "USD", "usd": "USD", "£": "GBP", "pounds": "GBP", "gbp": "GBP",
+             "€": "EUR", "euros": "EUR", "eur": "EUR"}
+_MONEY_SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
+                "trillion": 1e12, "tn": 1e12}
+_AMOUNT = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_SCALE_WORD = r"(?:\s*(?P<scale>million|billion|trillion|thousand|bn|mn|tn|m|b|k)\b)?"
+_MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD
+                    + r"|" + _AMOUNT.replace("num", "num2") + _SCALE_WORD.replace("scale", "scale2")
+                    + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b", re.I)
+_COST = re.compile(r"\bhow much\b[^?]*\b(?:cost|costs|costing|spend|spent|price|worth|paid|pay|raise|raised)\b"
+                   r"|\bwhat (?:is|was|will be|would be) the (?:\w+ )?(?:cost|price|budget|bill)\b", re.I)
 _QUESTION_WORDS = set("how many much what when which who whom whose where why is are was were did do does has have "
                       "had been be the a an of in on at to for from by and or as its it their this that".split())
 _DEAD = ["people", "dead", "death", "die", "kill", "live", "victim", "bodi", "fatal", "person", "resid"]
@@ -91,9 +108,32 @@ class Conflict:
         return {"what": self.what, "kind": self.kind, "values": [v.to_dict() for v in self.values]}
 
 
+def plain_question(question: str) -> str:
+    """The question with dotted abbreviations undotted ("U.S." -> "US")."""
+    return _DOTTED.sub(lambda m: m.group(1).replace(".", ""), question)
+
+
+def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
+    """The one sum of money ``text`` gives, as written and as (currency, amount); None for none or several."""
+    found = set()
+    for m in _MONEY.finditer(text):
+        number = m.group("num") or m.group("num2")
+        scale = (m.group("scale") or m.group("scale2") or "").lower()
+        currency = _CURRENCY[(m.group("cur") or m.group("cur2")).lower()]
+        found.add((m.group(0).strip(), (currency, round(float(number.replace(",", "")) * _MONEY_SCALE.get(scale, 1.0)))))
+    if len({key for _, key in found}) != 1:
+        return None
+    return found.pop()
+
+
 def asked_slot(question: str) -> tuple[str, list[str], str]:
     """What a question asks for: ("number", stems of what is counted, the words: "US troops"),
-    ("date", [], ""), or ("", [], "") for other questions."""
+    ("money", [], "cost"), ("date", [], ""), or ("", [], "") for other questions."""
+    question = plain_question(question)
+    m = _COST.search(question)
+    if m:
+        asks_cost = re.search(r"\b(?:cost|costs|costing|price|spend|spent|budget|bill)\b", m.group(0), re.I)
+        return "money", [], "cost" if asks_cost else "amount"
     if _DEATHS.search(question):
         return "number", _DEAD, "deaths"
     for label, (asks, _) in _MEASURES.items():
@@ -121,15 +161,16 @@ def asked_slot(question: str) -> tuple[str, list[str], str]:
 
 
 def _asked_verb(question: str) -> str:
-    """The participle of "how many people were wounded" ("wounded"); "" when there is none."""
-    m = _HOW_MANY.search(question)
+    """The participle of "how many people were wounded" ("wounded"); "" when there is none, or
+    when it only says where they are ("stationed")."""
+    m = _HOW_MANY.search(plain_question(question))
     if not m:
         return ""
     words_ = m.group(1).split()
     for i, w in enumerate(words_[:4]):
         if w.lower() in ("were", "was", "have", "has", "had"):
             verb = next((v for v in words_[i + 1:i + 3] if v.lower() != "been"), "")
-            return verb if re.fullmatch(r"\w{3,}ed", verb) else ""
+            return verb if re.fullmatch(r"\w{3,}ed", verb) and verb.lower() not in _STATE_VERBS else ""
     return ""
 
 
@@ -204,6 +245,9 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
                 return None
             written, key = found.pop()
             return key, written
+        if kind == "money":
+            found = money_value(text)
+            return (found[1], found[0]) if found else None
         if kind == "measure":
             found = {(m.group(0), m.group(1)) for m in _MEASURES[counted][1].finditer(text)}
             if len({key for _, key in found}) != 1:
@@ -228,7 +272,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         return bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
 
     per_article: dict[str, tuple[object, str, int, str]] = {}  # doc_id -> (key, as written, n, date)
-    if kind in ("number", "name", "measure"):  # headline figures, names, measures
+    if kind in ("number", "name", "measure", "money"):  # headline figures, names, measures, sums
         for n, hit in enumerate(hits, 1):
             c = hit.chunk
             if c.doc_id not in per_article and c.title and on_topic(c.title, c):
@@ -269,7 +313,8 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     for v in values:
         v.dates.sort()
         v.as_of = v.dates[-1] if v.dates else ""
-    what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}"}.get(kind, "the date")
+    what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
+            "money": f"the {counted}"}.get(kind, "the date")
     if _same_days(values):
         return [Conflict(what, "disagree", sorted(values, key=lambda v: -len(v.doc_ids)))]
     return [Conflict(what, "update", sorted(values, key=lambda v: v.as_of, reverse=True))]
