@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.conflicts import asked_slot, find_conflicts, holders, number_near
+from rag.answer.conflicts import asked_slot, find_conflicts, holders, money_value, number_near
 from rag.answer.extract import Sentence
 from rag.types import Chunk, Hit
 
@@ -164,3 +164,8 @@ def test_the_troop_count_asked_in_other_words_is_found_too(real_rag):
     answer = real_rag.ask("How many U.S. troops were stationed in Afghanistan?")
     (conflict,) = answer.conflicts
     assert conflict.kind == "update" and {"14,000", "7,000"} <= {v.value for v in conflict.values}
+
+
+def test_a_rate_is_not_the_sum_asked_for():
+    assert money_value("Musk agreed to pay $54.20 a share, or $44 billion in all.") == ("$44 billion", ("USD", 44e9))
+    assert money_value("He paid $54.20 per share.") is None

@@ -56,11 +56,13 @@ _CURRENCY = {"$": "USD", "dollars": "USD", "dollar": "USD", "usd": "USD", "£": 
              "€": "EUR", "euros": "EUR", "eur": "EUR"}
 _MONEY_SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
                 "trillion": 1e12, "tn": 1e12}
-_AMOUNT = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
+_AMOUNT = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d,]|\.\d)"  # the whole number
 _SCALE_WORD = r"(?:\s*(?P<scale>million|billion|trillion|thousand|bn|mn|tn|m|b|k)\b)?"
-_MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD
+# a rate ("$54.20 a share", "$15 an hour") is not the sum asked for
+_RATE = r"(?!\s*(?:a|an|per|each)\s+(?:share|hour|year|month|week|day|head|person|barrel|gallon|ton|unit)\b)"
+_MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD + _RATE
                     + r"|" + _AMOUNT.replace("num", "num2") + _SCALE_WORD.replace("scale", "scale2")
-                    + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b", re.I)
+                    + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b" + _RATE, re.I)
 _COST = re.compile(r"\bhow much\b[^?]*\b(?:cost|costs|costing|spend|spent|price|worth|paid|pay|raise|raised)\b"
                    r"|\bwhat (?:is|was|will be|would be) the (?:\w+ )?(?:cost|price|budget|bill)\b", re.I)
 _QUESTION_WORDS = set("how many much what when which who whom whose where why is are was were did do does has have "

@@ -6,6 +6,8 @@ import re
 import statistics
 from collections import Counter
 
+from rag.answer.short import normalise
+
 
 def contains_answer(text: str, answers: list[str]) -> bool:
     """True when any answer string occurs in ``text`` (case-insensitive)."""
@@ -40,9 +42,8 @@ def answer_recall_at_tokens(passages: list[str], answers: list[str], budget: int
 
 
 def _norm_tokens(text: str) -> list[str]:
-    text = re.sub(r"\[\d+\]", " ", text.lower())
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return re.findall(r"\w+", text)
+    """The words of SQuAD's normalisation (the short answers' own), citation markers dropped."""
+    return normalise(re.sub(r"\[\d+\]", " ", text)).split()
 
 
 def exact_match(prediction: str, answers: list[str]) -> bool:
