@@ -33,12 +33,19 @@ _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 # before the dead ("36 people", "killing 12") or after the toll ("the death toll rose to 99")
 _DEATHS = re.compile(r"\bdeath toll\b|\bhow many (?:\w+ ){0,3}?(?:died|were killed|have died|dead|deaths|lost their lives)\b",
                      re.I)
+# ... and in other words: a count ("how many", "the number of", "the toll") of the dead, however named
+_COUNT = re.compile(r"\bhow many\b|\b(?:number|toll|tally|count) of\b|\b(?:death|final) toll\b", re.I)
+_DEAD_WORDS = re.compile(r"\b(?:died|die|dead|deaths?|killed|kill|killing|fatalities|fatality|lives|perished)\b", re.I)
 _AFTER_TOLL = re.compile(r"(?:\btoll\b(?:\s+[\w-]+){0,5}|\b(?:killed|killing|kills)(?:\s+(?:at least|more than|about|some|nearly))?)\s*$",
                          re.I)
 # "who is the prime minister of the UK?", "who leads New Zealand as prime minister?": an office
 _WHO_HOLDS = re.compile(r"^\s*who\s+(?:is|was|are|has been|became|leads|heads|runs)\s+(?:(?:the|its)\s+)?"
-                        r"(?P<role>[a-z][\w -]*?)\s+(?:of|in|for|at)\b|^\s*who\s+(?:leads|heads|runs)\b.*?\bas\s+"
-                        r"(?:the\s+)?(?P<role2>[a-z][\w -]*?)\s*\?*$", re.I)
+                        r"(?P<role>[a-z][\w -]*?)\s+(?:of|in|for|at)\b|^\s*who\s+(?:leads|heads|runs|holds|serves)\b.*?\bas\s+"
+                        r"(?:the\s+)?(?P<role2>[a-z][\w -]*?)(?:\s+(?:of|in|for|at)\b[^?]*)?\s*\?*$"
+                        r"|^\s*who\s+(?:is|was|are|has been|became)\s+(?:the\s+)?[\w. -]+?['’]s?\s+(?P<role3>[a-z][\w -]*?)\s*\?*$",
+                        re.I)
+# Offices written short in questions
+_ROLE_WORDS = {"pm": "prime minister", "potus": "president"}
 _NAME = r"(?P<name>(?:[A-Z][\w'’.-]+\s+){0,2}[A-Z][\w'’-]+)"
 _NOT_NOW = re.compile(r"\b(?:former|ex|then|late|previous|future|next|would-be)\W+(?:[\w.']+\W+){0,2}$", re.I)
 # measures written with their unit: a storm's category, wind speed
@@ -63,8 +70,12 @@ _RATE = r"(?!\s*(?:a|an|per|each)\s+(?:share|hour|year|month|week|day|head|perso
 _MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD + _RATE
                     + r"|" + _AMOUNT.replace("num", "num2") + _SCALE_WORD.replace("scale", "scale2")
                     + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b" + _RATE, re.I)
-_COST = re.compile(r"\bhow much\b[^?]*\b(?:cost|costs|costing|spend|spent|price|worth|paid|pay|raise|raised)\b"
-                   r"|\bwhat (?:is|was|will be|would be) the (?:\w+ )?(?:cost|price|budget|bill)\b", re.I)
+# What something costs: the question asks for a cost or price, and a sum counts only where its
+# sentence speaks of one (a deal's other sums, "$13 billion of debt", are not its price).
+_COST_WORDS = r"(?:cost|costs|costing|costed|price|priced|budget|budgeted|bill)"
+_COST = re.compile(r"\bhow much\b[^?]*\b" + _COST_WORDS + r"\b|\bwhat (?:is|was|will be|would be) the (?:\w+ )?"
+                   + _COST_WORDS + r"\b", re.I)
+_COST_SENTENCE = re.compile(r"\b" + _COST_WORDS + r"\b", re.I)
 _QUESTION_WORDS = set("how many much what when which who whom whose where why is are was were did do does has have "
                       "had been be the a an of in on at to for from by and or as its it their this that".split())
 _DEAD = ["people", "dead", "death", "die", "kill", "live", "victim", "bodi", "fatal", "person", "resid"]
@@ -130,20 +141,20 @@ def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
 
 def asked_slot(question: str) -> tuple[str, list[str], str]:
     """What a question asks for: ("number", stems of what is counted, the words: "US troops"),
-    ("money", [], "cost"), ("date", [], ""), or ("", [], "") for other questions."""
+    ("money", [], "cost"), ("name", stems, the office), ("measure", [], its name), ("date", [], ""),
+    or ("", [], "") for other questions."""
     question = plain_question(question)
-    m = _COST.search(question)
-    if m:
-        asks_cost = re.search(r"\b(?:cost|costs|costing|price|spend|spent|budget|bill)\b", m.group(0), re.I)
-        return "money", [], "cost" if asks_cost else "amount"
-    if _DEATHS.search(question):
+    if _COST.search(question):
+        return "money", [], "cost"
+    if _DEATHS.search(question) or (_COUNT.search(question) and _DEAD_WORDS.search(question)):
         return "number", _DEAD, "deaths"
     for label, (asks, _) in _MEASURES.items():
         if asks.search(question):
             return "measure", [], label
     m = _WHO_HOLDS.search(question)
     if m:
-        role = " ".join((m.group("role") or m.group("role2")).split())
+        role = " ".join((m.group("role") or m.group("role2") or m.group("role3")).split())
+        role = _ROLE_WORDS.get(role.lower(), role)
         return ("name", [t for t in match_sequence(role) if len(t) > 2], role) if role else ("", [], "")
     m = _HOW_MANY.search(question)
     if m:
@@ -248,7 +259,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             written, key = found.pop()
             return key, written
         if kind == "money":
-            found = money_value(text)
+            found = money_value(text) if _COST_SENTENCE.search(text) else None
             return (found[1], found[0]) if found else None
         if kind == "measure":
             found = {(m.group(0), m.group(1)) for m in _MEASURES[counted][1].finditer(text)}
@@ -282,7 +293,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
                 if value:
                     per_article[c.doc_id] = (*value, n, c.date)
     best = max((s.score for s in sentences), default=0.0)
-    q_terms = match_tokens(question)
+    q_terms = match_tokens(question) | match_tokens(counted)  # "Britain's PM" asks for a "prime minister"
     for s in sorted(sentences, key=lambda s: -s.score):
         c = hits[s.n - 1].chunk
         if c.doc_id in per_article or s.score < CONFLICT_MIN_SCORE_RATIO * best or not (match_tokens(s.text) & q_terms):
