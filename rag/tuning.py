@@ -54,6 +54,10 @@ CONFLICT_MIN_SCORE_RATIO = 0.7  # a sentence's value counts when it scores this 
 CONFLICT_NUMBER_WINDOW = 3  # the counted thing ("troops") within this many words after the number
 CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different days, the later updates the earlier
 CONFLICT_DEPTH = 30  # passages read for the values of a question asking how many / when (one value per article)
+# A word after a number names what a question counts when its embedding has this cosine with the
+# question's word (MiniLM: ballots~votes 0.77, soldiers~troops 0.88, injured~wounded 0.61; but
+# wounded~killed 0.52, children~people 0.53, troops~people 0.46): chosen on those word pairs.
+CONFLICT_SIMILAR_WORD = 0.58
 CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms
 
 # Compressed dense index (rag/index/dense.py), above Settings.ann_threshold chunks; chosen with

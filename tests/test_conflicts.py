@@ -190,3 +190,18 @@ def test_an_office_holder_change_is_an_update_whatever_the_wording():
     for question in ("Who is the prime minister of the United Kingdom?", "Who is Britain's PM?"):
         (conflict,) = find_conflicts(question, sentences, hits)
         assert conflict.kind == "update" and [v.value for v in conflict.values] == ["Rishi Sunak", "Liz Truss"]
+
+
+@pytest.mark.slow
+def test_what_is_counted_may_be_named_in_other_words(real_rag):
+    """"American soldiers" for "US troops", by the embeddings of the words; "wounded" is not "killed"."""
+    embed = real_rag.embedder.encode_short
+    hits = [_hit("jan", "2019-01-23"), _hit("dec", "2018-12-31")]
+    troops = [_sentence(1, "Trump ordered a halving of the 14,000 US troops in Afghanistan.", 0.7),
+              _sentence(2, "Around 7,000 U.S. troops are still stationed in Afghanistan.", 0.6)]
+    (conflict,) = find_conflicts("How many American soldiers are in Afghanistan?", troops, hits, embed=embed)
+    assert [v.value for v in conflict.values] == ["14,000", "7,000"]
+    assert find_conflicts("How many American soldiers are in Afghanistan?", troops, hits) == []  # words alone: no
+    casualties = [_sentence(1, "At least 30 people were wounded in the attack."),
+                  _sentence(2, "Officials said 7 people were killed in the attack.")]
+    assert find_conflicts("How many people were wounded in the attack?", casualties, hits, embed=embed) == []

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
 from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, words
-from rag.tuning import CONFLICT_MIN_SCORE_RATIO, CONFLICT_NUMBER_WINDOW, CONFLICT_RARE_TERMS, CONFLICT_SAME_DAYS
+from rag.tuning import (
+    CONFLICT_MIN_SCORE_RATIO,
+    CONFLICT_NUMBER_WINDOW,
+    CONFLICT_RARE_TERMS,
+    CONFLICT_SAME_DAYS,
+    CONFLICT_SIMILAR_WORD,
+)
 
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.,;]+)", re.I)
 _PHRASE_END = re.compile(r"(?:were|was|are|is|did|do|does|have|has|had|will|would|could|can|may|might|in|on|at|of|"
@@ -194,18 +200,44 @@ def number_near(sentence: str, stems: list[str]) -> tuple[str, float] | None:
     return next(_numbers_near(sentence, stems), None)
 
 
-def _numbers_near(sentence: str, stems: list[str]):
+def _numbers_near(sentence: str, stems: list[str], similar=None):
     for m in _NUMBER.finditer(sentence):
         if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
             continue  # a year, not a count
-        following = match_sequence(" ".join(sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]))
+        after = sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]
+        following = match_sequence(" ".join(after))
         near = any(t.startswith(s) or s.startswith(t) for t in following for s in stems)
+        if not near and similar is not None and stems is not _DEAD:  # "ballots" counted as "votes"
+            near = similar([w for w in re.findall(r"[a-z]{3,}", " ".join(after).lower())])
         if not near and stems is _DEAD:
             near = _AFTER_TOLL.search(sentence[:m.start()]) is not None
         if near:
             word = m.group(1).lower()
             base = _WORD_NUMBERS[word] if word in _WORD_NUMBERS else float(word.replace(",", ""))
             yield m.group(0), base * _SCALE.get((m.group(2) or "").lower(), 1.0)
+
+
+def _similar_words(counted: str, embed):
+    """A test of whether any of some words means what ``counted`` names ("ballots" for "votes",
+    "soldiers" for "troops"): the cosine of single-word embeddings, each word embedded once."""
+    nouns = [w for w in re.findall(r"[a-z]{3,}", counted.lower()) if w not in _QUESTION_WORDS]
+    if not nouns:
+        return None
+    cache: dict[str, object] = {}
+
+    def vectors(ws: list[str]):
+        new = [w for w in dict.fromkeys(ws) if w not in cache]
+        if new:
+            cache.update(zip(new, embed(new)))
+        return [cache[w] for w in ws]
+
+    targets = vectors(nouns)
+
+    def similar(words: list[str]) -> bool:
+        words = [w for w in words if w not in _QUESTION_WORDS]
+        return bool(words) and max(float(a @ b) for a in vectors(words) for b in targets) >= CONFLICT_SIMILAR_WORD
+
+    return similar
 
 
 def holders(text: str, role: str) -> list[str]:
@@ -232,7 +264,8 @@ def rare_terms(question: str, idf) -> list[str]:
     return sorted(terms, key=lambda t: -idf(t))[:CONFLICT_RARE_TERMS]
 
 
-def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] | tuple = ()) -> list[Conflict]:
+def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] | tuple = (),
+                   embed=None) -> list[Conflict]:
     """Conflicts for what ``question`` asks among the articles of ``hits`` (ranked passages;
     ``sentences`` are the scored sentences of the first of them, ``n`` indexing ``hits``).
 
@@ -246,6 +279,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     kind, stems, counted = asked_slot(question)
     if not kind:
         return []
+    similar = _similar_words(counted, embed) if embed is not None and kind == "number" else None
 
     verb = set(match_sequence(_asked_verb(question)))
 
@@ -268,7 +302,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             written, key = found.pop()
             return key, written
         if kind == "number":
-            found = {v for v in _numbers_near(text, stems)}
+            found = {v for v in _numbers_near(text, stems, similar)}
             if len({key for _, key in found}) != 1:
                 return None
             written, key = found.pop()

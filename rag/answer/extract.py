@@ -355,7 +355,8 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    conflicts = find_conflicts(question, scored, ranked, rare_terms(question, idf))
+    conflicts = find_conflicts(question, scored, ranked, rare_terms(question, idf),
+                               embed=embedder.encode_short if embedder is not None else None)
     extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
     if extra:
         order = list(range(1, k + 1)) + extra + [n for n in range(k + 1, len(ranked) + 1) if n not in extra]
