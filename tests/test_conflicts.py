@@ -205,3 +205,7 @@ def test_what_is_counted_may_be_named_in_other_words(real_rag):
     casualties = [_sentence(1, "At least 30 people were wounded in the attack."),
                   _sentence(2, "Officials said 7 people were killed in the attack.")]
     assert find_conflicts("How many people were wounded in the attack?", casualties, hits, embed=embed) == []
+    injured = [_sentence(1, "At least 30 people were wounded in the attack."),
+               _sentence(2, "The attack left 41 people wounded, officials said later.")]
+    (conflict,) = find_conflicts("How many people were injured in the attack?", injured, hits, embed=embed)
+    assert {v.value for v in conflict.values} == {"30", "41"}  # "injured" asked, "wounded" written

@@ -217,6 +217,11 @@ def _numbers_near(sentence: str, stems: list[str], similar=None):
             yield m.group(0), base * _SCALE.get((m.group(2) or "").lower(), 1.0)
 
 
+def _words_after_numbers(text: str, n: int = 5) -> list[str]:
+    """The words just after each number of ``text`` ("30 people were wounded": people, were, wounded)."""
+    return [w for m in _NUMBER.finditer(text) for w in re.findall(r"[a-z]{3,}", " ".join(text[m.end():].split()[:n]).lower())]
+
+
 def _similar_words(counted: str, embed):
     """A test of whether any of some words means what ``counted`` names ("ballots" for "votes",
     "soldiers" for "troops"): the cosine of single-word embeddings, each word embedded once."""
@@ -282,10 +287,12 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     similar = _similar_words(counted, embed) if embed is not None and kind == "number" else None
 
     verb = set(match_sequence(_asked_verb(question)))
+    said = _similar_words(_asked_verb(question), embed) if verb and embed is not None else None
 
     def value_of(text: str, date: str) -> tuple[object, str] | None:
-        if verb and not (verb & match_tokens(text)):
-            return None  # "how many were wounded": a sentence that does not say "wounded" gives no value
+        # "how many were wounded": a sentence that does not say "wounded" (or "injured") gives no value
+        if verb and not (verb & match_tokens(text)) and not (said and said(_words_after_numbers(text))):
+            return None
         if kind == "name":
             found = {(name, " ".join(name.lower().split())) for name in holders(text, counted)}
             if len({key for _, key in found}) != 1:
