@@ -18,11 +18,12 @@ from rag.answer.conflicts import asked_slot
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, build_timeline
 from rag.config import Settings
-from rag.errors import CorpusError, QuestionError, RagError, RagIndexError, SpanError
+from rag.errors import QuestionError, RagError, RagIndexError, SpanError
 from rag.filters import Filters
 from rag.index.build import BuildReport, IndexState, build_index, index_state
 from rag.index.layout import current_generation, indexing_in_progress, read_documents, read_manifest
 from rag.index.reader import IndexReader, newest_documents, open_index
+from rag.ingest.corpus import check_paths
 from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from rag.text.dates import FORMATS_HELP, parse_date, reference_day
@@ -96,9 +97,7 @@ class Rag:
         the index's segments into one. ``ray`` (an address, "auto" or "local") embeds on a Ray
         cluster with ``ray_workers`` embedders (default: one per GPU, else one per CPU).
         """
-        for p in [*self.settings.corpus_paths, *(paths or [])]:  # before the model is loaded (seconds)
-            if not p.exists():
-                raise CorpusError(f"corpus path not found: {p}")
+        check_paths([*self.settings.corpus_paths, *(paths or [])])  # before the model is loaded (seconds)
         report = build_index(self.settings, paths, progress=progress, embedder=None if ray else self.embedder, log=log,
                              on_issue=on_issue, wait=wait, verify=verify, optimize=optimize, ray=ray,
                              ray_workers=ray_workers)

@@ -45,7 +45,7 @@ def test_seed_questions_file_is_well_formed():
 @pytest.mark.slow
 @pytest.mark.xfail(
     reason="BELOW TARGET: the passage shown first ([1]) holds the answer for 33/37 (0.89) well-posed seed "
-    "questions with int8 vectors, 34/37 with float ones (README, 'Key figures'); the target is 0.97. The misses have the answer in another chunk.",
+    "questions with int8 vectors, 34/37 with float ones (docs/key_figures.md); the target is 0.97. The misses have the answer in another chunk.",
     strict=True,
 )
 def test_top_passage_contains_the_answer(real_rag):

@@ -34,7 +34,6 @@ _WORD_NUMBERS.update({"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "a dozen": 1
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|"
                      + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
                      + r")(?:\s*(million|billion|thousand))?(?![\w])", re.I)
-_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 # "what is the death toll", "how many people died / were killed": the number of dead, written
 # before the dead ("36 people", "killing 12") or after the toll ("the death toll rose to 99")
 _DEATHS = re.compile(r"\bdeath toll\b|\bhow many (?:\w+ ){0,3}?(?:died|were killed|have died|dead|deaths|lost their lives)\b",
@@ -67,7 +66,7 @@ _STATE_VERBS = {"stationed", "based", "deployed", "posted", "located", "position
 # Money, with its currency and scale: "$51m", "42 million dollars", "£3.5bn", "€200,000"
 _CURRENCY = {"$": "USD", "dollars": "USD", "dollar": "USD", "usd": "USD", "£": "GBP", "pounds": "GBP", "gbp": "GBP",
              "€": "EUR", "euros": "EUR", "eur": "EUR"}
-_MONEY_SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
+_SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
                 "trillion": 1e12, "tn": 1e12}
 _AMOUNT = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d,]|\.\d)"  # the whole number
 _SCALE_WORD = r"(?:\s*(?P<scale>million|billion|trillion|thousand|bn|mn|tn|m|b|k)\b)?"
@@ -114,14 +113,10 @@ class Conflict:
 
     @property
     def headline(self) -> str:
-        return self.headline_for(self.kind, self.what)
-
-    @staticmethod
-    def headline_for(kind: str, what: str) -> str:
         """The line that introduces the values: "The sources give X differently over time (newest first):"."""
-        if kind == "update":
-            return f"The sources give {what} differently over time (newest first):"
-        return f"The sources disagree on {what}:"
+        if self.kind == "update":
+            return f"The sources give {self.what} differently over time (newest first):"
+        return f"The sources disagree on {self.what}:"
 
     def to_dict(self) -> dict:
         return {"what": self.what, "kind": self.kind, "values": [v.to_dict() for v in self.values]}
@@ -139,7 +134,7 @@ def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
         number = m.group("num") or m.group("num2")
         scale = (m.group("scale") or m.group("scale2") or "").lower()
         currency = _CURRENCY[(m.group("cur") or m.group("cur2")).lower()]
-        found.add((m.group(0).strip(), (currency, round(float(number.replace(",", "")) * _MONEY_SCALE.get(scale, 1.0)))))
+        found.add((m.group(0).strip(), (currency, round(float(number.replace(",", "")) * _SCALE.get(scale, 1.0)))))
     if len({key for _, key in found}) != 1:
         return None
     return found.pop()
@@ -222,12 +217,8 @@ def _words_after_numbers(text: str, n: int = 5) -> list[str]:
     return [w for m in _NUMBER.finditer(text) for w in re.findall(r"[a-z]{3,}", " ".join(text[m.end():].split()[:n]).lower())]
 
 
-def _similar_words(counted: str, embed):
-    """A test of whether any of some words means what ``counted`` names ("ballots" for "votes",
-    "soldiers" for "troops"): the cosine of single-word embeddings, each word embedded once."""
-    nouns = [w for w in re.findall(r"[a-z]{3,}", counted.lower()) if w not in _QUESTION_WORDS]
-    if not nouns:
-        return None
+def _word_vectors(embed):
+    """Single-word embeddings, each word embedded once (for one question)."""
     cache: dict[str, object] = {}
 
     def vectors(ws: list[str]):
@@ -236,6 +227,15 @@ def _similar_words(counted: str, embed):
             cache.update(zip(new, embed(new)))
         return [cache[w] for w in ws]
 
+    return vectors
+
+
+def _similar_words(counted: str, vectors):
+    """A test of whether any of some words means what ``counted`` names ("ballots" for "votes",
+    "soldiers" for "troops"): the cosine of their single-word embeddings (``vectors``)."""
+    nouns = [w for w in re.findall(r"[a-z]{3,}", counted.lower()) if w not in _QUESTION_WORDS]
+    if not nouns:
+        return None
     targets = vectors(nouns)
 
     def similar(words: list[str]) -> bool:
@@ -284,10 +284,11 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     kind, stems, counted = asked_slot(question)
     if not kind:
         return []
-    similar = _similar_words(counted, embed) if embed is not None and kind == "number" else None
-
-    verb = set(match_sequence(_asked_verb(question)))
-    said = _similar_words(_asked_verb(question), embed) if verb and embed is not None else None
+    vectors = _word_vectors(embed) if embed is not None else None
+    similar = _similar_words(counted, vectors) if vectors is not None and kind == "number" else None
+    asked_verb = _asked_verb(question)
+    verb = set(match_sequence(asked_verb))
+    said = _similar_words(asked_verb, vectors) if verb and vectors is not None else None
 
     def value_of(text: str, date: str) -> tuple[object, str] | None:
         # "how many were wounded": a sentence that does not say "wounded" (or "injured") gives no value

@@ -81,16 +81,11 @@ class TimelineEntry:
     @property
     def when(self) -> str:
         """The date as precise as it is known: "2018-12-31", "week of 2018-12-24", "2018-12", "2018"."""
-        return self.date_as_known(self.date, self.precision)
-
-    @staticmethod
-    def date_as_known(date: str, precision: str) -> str:
-        """``date`` (ISO) shown to its ``precision`` (day, week, month or year)."""
-        if precision == "month":
-            return date[:7]
-        if precision == "year":
-            return date[:4]
-        return f"week of {date}" if precision == "week" else date
+        if self.precision == "month":
+            return self.date[:7]
+        if self.precision == "year":
+            return self.date[:4]
+        return f"week of {self.date}" if self.precision == "week" else self.date
 
     def to_dict(self) -> dict:
         return {"date": self.date, "precision": self.precision, "basis": self.basis, "stated": self.stated,
@@ -116,14 +111,9 @@ class Timeline:
 
     def summary(self) -> str:
         """ "4 main events (each reported by 3+ articles) from 41 articles; 23 more reported by fewer articles" """
-        return self.summary_of(self.to_dict())
-
-    @staticmethod
-    def summary_of(out: dict) -> str:
-        """The summary line of a timeline given as its ``to_dict()``."""
-        n, articles, more = len(out["entries"]), out["articles"], out.get("more", 0)
-        what = (f"{n} main event{'s' * (n != 1)} (each reported by {out['min_sources']}+ articles)"
-                if out.get("main_only") else f"{n} event{'s' * (n != 1)}")
+        n, articles, more = len(self.entries), self.articles, self.more
+        what = (f"{n} main event{'s' * (n != 1)} (each reported by {self.min_sources}+ articles)"
+                if self.main_only else f"{n} event{'s' * (n != 1)}")
         rest = f"; {more} more reported by fewer articles" if more else ""
         return f"{what} from {articles} article{'s' * (articles != 1)}{rest}"
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.config import Settings
-from rag.errors import CorpusError
 from rag.index import merge, segment
 from rag.index.layout import (
     FORMAT_VERSION,
@@ -25,7 +24,7 @@ from rag.index.layout import (
     write_lock,
 )
 from rag.index.segment import Progress, finish_manifest, resumable, resumed_segments
-from rag.ingest.corpus import IngestResult, count_documents, iter_corpus, list_files
+from rag.ingest.corpus import IngestResult, check_paths, count_documents, iter_corpus, list_files
 from rag.types import SkippedInput
 
 
@@ -87,9 +86,7 @@ def index_state(settings: Settings, vectors: str) -> IndexState:
     """Whether the index of ``settings`` exists, was built for them and their corpus, and is up to
     date (no corpus file changed size or time); ``vectors``: the kind this machine embeds."""
     index_dir = settings.index_path
-    for p in settings.corpus_paths:
-        if not p.exists():
-            raise CorpusError(f"corpus path not found: {p}")
+    check_paths(settings.corpus_paths)
     manifest = read_manifest(index_dir)
     if manifest is None:
         return IndexState("missing", f"no index yet in {index_dir}")

@@ -21,8 +21,7 @@ from rag.index.layout import bm25_text, doc_hash, fsync_dir, fsync_tree, next_se
 from rag.index.reader import chunk_ids_of
 from rag.text.chunk import chunk_document
 from rag.text.dates import day_numbers
-from rag.text.lexical import bm25_tokens as tokens_of
-from rag.text.lexical import build_bm25_tokens
+from rag.text.lexical import build_bm25, build_bm25_tokens
 from rag.types import Chunk, Document
 
 SEGMENT_TEXT_CHARS = 4_000_000  # a run writes a segment per this much new text (~1,000 articles): bounded memory
@@ -57,7 +56,10 @@ def write_segment(final: Path, docs: list[Document], chunks: Iterable[Chunk], ve
     kind = dense_kind(n, settings.ann_threshold)
     write_dense(tmp / "dense.faiss", np.load(tmp / "vectors.npy", mmap_mode="r"), kind, progress=progress)
     t2 = time.perf_counter()
-    build_bm25_tokens(tokens if tokens is not None else [tokens_of(t) or ["<empty>"] for t in texts], tmp / "bm25")
+    if tokens is None:
+        build_bm25(texts, tmp / "bm25")
+    else:
+        build_bm25_tokens(tokens, tmp / "bm25")
     info = {"chunks": n, "documents": len(docs), "dense": kind, "ann": kind != "flat"}
     if embedded:
         info.update(embedded, signature=settings.index_signature(), hashes={d.doc_id: doc_hash(d) for d in docs})

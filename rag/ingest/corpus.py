@@ -61,12 +61,18 @@ def supported(path: Path) -> bool:
 
 
 
-def list_files(paths: list[Path]) -> list[Path]:
-    """The supported files under ``paths`` (folders read recursively), sorted."""
-    found: list[Path] = []
+def check_paths(paths: list[Path]) -> None:
+    """A ``CorpusError`` naming the first of ``paths`` that does not exist."""
     for p in paths:
         if not p.exists():
             raise CorpusError(f"corpus path not found: {p}")
+
+
+def list_files(paths: list[Path]) -> list[Path]:
+    """The supported files under ``paths`` (folders read recursively), sorted."""
+    check_paths(paths)
+    found: list[Path] = []
+    for p in paths:
         if p.is_dir():
             found.extend(
                 f

@@ -20,6 +20,7 @@ from rag.text.dates import FORMATS_HELP, parse_date
 from rag.types import Answer, SkippedInput
 
 WIDTH = 100  # columns the text is wrapped to
+DAY_SETTING = "--reference-day"  # how the CLI sets the day a question about "now" refers to
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -264,7 +265,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if streamed:
         print()
     _warn_all(answer)
-    print(render.answer_text(answer, WIDTH, streamed=bool(streamed)))
+    print(render.answer_text(answer, WIDTH, streamed=bool(streamed), day_setting=DAY_SETTING))
     return 0
 
 
@@ -301,7 +302,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         try:
             answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, reference_day=day)
             _warn_all(answer)
-            print(render.answer_text(answer, WIDTH))
+            print(render.answer_text(answer, WIDTH, day_setting=DAY_SETTING))
         except RagError as e:
             print(f"Error: {e}", file=sys.stderr)
         print()

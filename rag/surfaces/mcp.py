@@ -29,7 +29,6 @@ from pydantic import BaseModel, Field
 from rag import (
     LOOPBACK_HOSTS,
     Filters,
-    Hit,
     MissingExtraError,
     Rag,
     RagError,
@@ -281,7 +280,7 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     ) -> Annotated[CallToolResult, AskResult]:
         with _tool_errors():
             answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day)
-        return _result(render.answer_text(answer, warnings=True), answer.to_dict())
+        return _result(render.answer_text(answer, warnings=True, day_setting="the reference_day argument"), answer.to_dict())
 
     @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)
     def timeline(
@@ -344,10 +343,6 @@ def _tool_errors() -> Iterator[None]:
 
 def _filters(since: str, until: str, source: str) -> Filters:
     return Filters(since=since.strip(), until=until.strip(), sources=(source,) if source.strip() else ())
-
-
-def _passage(n: int, hit: Hit) -> dict:
-    return hit.citation(n).to_dict()
 
 
 def _result(text: str, structured: dict) -> CallToolResult:

@@ -59,10 +59,12 @@ def sources_text(citations: list[Citation], width: int = 0, scores: bool = False
     return "\n".join(lines)
 
 
-def answer_text(answer: Answer, width: int = 0, streamed: bool = False, warnings: bool = False) -> str:
+def answer_text(answer: Answer, width: int = 0, streamed: bool = False, warnings: bool = False,
+                day_setting: str = "the reference day") -> str:
     """The short answer (when there is one), the answer, what stands in for an LLM answer that could
     not be used, notes, the values the sources give differently, and the sources. ``streamed``: the
-    model's answer was already shown as it was written; ``warnings``: the warnings go inline."""
+    model's answer was already shown as it was written; ``warnings``: the warnings go inline;
+    ``day_setting``: how this surface sets the day a question about "now" refers to."""
     blocks = []
     short = answer.short_line()
     if answer.llm_tokens:  # the model answered: its checked answer stands
@@ -78,7 +80,7 @@ def answer_text(answer: Answer, width: int = 0, streamed: bool = False, warnings
     if answer.abstained and answer.citations:
         notes.append(ABSTAINED_NOTE)
     if answer.reference_day:
-        notes.append(f"({recent_note(answer.reference_day)}; --reference-day sets the day.)")
+        notes.append(f"({recent_note(answer.reference_day)}; {day_setting} sets the day.)")
     if notes:
         blocks.append("\n".join(notes))
     for c in answer.conflicts:

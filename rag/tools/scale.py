@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,22 +56,35 @@ SCALE_QUERIES = DEFAULT_QUERIES + [
 ]
 
 
-def build_segment(base: list[Path], index_dir: Path, n: int, settings: Settings, seed: int = 0, log=print) -> dict:
-    """Write a segment of ``n`` chunks drawn from the segments ``base`` into ``index_dir`` through
-    the index's own segment writer; returns its manifest entry, with the seconds spent on the
-    store, the dense index and BM25 under ``timings``."""
+@dataclass
+class Base:
+    """The chunks drawn from: their vectors, store rows and BM25 tokens, read once."""
+
+    vectors: np.ndarray
+    rows: list[tuple]
+    tokens: list[list[str]]
+
+    @classmethod
+    def load(cls, folders: list[Path]) -> Base:
+        vectors = np.concatenate([np.load(f / "vectors.npy") for f in folders])
+        if len(vectors) == 0:
+            raise RagError(f"the base index at {folders[0].parent} is empty")
+        rows = []
+        for f in folders:
+            db = sqlite3.connect(f"file:{f / 'chunks.sqlite'}?mode=ro", uri=True)
+            rows += db.execute("SELECT doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks "
+                               "ORDER BY id").fetchall()
+            db.close()
+        return cls(vectors, rows, [bm25_tokens(bm25_text(Chunk(*r))) or ["<empty>"] for r in rows])
+
+
+def build_segment(base: Base, index_dir: Path, n: int, settings: Settings, seed: int = 0,
+                  log=print) -> tuple[dict, dict, list[str]]:
+    """Write a segment of ``n`` chunks drawn from ``base`` into ``index_dir`` through the index's
+    own segment writer; returns its manifest entry, the seconds spent on the store, the dense
+    index and BM25, and the ids of its documents."""
     rng = np.random.default_rng(seed)
-    base_vecs = np.concatenate([np.load(f / "vectors.npy") for f in base])
-    n_base, dim = base_vecs.shape
-    if n_base == 0:
-        raise RagError(f"the base index at {base[0].parent} is empty")
-    base_rows = []
-    for f in base:
-        db = sqlite3.connect(f"file:{f / 'chunks.sqlite'}?mode=ro", uri=True)
-        base_rows += db.execute("SELECT doc_id, start, end, text, n_tokens, title, date, source, url, page FROM chunks "
-                                "ORDER BY id").fetchall()
-        db.close()
-    base_tokens = [bm25_tokens(bm25_text(Chunk(*r))) or ["<empty>"] for r in base_rows]
+    n_base, dim = base.vectors.shape
     t0 = time.perf_counter()
     draw = rng.integers(0, n_base, n)
     # The vectors are drawn into an .npy file in bounded batches; the writer moves it into the segment.
@@ -78,7 +92,7 @@ def build_segment(base: list[Path], index_dir: Path, n: int, settings: Settings,
     vectors = np.lib.format.open_memmap(drawn, mode="w+", dtype=np.float32, shape=(n, dim))
     for start in range(0, n, BATCH):
         idx = draw[start:start + BATCH]
-        v = base_vecs[np.sort(idx)][np.argsort(np.argsort(idx))] + rng.normal(0, NOISE, (len(idx), dim))
+        v = base.vectors[np.sort(idx)][np.argsort(np.argsort(idx))] + rng.normal(0, NOISE, (len(idx), dim))
         vectors[start:start + len(idx)] = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
     vectors.flush()
     del vectors
@@ -86,48 +100,44 @@ def build_segment(base: list[Path], index_dir: Path, n: int, settings: Settings,
 
     def chunks():  # 25 drawn chunks make a synthetic article
         for i, j in enumerate(draw):
-            r = base_rows[j]
+            r = base.rows[j]
             if i % BATCH == 0:
                 log(f"  drawn {min(n, i + BATCH):,}/{n:,} chunks")
             yield Chunk(f"{r[0]}~{i // ARTICLE_CHUNKS}", *r[1:])
 
     docs: dict[str, Document] = {}
     for i, j in enumerate(draw):
-        r = base_rows[j]
+        r = base.rows[j]
         doc_id = f"{r[0]}~{i // ARTICLE_CHUNKS}"
         if doc_id not in docs:
             docs[doc_id] = Document(doc_id=doc_id, text="", title=r[5], date=r[6], source=r[7], url=r[8])
     timings: dict = {}
     entry = write_segment(index_dir / next_segment_name(index_dir), list(docs.values()), chunks(), drawn, settings,
-                          tokens=[base_tokens[j] for j in draw], timings=timings,
+                          tokens=[base.tokens[j] for j in draw], timings=timings,
                           progress=lambda done, total, stage: log(f"  {stage}: {done:,}/{total:,}"))
     timings["store_s"] += draw_s
-    return entry | {"timings": timings}
+    return entry, timings, list(docs)
 
 
-def build_segments(base: list[Path], index_dir: Path, n: int, settings: Settings, log=print,
+def build_segments(base_folders: list[Path], index_dir: Path, n: int, settings: Settings, log=print,
                    origin: dict | None = None) -> dict:
     """An index of ``n`` drawn chunks as ``rag index`` holds it after merging: segments of at most
     ``MERGE_MAX_CHUNKS`` chunks, committed as one generation. Returns the summed timings."""
+    base = Base.load(base_folders)
     sizes = [min(MERGE_MAX_CHUNKS, n - start) for start in range(0, n, MERGE_MAX_CHUNKS)]
     totals: dict = {"store_s": 0.0, "dense_s": 0.0, "bm25_s": 0.0, "segments": len(sizes)}
     segments, documents = [], {}
     for i, size in enumerate(sizes, 1):
         if len(sizes) > 1:
             log(f" segment {i} of {len(sizes)}")
-        entry = build_segment(base, index_dir, size, settings, seed=i, log=log)
-        timing = entry.pop("timings")
+        entry, timing, doc_ids = build_segment(base, index_dir, size, settings, seed=i, log=log)
         for key in ("store_s", "dense_s", "bm25_s"):
             totals[key] = round(totals[key] + timing[key], 1)
         totals["dense"] = timing["dense"]
         segments.append(entry)
-        db = sqlite3.connect(f"file:{index_dir / entry['name'] / 'chunks.sqlite'}?mode=ro", uri=True)
-        documents.update({d: {"hash": "", "path": "", "line": 0, "segment": entry["name"]}
-                          for (d,) in db.execute("SELECT doc_id FROM docs")})
-        db.close()
+        documents.update({d: {"hash": "", "path": "", "line": 0, "segment": entry["name"]} for d in doc_ids})
     manifest = {"format": FORMAT_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "settings": settings.index_signature(), "model": settings.model,
-                "dimension": int(np.load(index_dir / segments[0]["name"] / "vectors.npy", mmap_mode="r").shape[1]),
+                "settings": settings.index_signature(), "model": settings.model, "dimension": int(base.vectors.shape[1]),
                 "corpus": [], "duplicates": {}, "stamps": {}, "documents": len(documents), **(origin or {})}
     finish_manifest(manifest, segments, index_dir)
     commit(index_dir, manifest, documents)
