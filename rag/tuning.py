@@ -58,6 +58,7 @@ CONFLICT_DEPTH = 30  # passages read for the values of a question asking how man
 # question's word (MiniLM: ballots~votes 0.77, soldiers~troops 0.88, injured~wounded 0.61; but
 # wounded~killed 0.52, children~people 0.53, troops~people 0.46): chosen on those word pairs.
 CONFLICT_SIMILAR_WORD = 0.58
+CONFLICT_RANKED_PROBABILITY = 0.2  # an article's value read by the short-answer ranker counts from this probability
 CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms
 
 # Compressed dense index (rag/index/dense.py), above Settings.ann_threshold chunks; chosen with

@@ -173,6 +173,24 @@ class Answer:
 
 
 @dataclass
+class Sentence:
+    """A sentence of a ranked passage, as the answer step scores it."""
+
+    n: int  # citation number of the passage it comes from
+    start: int  # span in the document
+    end: int
+    text: str
+    score: float = 0.0
+    dense: float = 0.0
+    lexical: float = 0.0
+    phrase: float = 0.0  # share of the question's word pairs that the sentence has side by side
+    appositive: float = 0.0  # share of the question's focus phrase beside a new name
+    date: str = ""  # the article's date
+    chance: float = 0.0  # the learned reader's probability that the sentence answers (0 without it)
+    headline: bool = False  # the article's title, as its text repeats it
+
+
+@dataclass
 class SkippedInput:
     """An input that could not be read, with where and why."""
 

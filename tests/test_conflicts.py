@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.conflicts import asked_slot, find_conflicts, holders, money_value, number_near
+from rag.answer.conflicts import (
+    ArticleValue,
+    _amount,
+    _name_key,
+    asked_slot,
+    find_conflicts,
+    holders,
+    money_value,
+    number_near,
+)
 from rag.answer.extract import Sentence
 from rag.types import Chunk, Hit
 
@@ -209,3 +218,78 @@ def test_what_is_counted_may_be_named_in_other_words(real_rag):
                _sentence(2, "The attack left 41 people wounded, officials said later.")]
     (conflict,) = find_conflicts("How many people were injured in the attack?", injured, hits, embed=embed)
     assert {v.value for v in conflict.values} == {"30", "41"}  # "injured" asked, "wounded" written
+
+
+# ---------------------------------------------------------------- values read by the short-answer ranker
+
+
+def _value(doc_id: str, written: str, n: int, date: str, probability: float = 0.5, label: str = "PERSON") -> ArticleValue:
+    key = _amount(written) if label in ("CARDINAL", "MONEY") else _name_key(written)
+    return ArticleValue(doc_id, key, written, n, date, probability, label)
+
+
+def test_amounts_are_compared_as_numbers_with_their_scale_and_currency():
+    assert _amount("two dozen") == 24.0 and _amount("5,000") == 5000.0 and _amount("3.5 million") == 3.5e6
+    assert _amount("$51m") == _amount("51 million dollars") == ("USD", 51e6)
+    assert _amount("between 5 and 7") is None  # not one number
+
+
+def test_a_question_no_slot_reads_gets_its_conflict_from_the_ranked_values():
+    """"Where was he arrested?" has no hand-written slot: each article's ranked answer is its value."""
+    hits = [_hit("a", "2022-12-12"), _hit("b", "2022-12-12"), _hit("c", "2022-12-13")]
+    ranked = [_value("a", "the Bahamas", 1, "2022-12-12", 0.4, "GPE"), _value("b", "Miami", 2, "2022-12-12", 0.3, "GPE"),
+              _value("c", "Bahamas", 3, "2022-12-13", 0.25, "GPE")]
+    (conflict,) = find_conflicts("Where was Sam Bankman-Fried arrested?", [], hits, ranked=ranked)
+    assert conflict.kind == "disagree" and conflict.what == "the place"
+    assert [(v.value, v.citations) for v in conflict.values] == [("the Bahamas", [1, 3]), ("Miami", [2])]  # variants merged
+
+
+@pytest.mark.parametrize("ranked", [
+    # the sources agree, in other spellings
+    [_value("a", "Liz Truss", 1, "2022-09-06"), _value("b", "Truss", 2, "2022-09-08"), _value("c", "Prime Minister Truss", 3, "2022-09-09")],
+    # the second value is not likely enough
+    [_value("a", "Liz Truss", 1, "2022-09-06"), _value("b", "Boris Johnson", 2, "2022-10-25", 0.05)],
+    # a place is not another answer than a person
+    [_value("a", "Liz Truss", 1, "2022-09-06"), _value("b", "Downing Street", 2, "2022-10-25", 0.3, "FAC")],
+])
+def test_ranked_values_that_agree_or_are_unlikely_or_of_another_kind_are_not_a_conflict(ranked):
+    hits = [_hit("a", "2022-09-06"), _hit("b", "2022-09-08"), _hit("c", "2022-09-09")]
+    assert find_conflicts("Who moved into Number 10?", [], hits, ranked=ranked) == []
+
+
+def test_an_office_holder_the_pattern_misses_is_read_by_the_ranker():
+    """The slot reads "Prime Minister Liz Truss"; an article that names the office holder otherwise
+    ("Rishi Sunak ... entered Downing Street") gives the ranker's value: a name change over time."""
+    hits = [_hit("sep", "2022-09-06"), _hit("oct", "2022-10-25")]
+    sentences = [_sentence(1, "Prime Minister Liz Truss took office on Tuesday."),
+                 _sentence(2, "Rishi Sunak entered Downing Street on Tuesday as the new leader.")]
+    ranked = [_value("oct", "Rishi Sunak", 2, "2022-10-25", 0.45)]
+    (conflict,) = find_conflicts("Who is the prime minister of the United Kingdom?", sentences, hits, ranked=ranked)
+    assert conflict.kind == "update" and [v.value for v in conflict.values] == ["Rishi Sunak", "Liz Truss"]
+    assert find_conflicts("Who is the prime minister of the United Kingdom?", sentences, hits) == []  # the slot alone: one value
+
+
+@pytest.mark.slow
+def test_the_ranker_reads_each_articles_answer_in_the_shipped_articles(real_rag, monkeypatch):
+    """Each article's value: the ranker's most probable name of the kind asked, in the article's text."""
+    import rag.answer.extract as extract
+    from rag.answer.conflicts import ranked_values
+
+    seen = {}
+
+    def observed(*args, **kwargs):
+        seen["values"] = ranked_values(*args, **kwargs)
+        return seen["values"]
+
+    monkeypatch.setattr(extract, "ranked_values", observed)
+    answer = real_rag.ask("Who is Pakistan's foreign minister?")
+    values = seen["values"]
+    assert len({v.doc_id for v in values}) == len(values) >= 2  # one value per article
+    for v in values:
+        assert v.label == "PERSON" and 0.0 < v.probability < 1.0
+        assert v.written in real_rag.document(v.doc_id)["text"]
+    by_year = {v.date[:4]: v.written for v in values}
+    assert "Qureshi" in by_year["2018"] and "Dar" in by_year["2025"]
+    # and the answer shows the change of office holder, newest first
+    (conflict,) = answer.conflicts
+    assert conflict.kind == "update" and "Dar" in conflict.values[0].value and "Qureshi" in conflict.values[-1].value

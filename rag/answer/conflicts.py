@@ -13,16 +13,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag.answer.short import answer_groups, candidate_groups, group_of, normalise, parse, question_head, question_kind
 from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
 from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, words
 from rag.tuning import (
     CONFLICT_MIN_SCORE_RATIO,
     CONFLICT_NUMBER_WINDOW,
+    CONFLICT_RANKED_PROBABILITY,
     CONFLICT_RARE_TERMS,
     CONFLICT_SAME_DAYS,
     CONFLICT_SIMILAR_WORD,
 )
+from rag.types import Sentence
 
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.,;]+)", re.I)
 _PHRASE_END = re.compile(r"(?:were|was|are|is|did|do|does|have|has|had|will|would|could|can|may|might|in|on|at|of|"
@@ -270,7 +273,7 @@ def rare_terms(question: str, idf) -> list[str]:
 
 
 def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] | tuple = (),
-                   embed=None) -> list[Conflict]:
+                   embed=None, ranked: list | tuple = ()) -> list[Conflict]:
     """Conflicts for what ``question`` asks among the articles of ``hits`` (ranked passages;
     ``sentences`` are the scored sentences of the first of them, ``n`` indexing ``hits``).
 
@@ -283,7 +286,8 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     """
     kind, stems, counted = asked_slot(question)
     if not kind:
-        return []
+        return conflicts_of([(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind(ranked)],
+                            _what_ranked(question), _same_name)
     vectors = _word_vectors(embed) if embed is not None else None
     similar = _similar_words(counted, vectors) if vectors is not None and kind == "number" else None
     asked_verb = _asked_verb(question)
@@ -295,7 +299,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         if verb and not (verb & match_tokens(text)) and not (said and said(_words_after_numbers(text))):
             return None
         if kind == "name":
-            found = {(name, " ".join(name.lower().split())) for name in holders(text, counted)}
+            found = {(name, _name_key(name)) for name in holders(text, counted)}
             if len({key for _, key in found}) != 1:
                 return None
             written, key = found.pop()
@@ -355,8 +359,40 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             if value:
                 per_article[c.doc_id] = (*value, n, c.date)
                 break
+    what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
+            "money": f"the {counted}"}.get(kind, "the date")
+    values = [(doc_id, key, written, n, date) for doc_id, (key, written, n, date) in per_article.items()]
+    if kind in ("number", "name", "money"):
+        fits = (lambda k: isinstance(k, tuple) and all(isinstance(x, str) for x in k)) if kind == "name" else \
+            (lambda k: isinstance(k, tuple) and isinstance(k[0], str) and isinstance(k[1], float)) if kind == "money" else \
+            (lambda k: isinstance(k, float))
+        values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind([v for v in ranked if fits(v.key)])
+                   if v.doc_id not in per_article]
+    return conflicts_of(values, what, _same_name if kind == "name" else None)
+
+
+def _one_kind(values: list) -> list:
+    """The ranked values likely enough (``CONFLICT_RANKED_PROBABILITY``) and of the same kind (label group) as the
+    most likely one: a person is not another answer than a place."""
+    values = [v for v in values if v.probability >= CONFLICT_RANKED_PROBABILITY]
+    if not values:
+        return []
+    group = group_of(max(values, key=lambda v: v.probability).label)
+    return [v for v in values if group_of(v.label) == group]
+
+
+def _what_ranked(question: str) -> str:
+    return {"person": "the person", "place": "the place", "org": "the organisation", "date": "the date",
+            "number": "the number"}.get(question_kind(question), "the answer")
+
+
+def conflicts_of(per_article: list[tuple], what: str, same=None) -> list[Conflict]:
+    """The conflict among articles' values ((doc_id, key, as written, n, date) each), if they
+    give two or more; ``same(a, b)`` tells keys of one value apart from others (default: equal)."""
     groups: dict[object, ConflictValue] = {}
-    for doc_id, (key, written, n, date) in sorted(per_article.items(), key=lambda kv: kv[1][2]):
+    for doc_id, key, written, n, date in sorted(per_article, key=lambda v: v[3]):
+        if same is not None:
+            key = next((k for k in groups if same(k, key)), key)
         group = groups.setdefault(key, ConflictValue(written))
         group.citations.append(n)
         group.doc_ids.append(doc_id)
@@ -368,8 +404,6 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     for v in values:
         v.dates.sort()
         v.as_of = v.dates[-1] if v.dates else ""
-    what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
-            "money": f"the {counted}"}.get(kind, "the date")
     if _same_days(values):
         return [Conflict(what, "disagree", sorted(values, key=lambda v: -len(v.doc_ids)))]
     return [Conflict(what, "update", sorted(values, key=lambda v: v.as_of, reverse=True))]
@@ -383,3 +417,121 @@ def _same_days(values: list[ConflictValue]) -> bool:
             if any(a == 0 or b == 0 or abs(a - b) <= CONFLICT_SAME_DAYS for a in days[i] for b in days[j]):
                 return True
     return False
+
+
+# ---------------------------------------------------------------- values from the short-answer ranker
+
+
+@dataclass
+class ArticleValue:
+    """One article's answer to the question: the ranker's most probable typed candidate among
+    its best sentences."""
+
+    doc_id: str
+    key: object  # what values are compared by: (currency, amount) or amount for numbers, name words for names
+    written: str
+    n: int  # its passage's rank
+    date: str
+    probability: float
+    label: str
+
+
+def _amount(text: str) -> object | None:
+    """A number as compared: a sum of money as (currency, amount), a count as its value
+    ("two dozen" 24, "5,000" 5000, "3.5 million" 3.5e6); None when ``text`` gives no one number."""
+    money = money_value(text)
+    if money:
+        return money[1]
+    found = set()
+    for m in _NUMBER.finditer(text):
+        if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
+            continue
+        word = m.group(1).lower()
+        base = _WORD_NUMBERS[word] if word in _WORD_NUMBERS else float(word.replace(",", ""))
+        found.add(base * _SCALE.get((m.group(2) or "").lower(), 1.0))
+    return found.pop() if len(found) == 1 else None
+
+
+def _name_key(text: str) -> tuple[str, ...]:
+    return tuple(normalise(text).split())
+
+
+def _same_name(a: object, b: object) -> bool:
+    """Spelling variants of one name: one's words within the other's ("Truss", "Liz Truss"), or
+    the same last word ("Prime Minister Sunak", "Rishi Sunak"); other values when equal."""
+    if not (isinstance(a, tuple) and isinstance(b, tuple) and all(isinstance(x, str) for x in a + b)):
+        return a == b
+    return bool(a and b) and (set(a) <= set(b) or set(b) <= set(a) or a[-1] == b[-1])
+
+
+def ranked_values(query: str, question: str, scored: list, hits: list, short, rare: list[str] | tuple = (),
+                  parsed: list = (), reference_day: str = "", per_article: int = 2) -> list[ArticleValue]:
+    """Each article's answer to ``question``: the short-answer ranker's most probable candidate
+    of the kind asked (a number, a name, a date) among the article's best sentences.
+
+    ``scored``: the scored sentences of the first passages (``n`` indexing ``hits``); an
+    article's ``per_article`` best that share a word with the question are read. For a passage
+    past the scored ones, its sentence sharing most of the question's words is. ``parsed``:
+    sentences spaCy already read (the short answer's), not read again. A sentence counts only
+    when it (or, for a scored one, its article's title) holds one of the ``rare`` terms."""
+
+    kind = question_kind(question)
+    if kind == "explain" or short is None or short.ranker is None:
+        return []
+    q_terms = match_tokens(question)
+
+    def on_topic(text: str, chunk, or_title: bool = False) -> bool:
+        return not rare or bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
+
+    chosen: dict[str, list] = {}
+    for s in sorted(scored, key=lambda s: -s.score):
+        c = hits[s.n - 1].chunk
+        mine = chosen.setdefault(c.doc_id, [])
+        if len(mine) < per_article and match_tokens(s.text) & q_terms and on_topic(s.text, c, or_title=True):
+            mine.append(s)
+    scored_n = {s.n for s in scored}
+    for n, hit in enumerate(hits, 1):
+        c = hit.chunk
+        if n in scored_n or chosen.get(c.doc_id):
+            continue
+        best, best_cover = None, 0
+        for start, end in sentence_spans(c.text):
+            text = c.text[start:end]
+            cover = len(match_tokens(text) & q_terms)
+            if cover > best_cover and on_topic(text, c):
+                best, best_cover = Sentence(n, c.start + start, c.start + end, text, date=c.date), cover
+        if best is not None:
+            best.lexical = best_cover / max(1, len(q_terms))
+            chosen[c.doc_id] = [best]
+    done = {id(p.sentence): p for p in parsed}
+    todo = [s for ss in chosen.values() for s in ss if id(s) not in done]
+    for p in parse(todo, short.pipeline()) if todo else []:
+        done[id(p.sentence)] = p
+    read = [done[id(s)] for ss in chosen.values() for s in ss]
+    if not read:
+        return []
+    passages = [(h.chunk.doc_id, h.chunk.text) for h in hits]
+    prior = short.ranker.model.get("type_prior")
+
+    def ranked(sents, passages):
+        cands = candidate_groups(query, sents, passages, reference_day, question, prior)
+        for c, p in zip(cands, short.ranker.probabilities(cands)):
+            c.probability = float(p)
+        return sorted(cands, key=lambda c: -c.probability)
+
+    cands = ranked(read, passages)
+    wanted = answer_groups(kind)
+    if kind == "number" and question_head(question) in ("how old", "how long"):
+        wanted = wanted | {"date"}  # spaCy calls an age or a span of time a date ("aged 96", "nine years")
+    out = []
+    for doc_id, ss in chosen.items():
+        where = {normalise(m.text): done[id(s)].sentence for s in reversed(ss) for m in done[id(s)].mentions}
+        for c in cands:  # most probable first
+            if c.key not in where or group_of(c.label) not in wanted:
+                continue
+            key = _amount(c.text) if kind == "number" else _name_key(c.text)
+            if key not in (None, ()):
+                s = where[c.key]
+                out.append(ArticleValue(doc_id, key, c.text, s.n, s.date, c.probability, c.label))
+                break
+    return out

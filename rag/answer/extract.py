@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rag.answer.conflicts import find_conflicts, rare_terms
+from rag.answer.conflicts import find_conflicts, ranked_values, rare_terms
 from rag.answer.short import focus_phrase, parse, question_kind
 from rag.answer.short import rank as rank_candidates
 from rag.text.chunk import sentence_spans
@@ -39,7 +39,7 @@ from rag.tuning import (
     RUNNER_UP_RATIO,
     TYPE_WEIGHT,
 )
-from rag.types import Citation, Evidence, Hit, ShortAnswer
+from rag.types import Citation, Evidence, Hit, Sentence, ShortAnswer
 
 NOT_FOUND = "Not found in the corpus: the retrieved passages do not answer this question."
 _NAME = re.compile(r"\b[A-Z][a-z]+(?:[\s-][A-Z][a-z]+)*\b")
@@ -70,22 +70,6 @@ def name_stems(question: str) -> set[str]:
     if question[:1].isupper():
         words = words[1:]  # "Which", "Who": capitalised only because it starts the question
     return {t for w in words for t in match_tokens(w) if len(t) >= 4}
-
-
-@dataclass
-class Sentence:
-    n: int  # citation number of the passage it comes from
-    start: int  # span in the document
-    end: int
-    text: str
-    score: float = 0.0
-    dense: float = 0.0
-    lexical: float = 0.0
-    phrase: float = 0.0  # share of the question's word pairs that the sentence has side by side
-    appositive: float = 0.0  # share of the question's focus phrase beside a new name
-    date: str = ""  # the article's date
-    chance: float = 0.0  # the learned reader's probability that the sentence answers (0 without it)
-    headline: bool = False  # the article's title, as its text repeats it
 
 
 def citations_for(hits: list[Hit]) -> list[Citation]:
@@ -355,8 +339,10 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    conflicts = find_conflicts(question, scored, ranked, rare_terms(question, idf),
-                               embed=embedder.encode_short if embedder is not None else None)
+    rare = rare_terms(question, idf)
+    values = ranked_values(query, question, scored, ranked, short, rare, parsed, reference_day)
+    conflicts = find_conflicts(question, scored, ranked, rare,
+                               embed=embedder.encode_short if embedder is not None else None, ranked=values)
     extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
     if extra:
         order = list(range(1, k + 1)) + extra + [n for n in range(k + 1, len(ranked) + 1) if n not in extra]

@@ -75,6 +75,18 @@ _ANSWERS_KIND = {
     "person": {"person"}, "place": {"place"}, "org": {"org"}, "number": {"number", "money", "percent"},
     "date": {"date"}, "work": {"work", "quote"}, "thing": {"np", "quote", "work", "norp"},
 }
+
+
+def group_of(label: str) -> str:
+    """The label group (one of ``LABELS``) of a mention's label."""
+    return _LABEL_GROUPS.get(label, "np")
+
+
+def answer_groups(kind: str) -> set[str]:
+    """The label groups that answer a question of ``kind`` (one of ``KINDS``)."""
+    return set(_ANSWERS_KIND.get(kind, ()))
+
+
 _PRONOUNS = {"i", "me", "we", "us", "you", "he", "him", "she", "her", "it", "they", "them", "this", "that",
              "these", "those", "who", "which", "what", "whom", "one", "something", "anything", "everything",
              "nothing", "someone", "anyone", "everyone", "itself", "himself", "herself", "themselves"}
@@ -286,7 +298,7 @@ def label_group_of(text: str, pipeline=None) -> str:
     return "np"
 
 
-_NUMBER = re.compile(r"(?<![\w.,])([$€£]\s?)?\d[\d,]*(?:\.\d+)?(?:\s?(%|percent|million|billion|trillion))?(?![\w])")
+_NUMBER = re.compile(r"(?<![\w.,])([$€£]\s?)?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?(%|percent|million|billion|trillion))?(?![\w])")
 
 
 def number_mentions(text: str, known: list[Mention]) -> list[Mention]:
@@ -297,6 +309,8 @@ def number_mentions(text: str, known: list[Mention]) -> list[Mention]:
     for m in _NUMBER.finditer(text):
         if (m.start(), m.end()) in spans or re.fullmatch(r"(?:1[89]|20)\d\d", m.group(0)):
             continue  # a year is a date, which the NER finds
+        if any(k.start <= m.start() and m.end() <= k.end for k in known if k.label in ("DATE", "TIME")):
+            continue  # the day of a date ("July 5, 2022")
         label = "MONEY" if m.group(1) else "PERCENT" if m.group(2) in ("%", "percent") else "CARDINAL"
         out.append(Mention(m.start(), m.end(), m.group(0), label, "number"))
     return out
@@ -370,8 +384,11 @@ def normalise(text: str) -> str:
     return " ".join(re.findall(r"\w+", text))
 
 
-def _token_positions(text: str) -> list[tuple[int, int, str]]:
-    return [(m.start(), m.end(), m.group(0).lower()) for m in re.finditer(r"\w[\w'’-]*", text)]
+@lru_cache(maxsize=2048)
+def _token_positions(text: str) -> tuple[tuple[int, int, frozenset[str]], ...]:
+    """Each word of ``text``: its span and its stems (one sentence is read for many mentions)."""
+    return tuple((m.start(), m.end(), frozenset(match_tokens(m.group(0).lower())))
+                 for m in re.finditer(r"\w[\w'’-]*", text))
 
 
 def _near(parsed: Parsed, mention: Mention, terms: set[str]) -> float:
@@ -382,10 +399,10 @@ def _near(parsed: Parsed, mention: Mention, terms: set[str]) -> float:
     first = next((i for i, t in enumerate(toks) if t[1] > mention.start), len(toks))
     last = next((i for i, t in enumerate(toks) if t[0] >= mention.end), len(toks))
     best = 30.0
-    for i, (_, _, w) in enumerate(toks):
+    for i, (_, _, stems) in enumerate(toks):
         if first <= i < last:
             continue
-        if match_tokens(w) & terms:
+        if stems & terms:
             best = min(best, float(first - i if i < first else i - last + 1))
     return best
 
