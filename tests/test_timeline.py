@@ -98,9 +98,22 @@ def test_timeline_json_from_the_command_line(fake_rag, capsys):
     assert set(first["source"]) >= {"doc_id", "title", "date", "source", "url", "start", "end", "text"}
 
 
-def _event(day: str, reports: int) -> TimelineEntry:
+def _event(day: str, reports: int, basis: str = "article") -> TimelineEntry:
     sources = [Source(f"d{day}{i}", "t", day, "s", "", 0, 5, "text") for i in range(reports)]
-    return TimelineEntry(day, "day", "article", "", "text", sources[0], sources[1:])
+    return TimelineEntry(day, "day", basis, "on Monday" if basis == "stated" else "", "text", sources[0], sources[1:])
+
+
+def test_a_main_event_says_when_it_happened_unless_more_articles_report_it():
+    """Precision first: an entry dated only by its article ("the jailed opposition leader ...") is
+    background, a main event only when more than three articles report it."""
+    t = Timeline("x", entries=[_event("2023-01-01", 3), _event("2023-02-01", 3, "stated"), _event("2023-03-01", 4),
+                               _event("2023-04-01", 5, "stated"), _event("2023-05-01", 2, "stated")])
+    t.keep_main()
+    assert [e.date for e in t.entries] == ["2023-02-01", "2023-03-01", "2023-04-01"] and t.more == 2
+    # under two events that say when: the reports decide alone, as before
+    t = Timeline("x", entries=[_event("2023-01-01", 3), _event("2023-02-01", 3, "stated"), _event("2023-03-01", 1)])
+    t.keep_main()
+    assert [e.date for e in t.entries] == ["2023-01-01", "2023-02-01"] and t.min_sources == 3
 
 
 def test_main_events_are_those_reported_by_three_articles_else_fewer():

@@ -119,14 +119,22 @@ class Timeline:
 
     def keep_main(self, min_sources: int = TIMELINE_MAIN_SOURCES) -> None:
         """Keep the main events: those reported by at least ``min_sources`` articles. When fewer
-        than two are (a small archive), those reported by one article fewer, and so on."""
-        for least in range(min_sources, 1, -1):
-            main = [e for e in self.entries if len(e.sources) >= least]
-            if len(main) >= 2:
-                if len(main) < len(self.entries):
-                    self.more += len(self.entries) - len(main)
-                    self.entries, self.main_only, self.min_sources = main, True, least
-                return
+        than two are (a small archive), those reported by one article fewer, and so on.
+
+        An event is something that happened at a time its sentence says ("died on Thursday",
+        "was arrested in February"). An entry dated only by its article's date is mostly
+        background ("the jailed opposition leader ..."): it is a main event only when more
+        than ``min_sources`` articles report it, or when the events whose sentences say when
+        are too few (under two, however few articles report them)."""
+        events = [e for e in self.entries if e.basis == "stated" or len(e.sources) > min_sources]
+        for pool in (events, self.entries):
+            for least in range(min_sources, 1, -1):
+                main = [e for e in pool if len(e.sources) >= least]
+                if len(main) >= 2:
+                    if len(main) < len(self.entries):
+                        self.more += len(self.entries) - len(main)
+                        self.entries, self.main_only, self.min_sources = main, True, least
+                    return
 
     def keep_most_reported(self, limit: int) -> None:
         """Keep the ``limit`` events reported by the most articles, still oldest first."""
