@@ -223,9 +223,10 @@ def test_what_is_counted_may_be_named_in_other_words(real_rag):
 # ---------------------------------------------------------------- values read by the short-answer ranker
 
 
-def _value(doc_id: str, written: str, n: int, date: str, probability: float = 0.5, label: str = "PERSON") -> ArticleValue:
+def _value(doc_id: str, written: str, n: int, date: str, probability: float = 0.5, label: str = "PERSON",
+           sentence: str = "") -> ArticleValue:
     key = _amount(written) if label in ("CARDINAL", "MONEY") else _name_key(written)
-    return ArticleValue(doc_id, key, written, n, date, probability, label)
+    return ArticleValue(doc_id, key, written, n, date, probability, label, sentence or written)
 
 
 def test_amounts_are_compared_as_numbers_with_their_scale_and_currency():
@@ -259,14 +260,32 @@ def test_ranked_values_that_agree_or_are_unlikely_or_of_another_kind_are_not_a_c
 
 def test_an_office_holder_the_pattern_misses_is_read_by_the_ranker():
     """The slot reads "Prime Minister Liz Truss"; an article that names the office holder otherwise
-    ("Rishi Sunak ... entered Downing Street") gives the ranker's value: a name change over time."""
+    ("Rishi Sunak became prime minister") gives the ranker's value: a name change over time. The
+    ranker's name counts only in a sentence that names the office."""
     hits = [_hit("sep", "2022-09-06"), _hit("oct", "2022-10-25")]
-    sentences = [_sentence(1, "Prime Minister Liz Truss took office on Tuesday."),
-                 _sentence(2, "Rishi Sunak entered Downing Street on Tuesday as the new leader.")]
-    ranked = [_value("oct", "Rishi Sunak", 2, "2022-10-25", 0.45)]
+    sunak = "Rishi Sunak became prime minister on Tuesday, entering Downing Street."
+    sentences = [_sentence(1, "Prime Minister Liz Truss took office on Tuesday."), _sentence(2, sunak)]
+    ranked = [_value("oct", "Rishi Sunak", 2, "2022-10-25", 0.45, sentence=sunak)]
     (conflict,) = find_conflicts("Who is the prime minister of the United Kingdom?", sentences, hits, ranked=ranked)
     assert conflict.kind == "update" and [v.value for v in conflict.values] == ["Rishi Sunak", "Liz Truss"]
     assert find_conflicts("Who is the prime minister of the United Kingdom?", sentences, hits) == []  # the slot alone: one value
+    elsewhere = [_value("oct", "Rishi Sunak", 2, "2022-10-25", 0.45, sentence="Rishi Sunak entered Downing Street.")]
+    assert find_conflicts("Who is the prime minister of the United Kingdom?", sentences, hits, ranked=elsewhere) == []
+
+
+def test_a_number_the_ranker_reads_counts_only_where_it_counts_what_is_asked():
+    """"How many were wounded?": the ranker's "seven" of "killing seven and wounding dozens" is the
+    dead, not the wounded; its "30" of "30 people were wounded" is."""
+    hits = [_hit("a", "2022-07-04"), _hit("b", "2022-07-05")]
+    question = "How many people were wounded in the parade shooting?"
+    killed = "The gunman opened fire on the parade, killing seven and wounding dozens."
+    wounded = "At least 30 people were wounded in the parade shooting."
+    sentences = [_sentence(1, "Police said 24 people were wounded in the parade shooting.")]
+    assert find_conflicts(question, sentences, hits, ranked=[_value("b", "seven", 2, "2022-07-05", sentence=killed,
+                                                                     label="CARDINAL")]) == []
+    (conflict,) = find_conflicts(question, sentences, hits, ranked=[_value("b", "30", 2, "2022-07-05", sentence=wounded,
+                                                                            label="CARDINAL")])
+    assert [v.value for v in conflict.values] == ["30", "24"]
 
 
 @pytest.mark.slow

@@ -198,12 +198,21 @@ def number_near(sentence: str, stems: list[str]) -> tuple[str, float] | None:
     return next(_numbers_near(sentence, stems), None)
 
 
-def _numbers_near(sentence: str, stems: list[str], similar=None):
+def _numbers_near(sentence: str, stems: list[str], similar=None, verb: set[str] = frozenset(), said=None):
+    """The numbers of ``sentence`` that count what ``stems`` name; with ``verb`` (the stems of the
+    participle asked: "injured"), only those it follows ("30 people were injured", "30 injured")
+    or, as "-ing", precedes ("injuring 30"); ``said`` tests that participle in other words."""
     for m in _NUMBER.finditer(sentence):
         if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
             continue  # a year, not a count
         after = sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]
         following = match_sequence(" ".join(after))
+        if verb:  # the participle within the number's own phrase: "killing seven and wounding dozens"
+            own = re.split(r"[,;]|\b(?:and|or|but|while)\b", " ".join(after), maxsplit=1)[0]
+            before = re.split(r"[,;]|\b(?:and|or|but|while)\b", " ".join(sentence[:m.start()].split()[-3:]))[-1]
+            if not (set(match_sequence(own)) & verb or set(match_sequence(before)) & verb
+                    or (said is not None and said(re.findall(r"[a-z]{3,}", own.lower())))):
+                continue
         near = any(t.startswith(s) or s.startswith(t) for t in following for s in stems)
         if not near and similar is not None and stems is not _DEAD:  # "ballots" counted as "votes"
             near = similar([w for w in re.findall(r"[a-z]{3,}", " ".join(after).lower())])
@@ -293,6 +302,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     asked_verb = _asked_verb(question)
     verb = set(match_sequence(asked_verb))
     said = _similar_words(asked_verb, vectors) if verb and vectors is not None else None
+    count_verb = frozenset() if stems is _DEAD else verb  # a death toll is read by its own patterns
 
     def value_of(text: str, date: str) -> tuple[object, str] | None:
         # "how many were wounded": a sentence that does not say "wounded" (or "injured") gives no value
@@ -314,7 +324,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             written, key = found.pop()
             return key, written
         if kind == "number":
-            found = {v for v in _numbers_near(text, stems, similar)}
+            found = set(_numbers_near(text, stems, similar, count_verb, said))
             if len({key for _, key in found}) != 1:
                 return None
             written, key = found.pop()
@@ -326,9 +336,17 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         return key, f"{key} (“{words}”)"
 
     def on_topic(text: str, chunk, or_title: bool = False) -> bool:
-        if not rare:
-            return True
-        return bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
+        return _on_topic(text, chunk, rare, or_title)
+
+    def slot_reads(v: ArticleValue) -> bool:
+        """Whether the ranker's value is one the slot allows in its sentence: a number standing by
+        what is counted (and the participle asked), a sum in a sentence of costs, a name in a
+        sentence that names the office."""
+        if kind == "number":
+            return v.key in {key for _, key in _numbers_near(v.sentence, stems, similar, count_verb, said)}
+        if kind == "money":
+            return bool(_COST_SENTENCE.search(v.sentence))
+        return bool(match_tokens(v.sentence) & set(match_sequence(counted)))
 
     per_article: dict[str, tuple[object, str, int, str]] = {}  # doc_id -> (key, as written, n, date)
     if kind in ("number", "name", "measure", "money"):  # headline figures, names, measures, sums
@@ -362,13 +380,20 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
             "money": f"the {counted}"}.get(kind, "the date")
     values = [(doc_id, key, written, n, date) for doc_id, (key, written, n, date) in per_article.items()]
-    if kind in ("number", "name", "money"):
-        fits = (lambda k: isinstance(k, tuple) and all(isinstance(x, str) for x in k)) if kind == "name" else \
-            (lambda k: isinstance(k, tuple) and isinstance(k[0], str) and isinstance(k[1], float)) if kind == "money" else \
-            (lambda k: isinstance(k, float))
-        values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind([v for v in ranked if fits(v.key)])
-                   if v.doc_id not in per_article]
+
+    if kind in ("number", "name", "money"):  # the articles the patterns read nothing in: the ranker's values
+        values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind([v for v in ranked if _fits(v.key, kind)])
+                   if v.doc_id not in per_article and slot_reads(v)]
     return conflicts_of(values, what, _same_name if kind == "name" else None)
+
+
+def _fits(key: object, kind: str) -> bool:
+    """Whether a ranked value's key is of the slot's ``kind``: a name, a sum of money, a count."""
+    if kind == "name":
+        return isinstance(key, tuple) and all(isinstance(x, str) for x in key)
+    if kind == "money":
+        return isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], float)
+    return isinstance(key, float)
 
 
 def _one_kind(values: list) -> list:
@@ -409,6 +434,13 @@ def conflicts_of(per_article: list[tuple], what: str, same=None) -> list[Conflic
     return [Conflict(what, "update", sorted(values, key=lambda v: v.as_of, reverse=True))]
 
 
+def _on_topic(text: str, chunk, rare, or_title: bool = False) -> bool:
+    """Whether ``text`` (or, with ``or_title``, its article's title) holds one of the ``rare`` terms."""
+    if not rare:
+        return True
+    return bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
+
+
 def _same_days(values: list[ConflictValue]) -> bool:
     """True when two values were reported within CONFLICT_SAME_DAYS of each other (or undated)."""
     days = [[day_number(d) for d in v.dates] or [0] for v in values]
@@ -434,6 +466,7 @@ class ArticleValue:
     date: str
     probability: float
     label: str
+    sentence: str = ""  # the sentence it was read in
 
 
 def _amount(text: str) -> object | None:
@@ -481,7 +514,7 @@ def ranked_values(query: str, question: str, scored: list, hits: list, short, ra
     q_terms = match_tokens(question)
 
     def on_topic(text: str, chunk, or_title: bool = False) -> bool:
-        return not rare or bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
+        return _on_topic(text, chunk, rare, or_title)
 
     chosen: dict[str, list] = {}
     for s in sorted(scored, key=lambda s: -s.score):
@@ -532,6 +565,6 @@ def ranked_values(query: str, question: str, scored: list, hits: list, short, ra
             key = _amount(c.text) if kind == "number" else _name_key(c.text)
             if key not in (None, ()):
                 s = where[c.key]
-                out.append(ArticleValue(doc_id, key, c.text, s.n, s.date, c.probability, c.label))
+                out.append(ArticleValue(doc_id, key, c.text, s.n, s.date, c.probability, c.label, s.text))
                 break
     return out
