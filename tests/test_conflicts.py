@@ -13,6 +13,7 @@ from rag.answer.conflicts import (
     holders,
     money_value,
     number_near,
+    rare_terms,
 )
 from rag.answer.extract import Sentence
 from rag.types import Chunk, Hit
@@ -312,3 +313,12 @@ def test_the_ranker_reads_each_articles_answer_in_the_shipped_articles(real_rag,
     # and the answer shows the change of office holder, newest first
     (conflict,) = answer.conflicts
     assert conflict.kind == "update" and "Dar" in conflict.values[0].value and "Qureshi" in conflict.values[-1].value
+
+
+def test_a_rare_word_the_articles_do_not_use_does_not_decide_the_topic():
+    """"stampede" is rare because the articles write "crush": only words two passages hold count."""
+    idf = {"itaewon": 8.0, "stamped": 9.0, "seoul": 5.0, "halloween": 6.0}.get
+    question = "How many lives were lost in the Itaewon Halloween stampede in Seoul?"
+    assert rare_terms(question, lambda t: idf(t, 1.0)) == ["stamped", "itaewon"]
+    passages = ["The Itaewon crowd crush in Seoul killed 156.", "Halloween crowd crush in Itaewon: 154 dead in Seoul."]
+    assert rare_terms(question, lambda t: idf(t, 1.0), passages) == ["itaewon", "seoul"]  # halloween: one passage

@@ -271,13 +271,18 @@ def holders(text: str, role: str) -> list[str]:
     return [re.sub(r"['’]s?$", "", name) for name in out]
 
 
-def rare_terms(question: str, idf) -> list[str]:
+def rare_terms(question: str, idf, passages: list[str] | tuple = ()) -> list[str]:
     """The question's ``CONFLICT_RARE_TERMS`` rarest content stems ("lahaina", "maui"), by ``idf``
-    over the index; not what is counted, not numbers."""
+    over the index; not what is counted, not numbers. With ``passages`` (the ranked passages'
+    texts), only stems that two of them hold: a word the articles do not use for the topic
+    ("stampede" where they write "crush") is rare for that reason, and names nothing."""
     _, stems, _ = asked_slot(question)
     content = " ".join(w for w in words(question) if w not in _QUESTION_WORDS)
     terms = [t for t in dict.fromkeys(bm25_tokens(content)) if t.isalpha() and len(t) > 2 and t not in ("toll", "number")
              and not any(t.startswith(s) or s.startswith(t) for s in stems)]
+    if passages:
+        held = [set(bm25_tokens(p)) for p in passages]
+        terms = [t for t in terms if sum(t in h for h in held) >= 2]
     return sorted(terms, key=lambda t: -idf(t))[:CONFLICT_RARE_TERMS]
 
 

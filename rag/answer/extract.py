@@ -339,7 +339,7 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    rare = rare_terms(question, idf)
+    rare = rare_terms(question, idf, [h.chunk.title + " " + h.chunk.text for h in ranked])
     values = ranked_values(query, question, scored, ranked, short, rare, parsed, reference_day)
     conflicts = find_conflicts(question, scored, ranked, rare,
                                embed=embedder.encode_short if embedder is not None else None, ranked=values)
