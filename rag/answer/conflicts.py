@@ -385,10 +385,9 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
             "money": f"the {counted}"}.get(kind, "the date")
     values = [(doc_id, key, written, n, date) for doc_id, (key, written, n, date) in per_article.items()]
-
     if kind in ("number", "name", "money"):  # the articles the patterns read nothing in: the ranker's values
-        values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind([v for v in ranked if _fits(v.key, kind)])
-                   if v.doc_id not in per_article and slot_reads(v)]
+        allowed = [v for v in ranked if _fits(v.key, kind) and slot_reads(v)]
+        values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind(allowed) if v.doc_id not in per_article]
     return conflicts_of(values, what, _same_name if kind == "name" else None)
 
 
