@@ -24,6 +24,7 @@ from rag.text.lexical import bm25_tokens, match_sequence, match_tokens
 from rag.tuning import (
     APPOSITIVE_WEIGHT,
     APPOSITIVE_WINDOW,
+    CONFLICT_RANKED_DEPTH,
     DENSE_SENTENCE_WEIGHT,
     HAND_THRESHOLD,
     LEXICAL_WEIGHT,
@@ -340,7 +341,7 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
     rare = rare_terms(question, idf, [h.chunk.title + " " + h.chunk.text for h in ranked])
-    values = ranked_values(query, question, scored, ranked, short, rare, parsed, reference_day)
+    values = ranked_values(query, question, scored, ranked[:CONFLICT_RANKED_DEPTH], short, rare, parsed, reference_day)
     conflicts = find_conflicts(question, scored, ranked, rare,
                                embed=embedder.encode_short if embedder is not None else None, ranked=values)
     extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
