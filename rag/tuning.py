@@ -64,6 +64,7 @@ CONFLICT_RANKED_DEPTH = 30  # of them, those the short-answer ranker reads (spaC
 CONFLICT_SIMILAR_WORD = 0.58
 CONFLICT_RANKED_PROBABILITY = 0.2  # an article's value read by the short-answer ranker counts from this probability
 CONFLICT_RARE_TERMS = 2  # a value counts when its sentence or article title holds one of the question's rarest terms
+CONFLICT_RARE_RATIO = 0.5  # ... each at least this share of the rarest one's IDF ("new" of "New Zealand" is no topic)
 
 # Compressed dense index (rag/index/dense.py), above Settings.ann_threshold chunks; chosen with
 # ``python eval/ivf_recall.py`` (docs/experiments.md, "A million articles")

@@ -21,6 +21,7 @@ from rag.tuning import (
     CONFLICT_MIN_SCORE_RATIO,
     CONFLICT_NUMBER_WINDOW,
     CONFLICT_RANKED_PROBABILITY,
+    CONFLICT_RARE_RATIO,
     CONFLICT_RARE_TERMS,
     CONFLICT_SAME_DAYS,
     CONFLICT_SIMILAR_WORD,
@@ -55,6 +56,11 @@ _WHO_HOLDS = re.compile(r"^\s*who\s+(?:is|was|are|has been|became|leads|heads|ru
 # Offices written short in questions
 _ROLE_WORDS = {"pm": "prime minister", "potus": "president"}
 _NAME = r"(?P<name>(?:[A-Z][\w'’.-]+\s+){0,2}[A-Z][\w'’-]+)"
+# the capitalised words right before an office ("Australian", "New Zealand's", "Tennessee House")
+_QUALIFIER = re.compile(r"((?:[A-Z][\w.'’-]*\s+){1,3})$")
+_PARTY_WORDS = set(match_sequence("Republican Democratic Democrat GOP Labour Conservative Tory Liberal party "
+                                  "House Senate the then new acting interim incoming outgoing current"))
+_TITLE_TAIL = re.compile(r"(?:Pro Tem|Pro Tempore|Emeritus|Elect|General|Designate)\b", re.I)
 _NOT_NOW = re.compile(r"\b(?:former|ex|then|late|previous|future|next|would-be)\W+(?:[\w.']+\W+){0,2}$", re.I)
 # measures written with their unit: a storm's category, wind speed
 _MEASURES = {"category": (re.compile(r"\bwhat category\b|\bcategory (?:was|is|did)\b", re.I),
@@ -85,7 +91,8 @@ _COST = re.compile(r"\bhow much\b[^?]*\b" + _COST_WORDS + r"\b|\bwhat (?:is|was|
                    + _COST_WORDS + r"\b", re.I)
 _COST_SENTENCE = re.compile(r"\b" + _COST_WORDS + r"\b", re.I)
 _QUESTION_WORDS = set("how many much what when which who whom whose where why is are was were did do does has have "
-                      "had been be the a an of in on at to for from by and or as its it their this that".split())
+                      "had been be the a an of in on at to for from by and or as its it their this that "
+                      "lead leads led head heads hold holds run runs serve serves".split())  # "who leads X as ...": the frame
 _DEAD = ["people", "dead", "death", "die", "kill", "live", "victim", "bodi", "fatal", "person", "resid"]
 _WHEN = re.compile(r"^\s*when\b|\bwhat (?:year|date|day|month)\b", re.I)
 
@@ -257,18 +264,27 @@ def _similar_words(counted: str, vectors):
     return similar
 
 
-def holders(text: str, role: str) -> list[str]:
+def holders(text: str, role: str, where: set[str] | None = None) -> list[str]:
     """The names given the office ``role``: "Prime Minister Liz Truss", "Chris Hipkins, New
     Zealand's prime minister"; not those said to have held it ("former House Speaker Kevin
-    McCarthy")."""
+    McCarthy"). With ``where`` (the question's stems), not the holder of another country's or
+    state's office: an office qualified by a name the question does not hold ("Australian Prime
+    Minister Anthony Albanese" when New Zealand's is asked, "Tennessee House Speaker ...")."""
     role_words = r"\s+".join(re.escape(w) for w in role.split())
     out = []
     for m in re.finditer(rf"(?i:\b{role_words})\s+{_NAME}", text):
-        if not _NOT_NOW.search(text[:m.start()]):
-            out.append(m.group("name"))
+        if _NOT_NOW.search(text[:m.start()]):
+            continue
+        if where is not None:
+            qualifier = _QUALIFIER.search(text[:m.start()])
+            if qualifier and any(t not in where and t not in _PARTY_WORDS for t in match_sequence(qualifier.group(1))):
+                continue
+        out.append(m.group("name"))
     after = rf"{_NAME},\s+(?:the\s+|(?:[A-Z][\w.]*\s+){{0,2}}[A-Z][\w.]*['’]s\s+)?(?!(?i:former|ex-))(?i:{role_words})\b"
     out += [m.group("name") for m in re.finditer(after, text)]
-    return [re.sub(r"['’]s?$", "", name) for name in out]
+    names = [re.sub(r"\s+(?:MP|Jr\.?|Sr\.?)$", "", re.sub(r"['’]s?$", "", name)) for name in out]
+    # a name, not the rest of a title ("Speaker Pro Tem ...") nor an adverb ("Speaker Technically, ...")
+    return [n for n in names if not _TITLE_TAIL.match(n) and not (len(n.split()) == 1 and n.lower().endswith("ly"))]
 
 
 def rare_terms(question: str, idf, passages: list[str] | tuple = ()) -> list[str]:
@@ -283,7 +299,9 @@ def rare_terms(question: str, idf, passages: list[str] | tuple = ()) -> list[str
     if passages:
         held = [set(bm25_tokens(p)) for p in passages]
         terms = [t for t in terms if sum(t in h for h in held) >= 2]
-    return sorted(terms, key=lambda t: -idf(t))[:CONFLICT_RARE_TERMS]
+    terms = sorted(terms, key=lambda t: -idf(t))[:CONFLICT_RARE_TERMS]
+    # a common word beside a rare one is no topic ("new" of "New Zealand")
+    return [t for t in terms if idf(t) >= CONFLICT_RARE_RATIO * idf(terms[0])]
 
 
 def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] | tuple = (),
@@ -308,13 +326,14 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     verb = set(match_sequence(asked_verb))
     said = _similar_words(asked_verb, vectors) if verb and vectors is not None else None
     count_verb = frozenset() if stems is _DEAD else verb  # a death toll is read by its own patterns
+    where = set(match_sequence(plain_question(question)))
 
     def value_of(text: str, date: str) -> tuple[object, str] | None:
         # "how many were wounded": a sentence that does not say "wounded" (or "injured") gives no value
         if verb and not (verb & match_tokens(text)) and not (said and said(_words_after_numbers(text))):
             return None
         if kind == "name":
-            found = {(name, _name_key(name)) for name in holders(text, counted)}
+            found = {(name, _name_key(name)) for name in holders(text, counted, where)}
             if len({key for _, key in found}) != 1:
                 return None
             written, key = found.pop()
@@ -329,6 +348,8 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             written, key = found.pop()
             return key, written
         if kind == "number":
+            if stems is _DEAD and not _DEAD_WORDS.search(text):
+                return None  # "4,000 people gathered" is no death toll
             found = set(_numbers_near(text, stems, similar, count_verb, said))
             if len({key for _, key in found}) != 1:
                 return None
@@ -345,13 +366,13 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
 
     def slot_reads(v: ArticleValue) -> bool:
         """Whether the ranker's value is one the slot allows in its sentence: a number standing by
-        what is counted (and the participle asked), a sum in a sentence of costs, a name in a
-        sentence that names the office."""
+        what is counted (and the participle asked), a sum in a sentence of costs, a name the
+        sentence gives the office: the ranker chooses among what the patterns allow."""
         if kind == "number":
             return v.key in {key for _, key in _numbers_near(v.sentence, stems, similar, count_verb, said)}
         if kind == "money":
             return bool(_COST_SENTENCE.search(v.sentence))
-        return bool(match_tokens(v.sentence) & set(match_sequence(counted)))
+        return any(_same_name(_name_key(name), v.key) for name in holders(v.sentence, counted, where))
 
     per_article: dict[str, tuple[object, str, int, str]] = {}  # doc_id -> (key, as written, n, date)
     if kind in ("number", "name", "measure", "money"):  # headline figures, names, measures, sums
