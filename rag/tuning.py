@@ -53,11 +53,11 @@ TIMELINE_MAIN_SOURCES = 3  # a main event is reported by at least this many arti
 CONFLICT_MIN_SCORE_RATIO = 0.7  # a sentence's value counts when it scores this share of the best sentence
 CONFLICT_NUMBER_WINDOW = 3  # the counted thing ("troops") within this many words after the number
 CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different days, the later updates the earlier
-# passages read for the values of a question asking how many / who holds / when (one value per article):
-# the reports that differ are seldom all among the best-ranked (older half of eval/conflict_questions.jsonl,
-# recall / precision: 30 passages 0.6 / 0.67, 60: 0.7 / 0.64, 90: 0.8 / 0.73, 120: 0.8 / 0.67)
-CONFLICT_DEPTH = 90
-CONFLICT_RANKED_DEPTH = 30  # of them, those the short-answer ranker reads (spaCy: the slow part; more added nothing)
+# passages read for the values of a question asking how many / who holds / when (one value per article).
+# 90 raised recall on the older half of eval/conflict_questions.jsonl (0.6 -> 0.8) but on the held-out
+# newer half only added wrong flags (precision 0.50 -> 0.33, recall 0.40 both): kept at 30 (docs/timelines.md)
+CONFLICT_DEPTH = 30
+CONFLICT_RANKED_DEPTH = 30  # of them, those the short-answer ranker reads (spaCy: the slow part)
 # A word after a number names what a question counts when its embedding has this cosine with the
 # question's word (MiniLM: ballots~votes 0.77, soldiers~troops 0.88, injured~wounded 0.61; but
 # wounded~killed 0.52, children~people 0.53, troops~people 0.46): chosen on those word pairs.

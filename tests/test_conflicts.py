@@ -8,6 +8,7 @@ from rag.answer.conflicts import (
     ArticleValue,
     _amount,
     _name_key,
+    _typed_kind,
     asked_slot,
     find_conflicts,
     holders,
@@ -340,3 +341,13 @@ def test_a_rare_word_the_articles_do_not_use_does_not_decide_the_topic():
     assert rare_terms(question, lambda t: idf(t, 1.0)) == ["stamped", "itaewon"]
     passages = ["The Itaewon crowd crush in Seoul killed 156.", "Halloween crowd crush in Itaewon: 154 dead in Seoul."]
     assert rare_terms(question, lambda t: idf(t, 1.0), passages) == ["itaewon", "seoul"]  # halloween: one passage
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("Where was Sam Bankman-Fried arrested?", "place"), ("Which automaker recalled the cars?", "org"),
+    ("Who won the election?", "person"), ("How old was the Queen when she died?", "number"),
+    ("In which church was the Queen's state funeral held?", ""),  # a thing of no known kind: not compared
+    ("Why did the talks fail?", ""),
+])
+def test_answers_are_compared_only_as_a_known_kind(question, kind):
+    assert _typed_kind(question) == kind

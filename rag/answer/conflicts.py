@@ -13,7 +13,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.answer.short import answer_groups, candidate_groups, group_of, normalise, parse, question_head, question_kind
+from rag.answer.short import (
+    answer_groups,
+    candidate_groups,
+    group_of,
+    normalise,
+    noun_kind,
+    parse,
+    question_head,
+)
 from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
 from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, words
@@ -412,6 +420,21 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     return conflicts_of(values, what, _same_name if kind == "name" else None)
 
 
+def _typed_kind(question: str) -> str:
+    """The kind of value a question's answers are compared as: a person, place or organisation, a
+    number or a date, by the question word or the noun it asks for ("which automaker": org); ""
+    for a thing of no known kind ("which church"), which may be named many ways."""
+    head = question_head(question)
+    if head in ("who", "whom", "whose"):
+        return "person"
+    if head in ("where", "when"):
+        return {"where": "place", "when": "date"}[head]
+    if head.startswith("how "):
+        return "number" if head in ("how many", "how much", "how old", "how long") else ""
+    kind = noun_kind(head) if head not in ("why", "how") else ""
+    return kind if kind in ("person", "place", "org", "number", "date") else ""
+
+
 def _fits(key: object, kind: str) -> bool:
     """Whether a ranked value's key is of the slot's ``kind``: a name, a sum of money, a count."""
     if kind == "name":
@@ -433,7 +456,7 @@ def _one_kind(values: list) -> list:
 
 def _what_ranked(question: str) -> str:
     return {"person": "the person", "place": "the place", "org": "the organisation", "date": "the date",
-            "number": "the number"}.get(question_kind(question), "the answer")
+            "number": "the number"}.get(_typed_kind(question), "the answer")
 
 
 def conflicts_of(per_article: list[tuple], what: str, same=None) -> list[Conflict]:
@@ -533,8 +556,9 @@ def ranked_values(query: str, question: str, scored: list, hits: list, short, ra
     sentences spaCy already read (the short answer's), not read again. A sentence counts only
     when it (or, for a scored one, its article's title) holds one of the ``rare`` terms."""
 
-    kind = question_kind(question)
-    if kind == "explain" or short is None or short.ranker is None:
+    slot = asked_slot(question)[0]
+    kind = {"number": "number", "money": "number", "name": "person"}.get(slot, "") if slot else _typed_kind(question)
+    if not kind or short is None or short.ranker is None:
         return []
     q_terms = match_tokens(question)
 

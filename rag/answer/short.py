@@ -77,6 +77,11 @@ _ANSWERS_KIND = {
 }
 
 
+def noun_kind(word: str) -> str:
+    """The kind of answer a noun asks for ("automaker": "org", "city": "place"); "" when none is known."""
+    return next((kind for pattern, kind in _NOUN_KINDS if re.match(pattern, word)), "")
+
+
 def group_of(label: str) -> str:
     """The label group (one of ``LABELS``) of a mention's label."""
     return _LABEL_GROUPS.get(label, "np")
