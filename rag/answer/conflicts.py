@@ -6,6 +6,12 @@ question's words, or the date it states. When sentences from different articles 
 different values, the answer lists each value with its citations and dates. Values from
 articles of different days are an **update** (newest first, each "as of" its date); values
 reported on the same days are a **disagreement**.
+
+Each article's answer is also read by the short-answer ranker (``ranked_values``): its most
+probable candidate of the kind asked among the article's best sentences. A question no slot
+reads but whose answer is of a known kind ("where was he arrested?", "which automaker ...")
+compares those; for a slot, the ranker chooses among what the patterns allow, in articles where
+they find more than one value or none in the sentence they read.
 """
 
 from __future__ import annotations
@@ -15,12 +21,12 @@ from dataclasses import dataclass, field
 
 from rag.answer.short import (
     answer_groups,
-    candidate_groups,
     group_of,
     normalise,
     noun_kind,
     parse,
     question_head,
+    rank,
 )
 from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
@@ -323,6 +329,11 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     one of the question's ``rare`` terms (stems; "maui"); for a scored answer sentence its
     article's title may hold it. A sentence giving two values (a count "from 14,000 to 7,000")
     tells of a change, not a value.
+
+    ``ranked`` (``ranked_values``): each article's value as the short-answer ranker reads it.
+    For a question no slot reads ("where was he arrested?") they are the values compared; for a
+    slot they fill the articles the patterns read nothing in, when the slot allows the value in
+    its sentence (the ranker then chooses among the numbers or names the patterns find there).
     """
     kind, stems, counted = asked_slot(question)
     if not kind:
@@ -555,7 +566,6 @@ def ranked_values(query: str, question: str, scored: list, hits: list, short, ra
     past the scored ones, its sentence sharing most of the question's words is. ``parsed``:
     sentences spaCy already read (the short answer's), not read again. A sentence counts only
     when it (or, for a scored one, its article's title) holds one of the ``rare`` terms."""
-
     slot = asked_slot(question)[0]
     kind = {"number": "number", "money": "number", "name": "person"}.get(slot, "") if slot else _typed_kind(question)
     if not kind or short is None or short.ranker is None:
@@ -593,22 +603,14 @@ def ranked_values(query: str, question: str, scored: list, hits: list, short, ra
     if not read:
         return []
     passages = [(h.chunk.doc_id, h.chunk.text) for h in hits]
-    prior = short.ranker.model.get("type_prior")
-
-    def ranked(sents, passages):
-        cands = candidate_groups(query, sents, passages, reference_day, question, prior)
-        for c, p in zip(cands, short.ranker.probabilities(cands)):
-            c.probability = float(p)
-        return sorted(cands, key=lambda c: -c.probability)
-
-    cands = ranked(read, passages)
+    cands = rank(query, read, passages, short.ranker, reference_day, question)  # most probable first
     wanted = answer_groups(kind)
     if kind == "number" and question_head(question) in ("how old", "how long"):
         wanted = wanted | {"date"}  # spaCy calls an age or a span of time a date ("aged 96", "nine years")
     out = []
     for doc_id, ss in chosen.items():
         where = {normalise(m.text): done[id(s)].sentence for s in reversed(ss) for m in done[id(s)].mentions}
-        for c in cands:  # most probable first
+        for c in cands:
             if c.key not in where or group_of(c.label) not in wanted:
                 continue
             key = _amount(c.text) if kind == "number" else _name_key(c.text)
