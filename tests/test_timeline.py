@@ -7,9 +7,19 @@ import json
 import pytest
 
 from rag import Rag
-from rag.answer.timeline import Source, Timeline, TimelineEntry, _subject_patterns, edit_distance, spelling_variants
+from rag.answer.timeline import (
+    Source,
+    Timeline,
+    TimelineEntry,
+    _later_reference,
+    _sentences,
+    _subject_patterns,
+    edit_distance,
+    spelling_variants,
+)
 from rag.surfaces.cli import main
 from rag.text.dates import stated_date
+from rag.types import Chunk
 
 
 @pytest.mark.parametrize("sentence,article_date,expected", [
@@ -141,3 +151,17 @@ def test_a_subject_word_matches_itself_its_possessive_and_plural_not_longer_word
     assert name.search("Sturgeon’s party") and not name.search("Nicola resigned")  # the rarer word: Sturgeon
     [name] = _subject_patterns(["hamlin"], {}, rarity=lambda w: 1.0)
     assert not name.search("Hamlinson was there") and name.search("Hamlin's recovery")
+
+
+def test_a_person_named_again_by_surname_counts_in_a_passage_that_names_them_in_full():
+    names = _subject_patterns(["boris", "johnson"], {}, rarity={"boris": 6.0, "johnson": 3.0}.get)
+    later = _later_reference("Boris Johnson", ["boris", "johnson"], names)
+    assert later is not None and later.search("Johnson's allies") and not later.search("Johnsonville")
+    assert _later_reference("spy balloon", ["spy", "balloon"], names) is None  # not a name
+    assert _later_reference("Queen Elizabeth II", ["queen", "elizabeth", "ii"], names).search("Elizabeth")
+    text = "Boris Johnson faced his party. Johnson survived a confidence vote on Monday, winning 211 votes."
+    other = "Dwayne Johnson starred in a film released on Friday to strong reviews."
+    chunks = {0: Chunk("a", 0, len(text), text, 20, title="t", date="2022-06-07"),
+              1: Chunk("b", 0, len(other), other, 20, title="t", date="2022-06-07")}
+    said = [src.text for src, _ in _sentences(chunks, names, None, later)]
+    assert said == ["Johnson survived a confidence vote on Monday, winning 211 votes."]

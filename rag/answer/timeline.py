@@ -227,7 +227,7 @@ def build_timeline(index, embedder, query: str, filters: Filters = Filters(), ma
     timeline.variants = {(_capitalised_in(w, texts) or w): vs for w, vs in shown.items()}
     idf = index.idf()
     names = _subject_patterns(q_words, shown, lambda w: max((idf(t) for t in bm25_tokens(w)), default=0.0))
-    candidates = _sentences(chunks, names, progress)
+    candidates = _sentences(chunks, names, progress, _later_reference(query, q_words, names))
     timeline.articles = len({s.doc_id for s, _ in candidates})
     entries = _one_per_article_and_day(candidates)
     timeline.entries = _merge_reports(entries, embedder)
@@ -254,14 +254,33 @@ def _subject_patterns(q_words: list[str], variants: dict[str, list[str]],
     return [re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")(?:['’]s|['’]|s|es)?\b", re.I)]
 
 
-def _sentences(chunks: dict, names: list[re.Pattern], progress) -> list[tuple[Source, tuple[str, str, str]]]:
+def _later_reference(query: str, q_words: list[str], names: list[re.Pattern]) -> re.Pattern | None:
+    """How an article refers to a person again after naming them: the last word of a name
+    ("Johnson" of "Boris Johnson"), when the query is a name (every word capitalised) and that
+    word is not already the one matched."""
+    written = re.findall(r"[\w'’-]+", query)
+    if len(written) < 2 or not all(w[:1].isupper() for w in written):
+        return None
+    last = next((w for w in reversed(q_words) if w.isalpha() and len(w) >= 3 and not re.fullmatch(r"[ivx]+", w)), "")
+    if not last or any(p.fullmatch(last) for p in names):
+        return None
+    return re.compile(rf"\b{re.escape(last)}(?:['’]s|['’])?\b", re.I)
+
+
+def _sentences(chunks: dict, names: list[re.Pattern], progress,
+               later: re.Pattern | None = None) -> list[tuple[Source, tuple[str, str, str]]]:
+    """The sentences that name the subject and tell of an event; with ``later`` (``_later_reference``),
+    also those that refer to it so in a passage that names it in full."""
     out, seen = [], set()
     items = list(chunks.values())
     for i, c in enumerate(items, 1):
+        named = later is not None and all(p.search(c.text) for p in names)
         for s, e in sentence_spans(c.text):
             text = c.text[s:e].strip()
             key = (c.doc_id, c.start + s)
-            if key in seen or len(text.split()) < 6 or not all(p.search(text) for p in names):
+            if key in seen or len(text.split()) < 6:
+                continue
+            if not (all(p.search(text) for p in names) or (named and later.search(text))):
                 continue
             if not _EVENT_VERB.search(text):
                 continue
