@@ -252,3 +252,12 @@ def test_loading_spacy_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_numbers_are_whole_and_not_the_day_of_a_date():
+    from rag.answer.short import Mention, number_mentions
+
+    date = Mention(3, 15, "July 5, 2022", "DATE")
+    assert [m.text for m in number_mentions("On July 5, 2022, 7 people died and 5,000 fled.", [date])] == ["7", "5,000"]
+    days = Mention(7, 14, "30 days", "DATE")
+    assert [m.text for m in number_mentions("It has 30 days to act, 5, 6 or 7.", [days])] == ["30", "5", "6", "7"]

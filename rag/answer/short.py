@@ -306,6 +306,9 @@ def label_group_of(text: str, pipeline=None) -> str:
 _NUMBER = re.compile(r"(?<![\w.,])([$€£]\s?)?\d(?:[\d,]*\d)?(?:\.\d+)?(?:\s?(%|percent|million|billion|trillion))?(?![\w])")
 
 
+_MONTH = re.compile(r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?\s+\d", re.I)
+
+
 def number_mentions(text: str, known: list[Mention]) -> list[Mention]:
     """Numbers, amounts and percentages in ``text`` that no mention in ``known`` already is
     (the small NER model misses some: "around 7,000 U.S. troops")."""
@@ -314,8 +317,8 @@ def number_mentions(text: str, known: list[Mention]) -> list[Mention]:
     for m in _NUMBER.finditer(text):
         if (m.start(), m.end()) in spans or re.fullmatch(r"(?:1[89]|20)\d\d", m.group(0)):
             continue  # a year is a date, which the NER finds
-        if any(k.start <= m.start() and m.end() <= k.end for k in known if k.label in ("DATE", "TIME")):
-            continue  # the day of a date ("July 5, 2022")
+        if any(k.start <= m.start() and m.end() <= k.end and _MONTH.search(k.text) for k in known if k.label == "DATE"):
+            continue  # the day of a calendar date ("July 5, 2022"), not a count of days ("30 days")
         label = "MONEY" if m.group(1) else "PERCENT" if m.group(2) in ("%", "percent") else "CARDINAL"
         out.append(Mention(m.start(), m.end(), m.group(0), label, "number"))
     return out
