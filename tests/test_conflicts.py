@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.conflicts import (
-    ArticleValue,
-    _amount,
-    _name_key,
-    _typed_kind,
-    asked_slot,
-    find_conflicts,
-    holders,
-    money_value,
-    number_near,
-    rare_terms,
-)
+from rag.answer.conflicts import asked_slot, find_conflicts, holders, number_near, rare_terms
 from rag.answer.extract import Sentence
+from rag.answer.values import ArticleValue, amount, money_value, name_key, typed_kind
 from rag.text.lexical import match_sequence
 from rag.types import Chunk, Hit
 
@@ -244,14 +234,14 @@ def test_what_is_counted_may_be_named_in_other_words(real_rag):
 
 def _value(doc_id: str, written: str, n: int, date: str, probability: float = 0.5, label: str = "PERSON",
            sentence: str = "") -> ArticleValue:
-    key = _amount(written) if label in ("CARDINAL", "MONEY") else _name_key(written)
+    key = amount(written) if label in ("CARDINAL", "MONEY") else name_key(written)
     return ArticleValue(doc_id, key, written, n, date, probability, label, sentence or written)
 
 
 def test_amounts_are_compared_as_numbers_with_their_scale_and_currency():
-    assert _amount("two dozen") == 24.0 and _amount("5,000") == 5000.0 and _amount("3.5 million") == 3.5e6
-    assert _amount("$51m") == _amount("51 million dollars") == ("USD", 51e6)
-    assert _amount("between 5 and 7") is None  # not one number
+    assert amount("two dozen") == 24.0 and amount("5,000") == 5000.0 and amount("3.5 million") == 3.5e6
+    assert amount("$51m") == amount("51 million dollars") == ("USD", 51e6)
+    assert amount("between 5 and 7") is None  # not one number
 
 
 def test_a_question_no_slot_reads_gets_its_conflict_from_the_ranked_values():
@@ -312,7 +302,7 @@ def test_a_number_the_ranker_reads_counts_only_where_it_counts_what_is_asked():
 def test_the_ranker_reads_each_articles_answer_in_the_shipped_articles(real_rag, monkeypatch):
     """Each article's value: the ranker's most probable name of the kind asked, in the article's text."""
     import rag.answer.extract as extract
-    from rag.answer.conflicts import ranked_values
+    from rag.answer.values import ranked_values
 
     seen = {}
 
@@ -350,4 +340,4 @@ def test_a_rare_word_the_articles_do_not_use_does_not_decide_the_topic():
     ("Why did the talks fail?", ""),
 ])
 def test_answers_are_compared_only_as_a_known_kind(question, kind):
-    assert _typed_kind(question) == kind
+    assert typed_kind(question) == kind

@@ -7,7 +7,7 @@ different values, the answer lists each value with its citations and dates. Valu
 articles of different days are an **update** (newest first, each "as of" its date); values
 reported on the same days are a **disagreement**.
 
-Each article's answer is also read by the short-answer ranker (``ranked_values``): its most
+Each article's answer is also read by the short-answer ranker (``rag.answer.values``): its most
 probable candidate of the kind asked among the article's best sentences. A question no slot
 reads but whose answer is of a known kind ("where was he arrested?", "which automaker ...")
 compares those; for a slot, the ranker chooses among what the patterns allow, in articles where
@@ -19,14 +19,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.answer.short import (
-    answer_groups,
-    group_of,
-    normalise,
-    noun_kind,
-    parse,
-    question_head,
-    rank,
+from rag.answer.short import group_of
+from rag.answer.values import (
+    NUMBER,
+    SCALE,
+    WORD_NUMBERS,
+    ArticleValue,
+    money_value,
+    name_key,
+    on_topic,
+    same_name,
+    typed_kind,
 )
 from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
@@ -40,18 +43,10 @@ from rag.tuning import (
     CONFLICT_SAME_DAYS,
     CONFLICT_SIMILAR_WORD,
 )
-from rag.types import Sentence
 
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\s+([^?.,;]+)", re.I)
 _PHRASE_END = re.compile(r"(?:were|was|are|is|did|do|does|have|has|had|will|would|could|can|may|might|in|on|at|of|"
                          r"for|from|to|by|with|after|before|during|since|that|who|which|\w{3,}ed|died|fled|left)$", re.I)
-_WORD_NUMBERS = {w: float(i) for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split()) if i >= 2}  # "one" is too often not a count
-_WORD_NUMBERS.update({"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "a dozen": 12.0, "two dozen": 24.0})
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|"
-                     + "|".join(sorted(_WORD_NUMBERS, key=len, reverse=True))
-                     + r")(?:\s*(million|billion|thousand))?(?![\w])", re.I)
 # "what is the death toll", "how many people died / were killed": the number of dead, written
 # before the dead ("36 people", "killing 12") or after the toll ("the death toll rose to 99")
 _DEATHS = re.compile(r"\bdeath toll\b|\bhow many (?:\w+ ){0,3}?(?:died|were killed|have died|dead|deaths|lost their lives)\b",
@@ -86,18 +81,6 @@ _DOTTED = re.compile(r"\b((?:[A-Z]\.){2,})(?=\W|$)")
 # Participles that say where or how the counted are, not which of them count: "how many U.S. troops
 # were stationed in ..." counts the troops "in" it; "how many people were wounded" counts only the wounded.
 _STATE_VERBS = {"stationed", "based", "deployed", "posted", "located", "positioned", "garrisoned", "housed"}
-# Money, with its currency and scale: "$51m", "42 million dollars", "£3.5bn", "€200,000"
-_CURRENCY = {"$": "USD", "dollars": "USD", "dollar": "USD", "usd": "USD", "£": "GBP", "pounds": "GBP", "gbp": "GBP",
-             "€": "EUR", "euros": "EUR", "eur": "EUR"}
-_SCALE = {"thousand": 1e3, "k": 1e3, "million": 1e6, "m": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "b": 1e9,
-                "trillion": 1e12, "tn": 1e12}
-_AMOUNT = r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d,]|\.\d)"  # the whole number
-_SCALE_WORD = r"(?:\s*(?P<scale>million|billion|trillion|thousand|bn|mn|tn|m|b|k)\b)?"
-# a rate ("$54.20 a share", "$15 an hour") is not the sum asked for
-_RATE = r"(?!\s*(?:a|an|per|each)\s+(?:share|hour|year|month|week|day|head|person|barrel|gallon|ton|unit)\b)"
-_MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD + _RATE
-                    + r"|" + _AMOUNT.replace("num", "num2") + _SCALE_WORD.replace("scale", "scale2")
-                    + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b" + _RATE, re.I)
 # What something costs: the question asks for a cost or price, and a sum counts only where its
 # sentence speaks of one (a deal's other sums, "$13 billion of debt", are not its price).
 _COST_WORDS = r"(?:cost|costs|costing|costed|price|priced|budget|budgeted|bill)"
@@ -149,19 +132,6 @@ class Conflict:
 def plain_question(question: str) -> str:
     """The question with dotted abbreviations undotted ("U.S." -> "US")."""
     return _DOTTED.sub(lambda m: m.group(1).replace(".", ""), question)
-
-
-def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
-    """The one sum of money ``text`` gives, as written and as (currency, amount); None for none or several."""
-    found = set()
-    for m in _MONEY.finditer(text):
-        number = m.group("num") or m.group("num2")
-        scale = (m.group("scale") or m.group("scale2") or "").lower()
-        currency = _CURRENCY[(m.group("cur") or m.group("cur2")).lower()]
-        found.add((m.group(0).strip(), (currency, round(float(number.replace(",", "")) * _SCALE.get(scale, 1.0)))))
-    if len({key for _, key in found}) != 1:
-        return None
-    return found.pop()
 
 
 def asked_slot(question: str) -> tuple[str, list[str], str]:
@@ -223,7 +193,7 @@ def _numbers_near(sentence: str, stems: list[str], similar=None, verb: set[str] 
     """The numbers of ``sentence`` that count what ``stems`` name; with ``verb`` (the stems of the
     participle asked: "injured"), only those it follows ("30 people were injured", "30 injured")
     or, as "-ing", precedes ("injuring 30"); ``said`` tests that participle in other words."""
-    for m in _NUMBER.finditer(sentence):
+    for m in NUMBER.finditer(sentence):
         if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
             continue  # a year, not a count
         after = sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]
@@ -241,13 +211,13 @@ def _numbers_near(sentence: str, stems: list[str], similar=None, verb: set[str] 
             near = _AFTER_TOLL.search(sentence[:m.start()]) is not None
         if near:
             word = m.group(1).lower()
-            base = _WORD_NUMBERS[word] if word in _WORD_NUMBERS else float(word.replace(",", ""))
-            yield m.group(0), base * _SCALE.get((m.group(2) or "").lower(), 1.0)
+            base = WORD_NUMBERS[word] if word in WORD_NUMBERS else float(word.replace(",", ""))
+            yield m.group(0), base * SCALE.get((m.group(2) or "").lower(), 1.0)
 
 
 def _words_after_numbers(text: str, n: int = 5) -> list[str]:
     """The words just after each number of ``text`` ("30 people were wounded": people, were, wounded)."""
-    return [w for m in _NUMBER.finditer(text) for w in re.findall(r"[a-z]{3,}", " ".join(text[m.end():].split()[:n]).lower())]
+    return [w for m in NUMBER.finditer(text) for w in re.findall(r"[a-z]{3,}", " ".join(text[m.end():].split()[:n]).lower())]
 
 
 def _word_vectors(embed):
@@ -338,7 +308,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     kind, stems, counted = asked_slot(question)
     if not kind:
         return conflicts_of([(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind(ranked)],
-                            _what_ranked(question), _same_name)
+                            _what_ranked(question), same_name)
     vectors = _word_vectors(embed) if embed is not None else None
     similar = _similar_words(counted, vectors) if vectors is not None and kind == "number" else None
     asked_verb = _asked_verb(question)
@@ -352,7 +322,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         if verb and not (verb & match_tokens(text)) and not (said and said(_words_after_numbers(text))):
             return None
         if kind == "name":
-            found = {(name, _name_key(name)) for name in holders(text, counted, where)}
+            found = {(name, name_key(name)) for name in holders(text, counted, where)}
             if len({key for _, key in found}) != 1:
                 return None
             written, key = found.pop()
@@ -380,8 +350,8 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         key = day[:7] if precision in ("month", "week") else day[:4] if precision == "year" else day
         return key, f"{key} (“{words}”)"
 
-    def on_topic(text: str, chunk, or_title: bool = False) -> bool:
-        return _on_topic(text, chunk, rare, or_title)
+    def topical(text: str, chunk, or_title: bool = False) -> bool:
+        return on_topic(text, chunk, rare, or_title)
 
     def slot_reads(v: ArticleValue) -> bool:
         """Whether the ranker's value is one the slot allows in its sentence: a number standing by
@@ -391,13 +361,13 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             return v.key in {key for _, key in _numbers_near(v.sentence, stems, similar, count_verb, said)}
         if kind == "money":
             return bool(_COST_SENTENCE.search(v.sentence))
-        return any(_same_name(_name_key(name), v.key) for name in holders(v.sentence, counted, where))
+        return any(same_name(name_key(name), v.key) for name in holders(v.sentence, counted, where))
 
     per_article: dict[str, tuple[object, str, int, str]] = {}  # doc_id -> (key, as written, n, date)
     if kind in ("number", "name", "measure", "money"):  # headline figures, names, measures, sums
         for n, hit in enumerate(hits, 1):
             c = hit.chunk
-            if c.doc_id not in per_article and c.title and on_topic(c.title, c):
+            if c.doc_id not in per_article and c.title and topical(c.title, c):
                 value = value_of(c.title, c.date)
                 if value:
                     per_article[c.doc_id] = (*value, n, c.date)
@@ -407,7 +377,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
         c = hits[s.n - 1].chunk
         if c.doc_id in per_article or s.score < CONFLICT_MIN_SCORE_RATIO * best or not (match_tokens(s.text) & q_terms):
             continue
-        if on_topic(s.text, c, or_title=True):  # an answer sentence: its article's title may name the topic
+        if topical(s.text, c, or_title=True):  # an answer sentence: its article's title may name the topic
             value = value_of(s.text, c.date)
             if value:
                 per_article[c.doc_id] = (*value, s.n, c.date)
@@ -418,7 +388,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
             continue
         for start, end in sentence_spans(c.text):
             text = c.text[start:end]
-            value = value_of(text, c.date) if on_topic(text, c) else None
+            value = value_of(text, c.date) if topical(text, c) else None
             if value:
                 per_article[c.doc_id] = (*value, n, c.date)
                 break
@@ -428,22 +398,7 @@ def find_conflicts(question: str, sentences: list, hits: list, rare: list[str] |
     if kind in ("number", "name", "money"):  # the articles the patterns read nothing in: the ranker's values
         allowed = [v for v in ranked if _fits(v.key, kind) and slot_reads(v)]
         values += [(v.doc_id, v.key, v.written, v.n, v.date) for v in _one_kind(allowed) if v.doc_id not in per_article]
-    return conflicts_of(values, what, _same_name if kind == "name" else None)
-
-
-def _typed_kind(question: str) -> str:
-    """The kind of value a question's answers are compared as: a person, place or organisation, a
-    number or a date, by the question word or the noun it asks for ("which automaker": org); ""
-    for a thing of no known kind ("which church"), which may be named many ways."""
-    head = question_head(question)
-    if head in ("who", "whom", "whose"):
-        return "person"
-    if head in ("where", "when"):
-        return {"where": "place", "when": "date"}[head]
-    if head.startswith("how "):
-        return "number" if head in ("how many", "how much", "how old", "how long") else ""
-    kind = noun_kind(head) if head not in ("why", "how") else ""
-    return kind if kind in ("person", "place", "org", "number", "date") else ""
+    return conflicts_of(values, what, same_name if kind == "name" else None)
 
 
 def _fits(key: object, kind: str) -> bool:
@@ -467,7 +422,7 @@ def _one_kind(values: list) -> list:
 
 def _what_ranked(question: str) -> str:
     return {"person": "the person", "place": "the place", "org": "the organisation", "date": "the date",
-            "number": "the number"}.get(_typed_kind(question), "the answer")
+            "number": "the number"}.get(typed_kind(question), "the answer")
 
 
 def conflicts_of(per_article: list[tuple], what: str, same=None) -> list[Conflict]:
@@ -493,13 +448,6 @@ def conflicts_of(per_article: list[tuple], what: str, same=None) -> list[Conflic
     return [Conflict(what, "update", sorted(values, key=lambda v: v.as_of, reverse=True))]
 
 
-def _on_topic(text: str, chunk, rare, or_title: bool = False) -> bool:
-    """Whether ``text`` (or, with ``or_title``, its article's title) holds one of the ``rare`` terms."""
-    if not rare:
-        return True
-    return bool(set(bm25_tokens(text + (" " + chunk.title if or_title and chunk.title else ""))) & set(rare))
-
-
 def _same_days(values: list[ConflictValue]) -> bool:
     """True when two values were reported within CONFLICT_SAME_DAYS of each other (or undated)."""
     days = [[day_number(d) for d in v.dates] or [0] for v in values]
@@ -508,114 +456,3 @@ def _same_days(values: list[ConflictValue]) -> bool:
             if any(a == 0 or b == 0 or abs(a - b) <= CONFLICT_SAME_DAYS for a in days[i] for b in days[j]):
                 return True
     return False
-
-
-# ---------------------------------------------------------------- values from the short-answer ranker
-
-
-@dataclass
-class ArticleValue:
-    """One article's answer to the question: the ranker's most probable typed candidate among
-    its best sentences."""
-
-    doc_id: str
-    key: object  # what values are compared by: (currency, amount) or amount for numbers, name words for names
-    written: str
-    n: int  # its passage's rank
-    date: str
-    probability: float
-    label: str
-    sentence: str = ""  # the sentence it was read in
-
-
-def _amount(text: str) -> object | None:
-    """A number as compared: a sum of money as (currency, amount), a count as its value
-    ("two dozen" 24, "5,000" 5000, "3.5 million" 3.5e6); None when ``text`` gives no one number."""
-    money = money_value(text)
-    if money:
-        return money[1]
-    found = set()
-    for m in _NUMBER.finditer(text):
-        if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
-            continue
-        word = m.group(1).lower()
-        base = _WORD_NUMBERS[word] if word in _WORD_NUMBERS else float(word.replace(",", ""))
-        found.add(base * _SCALE.get((m.group(2) or "").lower(), 1.0))
-    return found.pop() if len(found) == 1 else None
-
-
-def _name_key(text: str) -> tuple[str, ...]:
-    return tuple(normalise(text).split())
-
-
-def _same_name(a: object, b: object) -> bool:
-    """Spelling variants of one name: one's words within the other's ("Truss", "Liz Truss"), or
-    the same last word ("Prime Minister Sunak", "Rishi Sunak"); other values when equal."""
-    if not (isinstance(a, tuple) and isinstance(b, tuple) and all(isinstance(x, str) for x in a + b)):
-        return a == b
-    return bool(a and b) and (set(a) <= set(b) or set(b) <= set(a) or a[-1] == b[-1])
-
-
-def ranked_values(query: str, question: str, scored: list, hits: list, short, rare: list[str] | tuple = (),
-                  parsed: list = (), reference_day: str = "", per_article: int = 2) -> list[ArticleValue]:
-    """Each article's answer to ``question``: the short-answer ranker's most probable candidate
-    of the kind asked (a number, a name, a date) among the article's best sentences.
-
-    ``scored``: the scored sentences of the first passages (``n`` indexing ``hits``); an
-    article's ``per_article`` best that share a word with the question are read. For a passage
-    past the scored ones, its sentence sharing most of the question's words is. ``parsed``:
-    sentences spaCy already read (the short answer's), not read again. A sentence counts only
-    when it (or, for a scored one, its article's title) holds one of the ``rare`` terms."""
-    slot = asked_slot(question)[0]
-    kind = {"number": "number", "money": "number", "name": "person"}.get(slot, "") if slot else _typed_kind(question)
-    if not kind or short is None or short.ranker is None:
-        return []
-    q_terms = match_tokens(question)
-
-    def on_topic(text: str, chunk, or_title: bool = False) -> bool:
-        return _on_topic(text, chunk, rare, or_title)
-
-    chosen: dict[str, list] = {}
-    for s in sorted(scored, key=lambda s: -s.score):
-        c = hits[s.n - 1].chunk
-        mine = chosen.setdefault(c.doc_id, [])
-        if len(mine) < per_article and match_tokens(s.text) & q_terms and on_topic(s.text, c, or_title=True):
-            mine.append(s)
-    scored_n = {s.n for s in scored}
-    for n, hit in enumerate(hits, 1):
-        c = hit.chunk
-        if n in scored_n or chosen.get(c.doc_id):
-            continue
-        best, best_cover = None, 0
-        for start, end in sentence_spans(c.text):
-            text = c.text[start:end]
-            cover = len(match_tokens(text) & q_terms)
-            if cover > best_cover and on_topic(text, c):
-                best, best_cover = Sentence(n, c.start + start, c.start + end, text, date=c.date), cover
-        if best is not None:
-            best.lexical = best_cover / max(1, len(q_terms))
-            chosen[c.doc_id] = [best]
-    done = {id(p.sentence): p for p in parsed}
-    todo = [s for ss in chosen.values() for s in ss if id(s) not in done]
-    for p in parse(todo, short.pipeline()) if todo else []:
-        done[id(p.sentence)] = p
-    read = [done[id(s)] for ss in chosen.values() for s in ss]
-    if not read:
-        return []
-    passages = [(h.chunk.doc_id, h.chunk.text) for h in hits]
-    cands = rank(query, read, passages, short.ranker, reference_day, question)  # most probable first
-    wanted = answer_groups(kind)
-    if kind == "number" and question_head(question) in ("how old", "how long"):
-        wanted = wanted | {"date"}  # spaCy calls an age or a span of time a date ("aged 96", "nine years")
-    out = []
-    for doc_id, ss in chosen.items():
-        where = {normalise(m.text): done[id(s)].sentence for s in reversed(ss) for m in done[id(s)].mentions}
-        for c in cands:
-            if c.key not in where or group_of(c.label) not in wanted:
-                continue
-            key = _amount(c.text) if kind == "number" else _name_key(c.text)
-            if key not in (None, ()):
-                s = where[c.key]
-                out.append(ArticleValue(doc_id, key, c.text, s.n, s.date, c.probability, c.label, s.text))
-                break
-    return out
