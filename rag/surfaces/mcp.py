@@ -228,6 +228,11 @@ _UNTIL = f"only articles dated on or before this day ({DATE_HELP}); empty: no li
 _SOURCE = "only articles whose source (publisher) contains this text, ignoring case; empty: any source"
 _DAY = ("the day a question about 'now' ('this week', 'recently') refers to, YYYY-MM-DD; "
         "empty: the newest article's date")
+# The filters and the reference day, declared once for the tools that take them
+_Since = Annotated[str, Field(description=_SINCE)]
+_Until = Annotated[str, Field(description=_UNTIL)]
+_Source = Annotated[str, Field(description=_SOURCE)]
+_Day = Annotated[str, Field(description=_DAY)]
 
 _READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                              open_world_hint=False)
@@ -259,10 +264,10 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     def search(
         query: Annotated[str, Field(description=_QUERY)],
         k: Annotated[int, Field(ge=1, le=MAX_K, description=_K)] = 5,
-        since: Annotated[str, Field(description=_SINCE)] = "",
-        until: Annotated[str, Field(description=_UNTIL)] = "",
-        source: Annotated[str, Field(description=_SOURCE)] = "",
-        reference_day: Annotated[str, Field(description=_DAY)] = "",
+        since: _Since = "",
+        until: _Until = "",
+        source: _Source = "",
+        reference_day: _Day = "",
     ) -> Annotated[CallToolResult, SearchResult]:
         with _tool_errors():
             hits = rag.search(query, k=k, filters=_filters(since, until, source), reference_day=reference_day)
@@ -273,10 +278,10 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
     def ask(
         question: Annotated[str, Field(description="the question, in words")],
         k: Annotated[int, Field(ge=1, le=MAX_K, description=_K + " the answer may cite")] = 5,
-        since: Annotated[str, Field(description=_SINCE)] = "",
-        until: Annotated[str, Field(description=_UNTIL)] = "",
-        source: Annotated[str, Field(description=_SOURCE)] = "",
-        reference_day: Annotated[str, Field(description=_DAY)] = "",
+        since: _Since = "",
+        until: _Until = "",
+        source: _Source = "",
+        reference_day: _Day = "",
     ) -> Annotated[CallToolResult, AskResult]:
         with _tool_errors():
             answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day)
@@ -289,9 +294,9 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
                                                   "articles (still oldest first)")] = 0,
         all_events: Annotated[bool, Field(description="false: the main events (reported by 3+ articles; every "
                                                       "event in a small archive); true: every event")] = False,
-        since: Annotated[str, Field(description=_SINCE)] = "",
-        until: Annotated[str, Field(description=_UNTIL)] = "",
-        source: Annotated[str, Field(description=_SOURCE)] = "",
+        since: _Since = "",
+        until: _Until = "",
+        source: _Source = "",
     ) -> Annotated[CallToolResult, TimelineResult]:
         with _tool_errors():
             filters = _filters(since, until, source)
