@@ -18,7 +18,7 @@ import numpy as np
 from rag.answer.conflicts import asked_slot, find_conflicts, rare_terms
 from rag.answer.short import focus_phrase, parse, question_kind
 from rag.answer.short import rank as rank_candidates
-from rag.answer.values import ranked_values
+from rag.answer.values import ranked_values, typed_kind
 from rag.text.chunk import sentence_spans
 from rag.text.dates import closeness
 from rag.text.lexical import bm25_tokens, match_sequence, match_tokens
@@ -341,11 +341,13 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    rare = rare_terms(question, idf, [h.chunk.title + " " + h.chunk.text for h in ranked])
-    values = ranked_values(query, question, scored, ranked[:CONFLICT_RANKED_DEPTH], short, rare, parsed, reference_day,
-                           asked_slot(question)[0])
-    conflicts = find_conflicts(question, scored, ranked, rare,
-                               embed=embedder.encode_short if embedder is not None else None, ranked=values)
+    slot, conflicts = asked_slot(question)[0], []
+    if slot or typed_kind(question):  # else no values are read, by a slot or by the ranker
+        rare = rare_terms(question, idf, [h.chunk.title + " " + h.chunk.text for h in ranked])
+        values = ranked_values(query, question, scored, ranked[:CONFLICT_RANKED_DEPTH], short, rare, parsed,
+                               reference_day, slot)
+        conflicts = find_conflicts(question, scored, ranked, rare,
+                                   embed=embedder.encode_short if embedder is not None else None, ranked=values)
     extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
     if extra:
         order = list(range(1, k + 1)) + extra + [n for n in range(k + 1, len(ranked) + 1) if n not in extra]

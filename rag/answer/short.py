@@ -156,12 +156,8 @@ def question_kind(question: str) -> str:
     if re.match(r"when\b", low):
         return "date"
     m = _WHICH.search(low)
-    if m:
-        for word in m.group(1).split():
-            for pattern, kind in _NOUN_KINDS:
-                if re.match(pattern, word):
-                    return kind
-    return "thing"
+    kinds = [noun_kind(word) for word in m.group(1).split()] if m else []
+    return next((kind for kind in kinds if kind), "thing")
 
 
 _HEAD_SKIP = {"is", "was", "are", "were", "did", "does", "do", "has", "have", "had", "will", "would", "can", "could",
