@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from rag.answer.short import group_of
 from rag.answer.values import (
     NUMBER,
-    SCALE,
-    WORD_NUMBERS,
     ArticleValue,
+    counts,
     money_value,
     name_key,
     on_topic,
@@ -193,9 +192,7 @@ def _numbers_near(sentence: str, stems: list[str], similar=None, verb: set[str] 
     """The numbers of ``sentence`` that count what ``stems`` name; with ``verb`` (the stems of the
     participle asked: "injured"), only those it follows ("30 people were injured", "30 injured")
     or, as "-ing", precedes ("injuring 30"); ``said`` tests that participle in other words."""
-    for m in NUMBER.finditer(sentence):
-        if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
-            continue  # a year, not a count
+    for m, value in counts(sentence):
         after = sentence[m.end():].split()[:CONFLICT_NUMBER_WINDOW]
         following = match_sequence(" ".join(after))
         if verb:  # the participle within the number's own phrase: "killing seven and wounding dozens"
@@ -210,9 +207,7 @@ def _numbers_near(sentence: str, stems: list[str], similar=None, verb: set[str] 
         if not near and stems is _DEAD:
             near = _AFTER_TOLL.search(sentence[:m.start()]) is not None
         if near:
-            word = m.group(1).lower()
-            base = WORD_NUMBERS[word] if word in WORD_NUMBERS else float(word.replace(",", ""))
-            yield m.group(0), base * SCALE.get((m.group(2) or "").lower(), 1.0)
+            yield m.group(0), value
 
 
 def _words_after_numbers(text: str, n: int = 5) -> list[str]:

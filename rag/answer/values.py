@@ -101,14 +101,18 @@ def amount(text: str) -> object | None:
     money = money_value(text)
     if money:
         return money[1]
-    found = set()
+    found = {value for _, value in counts(text)}
+    return found.pop() if len(found) == 1 else None
+
+
+def counts(text: str):
+    """Each count ``text`` gives (``NUMBER``; not a year) with its value: ("5,000", 5000.0)."""
     for m in NUMBER.finditer(text):
         if re.fullmatch(r"(?:19|20)\d\d", m.group(1)) and not m.group(2):
-            continue
+            continue  # a year, not a count
         word = m.group(1).lower()
         base = WORD_NUMBERS[word] if word in WORD_NUMBERS else float(word.replace(",", ""))
-        found.add(base * SCALE.get((m.group(2) or "").lower(), 1.0))
-    return found.pop() if len(found) == 1 else None
+        yield m, base * SCALE.get((m.group(2) or "").lower(), 1.0)
 
 
 def name_key(text: str) -> tuple[str, ...]:
