@@ -67,7 +67,7 @@ class Rag:
         self._embedder = None
         self._reader_model = None
         self._short = None
-        if settings.short_answers:
+        if settings.short_answers and settings.rerank != "span":
             from rag.answer.short import preload
 
             preload()  # spaCy loads while the index and the embedding model do
@@ -139,13 +139,22 @@ class Rag:
     @property
     def sentence_reader(self):
         """The learned answer reader (``settings.reranker``, default the shipped one); None for ``rerank=none``."""
-        if self.settings.rerank == "none":
+        if self.settings.rerank != "learned":
             return None
         if self._reader_model is None:
             from rag.search.rerank import get_reader
 
             self._reader_model = get_reader(self.settings.reranker)
         return self._reader_model
+
+    @property
+    def span_reader(self):
+        """The trained span reader (``rag.answer.reader``); None unless ``rerank`` is "span"."""
+        if self.settings.rerank != "span":
+            return None
+        from rag.answer.reader import get_span_reader
+
+        return get_span_reader(self.settings.reranker or None)
 
     @property
     def short_reader(self):
@@ -240,9 +249,16 @@ class Rag:
         depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(question)[0] else 0)
         ranked = self._retrieve(query, depth, filters, "hybrid", day)
         t1 = time.perf_counter()
-        reading = extractive.read(query, question, ranked, k, self.embedder, self.index_reader.idf(), self.sentence_reader,
-                                  day, conversation.said() if conversation else frozenset(), self.abstain_threshold,
-                                  self.short_reader)
+        said = conversation.said() if conversation else frozenset()
+        if self.span_reader is not None:
+            reading = extractive.read_spans(query, question, ranked, k, self.span_reader, said,
+                                            self.settings.abstain_threshold, self.settings.short_threshold,
+                                            self.settings.short_answers)
+            reading = extractive.conflicts_after_spans(query, question, reading, k, self.embedder,
+                                                       self.index_reader.idf(), day, said)
+        else:
+            reading = extractive.read(query, question, ranked, k, self.embedder, self.index_reader.idf(),
+                                      self.sentence_reader, day, said, self.abstain_threshold, self.short_reader)
         hits = reading.ranked[:max(k, reading.shown)]
         t2 = time.perf_counter()
         result = Answer(

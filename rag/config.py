@@ -39,8 +39,8 @@ class Settings:
     k: int = 5
     rrf_k: int = 60
     candidates: int = 200  # hits taken from each retriever before fusion
-    rerank: str = "none"  # answer sentences chosen by: none (hand-written scorer) | learned (the trained reader; README)
-    reranker: str = ""  # a cross-encoder model folder for "learned" (default: the shipped rag/models/reader)
+    rerank: str = "span"  # the answer read by: span (the trained span reader) | none (hand-written scorer) | learned (sentence cross-encoder)
+    reranker: str = ""  # the reader's model folder (default: the shipped rag/models/span_reader, or rag/models/reader for "learned")
     short_answers: bool = True  # the name, number, date... asked for, read by the trained ranker (rag/answer/short.py)
     short_threshold: float | None = None  # the ranker's probability from which a short answer is shown; None: its own
     abstain_threshold: float | None = None  # below it the answer abstains; None: the scorer's calibrated value
@@ -88,8 +88,8 @@ class Settings:
             raise RagError(f"embed must be auto, torch, onnx or onnx-int8 (got {self.embed!r})")
         if self.device not in ("auto", "cpu", "cuda"):
             raise RagError(f"device must be auto, cpu or cuda (got {self.device!r})")
-        if self.rerank not in ("learned", "none"):
-            raise RagError(f"rerank must be learned or none (got {self.rerank!r})")
+        if self.rerank not in ("span", "learned", "none"):
+            raise RagError(f"rerank must be span, learned or none (got {self.rerank!r})")
         if self.k < 1:
             raise RagError(f"k must be at least 1 (got {self.k})")
         if self.llm_timeout <= 0:

@@ -21,7 +21,7 @@ from rag.answer.short import rank as rank_candidates
 from rag.answer.values import ranked_values, typed_kind
 from rag.text.chunk import sentence_spans
 from rag.text.dates import closeness
-from rag.text.lexical import bm25_tokens, match_sequence, match_tokens
+from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, script
 from rag.tuning import (
     APPOSITIVE_WEIGHT,
     APPOSITIVE_WINDOW,
@@ -338,8 +338,18 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     if answer is None and score < threshold:  # a short answer this likely is given, whatever the sentences score
         return Reading(ranked, NOT_FOUND, [], score, True, parsed=parsed, candidates=cands)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
-    # Values are read from every scored passage, not only the k shown: the reports that differ
-    # are rarely all among the first few. A passage only a conflict cites is shown after the k.
+    ranked, conflicts, shown_n = with_conflicts(query, question, ranked, k, sentences, said, embedder, idf, short, parsed,
+                                                reference_day)
+    return Reading(ranked, text, evidence, score, False, conflicts, shown_n, answer, parsed, cands)
+
+
+def with_conflicts(query: str, question: str, ranked: list[Hit], k: int, sentences: list[Sentence],
+                   said: frozenset[tuple[str, int]], embedder, idf, short, parsed: list, reference_day: str):
+    """(ranked, the values the sources give differently, passages to show): a passage only a
+    conflict cites is moved just after the first ``k`` and shown.
+
+    Values are read from every scored passage, not only the k shown: the reports that differ
+    are rarely all among the first few."""
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
     slot, conflicts = asked_slot(question)[0], []
     if slot or typed_kind(question):  # else no values are read, by a slot or by the ranker
@@ -356,7 +366,22 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
         for c in conflicts:
             for v in c.values:
                 v.citations = [renumber[n] for n in v.citations]
-    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra), answer, parsed, cands)
+    return ranked, conflicts, k + len(extra)
+
+
+def conflicts_after_spans(query: str, question: str, reading: Reading, k: int, embedder, idf,
+                          reference_day: str, said: frozenset[tuple[str, int]] = frozenset()) -> Reading:
+    """``reading`` (the span reader's) with the sources that disagree, read by the slot patterns
+    over the hand-scored sentences of the top passages. The short-answer ranker's values (spaCy)
+    are not read: on the held-out half they changed no conflict figure (docs/timelines.md)."""
+    if reading.abstained or not (asked_slot(question)[0] or typed_kind(question)):
+        return reading
+    ranked = reading.ranked
+    sentences = score_sentences(query, question, candidate_sentences(ranked[:RERANK_DEPTH]), embedder, idf,
+                                reference_day)
+    reading.ranked, reading.conflicts, reading.shown = with_conflicts(query, question, ranked, k, sentences, said,
+                                                                      embedder, idf, None, [], reference_day)
+    return reading
 
 
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,
@@ -372,3 +397,79 @@ def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: 
         return parsed, []
     passages = [(h.chunk.doc_id, h.chunk.text) for h in ranked[:RERANK_DEPTH]]
     return parsed, rank_candidates(query, parsed, passages, short.ranker, reference_day, question)
+
+
+# ---------------------------------------------------------------- the span reader's answer
+
+RUNNER_UP_SPAN = 0.5  # a second sentence joins when its best span is at least this share as probable
+
+
+def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, said: frozenset[tuple[str, int]] = frozenset(),
+               threshold: float | None = None, short_threshold: float | None = None, short: bool = True,
+               depth: int = RERANK_DEPTH) -> Reading:
+    """The answer from the span reader (``rag.answer.reader``): it reads ``query`` against the top
+    ``k`` passages in one batch and points at the best span.
+
+    The reader reads the top ``max(k, depth)`` passages; the passage holding the best span is cited first ([1]); the others keep retrieval's order.
+    The answer's first sentence is the one holding the span (its exact characters cited); a
+    second sentence joins when its own best span is nearly as probable and it says something
+    new. The short answer is the span itself, shown from ``short_threshold`` (default: the
+    reader's, chosen on the validation months) unless the question asks why or how. Below
+    ``threshold`` (default: the reader's) the answer abstains. Sentences in ``said`` were given
+    by the previous answer and are not given again.
+    """
+    from rag.answer.short import question_kind
+
+    threshold = reader.abstain if threshold is None else threshold
+    short_threshold = reader.threshold if short_threshold is None else short_threshold
+    pool, rest = ranked[:max(k, depth)], ranked[max(k, depth):]
+    # A passage that shares no word with the question is not read (every training passage did).
+    q_words = set(bm25_tokens(query))
+    readable = [i for i, h in enumerate(pool) if q_words & set(bm25_tokens(h.chunk.title + " " + h.chunk.text))]
+    spans = reader.read(query, [pool[i].chunk.text for i in readable], top=10)
+    for s in spans:
+        s.passage = readable[s.passage]
+    asked_in = script(question)
+    if asked_in != "latin" and pool and script(pool[0].chunk.text) == asked_in:
+        # The reader learned on English news: in another script its probabilities mean less,
+        # so the passage search ranks first, in the question's own script, is answered from
+        # (its best span), never abstained on.
+        spans = [s for s in spans if script(pool[s.passage].chunk.text) == asked_in] or \
+            [s for s in reader.read(query, [pool[0].chunk.text], top=1)]
+        threshold = 0.0
+    located = []
+    for s in spans:
+        chunk = pool[s.passage].chunk
+        a, b = next(((a, b) for a, b in sentence_spans(chunk.text) if a <= s.start < b), (0, len(chunk.text)))
+        if (chunk.doc_id, chunk.start + a) not in said:
+            located.append((s, a, b))
+    if not located or located[0][0].probability < threshold:
+        best = located[0][0].probability if located else 0.0
+        return Reading(ranked, NOT_FOUND, [], best, True)
+    top = located[0][0]
+    order = [top.passage] + [i for i in range(len(pool)) if i != top.passage]
+    ranked = [pool[i] for i in order] + rest
+    n_of = {old: new for new, old in enumerate(order, 1)}
+    chosen = [located[0]]
+    known = set(bm25_tokens(question)) | set(bm25_tokens(pool[top.passage].chunk.text[located[0][1]:located[0][2]]))
+    for s, a, b in located[1:]:
+        if s.probability < RUNNER_UP_SPAN * top.probability:
+            break
+        text = pool[s.passage].chunk.text[a:b]
+        words = set(bm25_tokens(text))
+        if any(c.passage == s.passage and ca == a for c, ca, _ in chosen) or len(words - known) < 2:
+            continue
+        chosen.append((s, a, b))
+        known |= words
+        break
+    evidence, parts = [], []
+    for s, a, b in chosen:
+        chunk = pool[s.passage].chunk
+        evidence.append(Evidence(n_of[s.passage], chunk.doc_id, chunk.start + a, chunk.start + b))
+        parts.append(f"{chunk.text[a:b]} [{n_of[s.passage]}]")
+    answer = None
+    if short and top.probability >= short_threshold and question_kind(question) != "explain":
+        chunk = pool[top.passage].chunk
+        answer = ShortAnswer(top.text, 1, chunk.doc_id, chunk.start + top.start, chunk.start + top.end,
+                             round(top.probability, 4))
+    return Reading(ranked, " ".join(parts), evidence, top.probability, False, [], k, answer)

@@ -168,3 +168,31 @@ def jaccard(a: set[int], b: set[int]) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / len(a | b)
+
+
+def script(text: str) -> str:
+    """The writing system most of ``text``'s letters are in: "latin", "cjk" (Chinese, Japanese,
+    Korean), "arabic", "cyrillic", "greek", "hebrew", "devanagari" or "other"."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        o = ord(ch)
+        if o < 0x250 or 0x1E00 <= o < 0x1F00:
+            s = "latin"
+        elif 0x370 <= o < 0x400:
+            s = "greek"
+        elif 0x400 <= o < 0x530:
+            s = "cyrillic"
+        elif 0x590 <= o < 0x600:
+            s = "hebrew"
+        elif 0x600 <= o < 0x780 or 0xFB50 <= o < 0xFE00 or 0xFE70 <= o < 0xFF00:
+            s = "arabic"
+        elif 0x900 <= o < 0x980:
+            s = "devanagari"
+        elif 0x3040 <= o < 0xA000 or 0xAC00 <= o < 0xD7B0 or 0xF900 <= o < 0xFB00 or 0x1100 <= o < 0x1200:
+            s = "cjk"
+        else:
+            s = "other"
+        counts[s] = counts.get(s, 0) + 1
+    return max(counts, key=counts.get) if counts else "latin"

@@ -1,0 +1,160 @@
+"""The span reader: a small transformer that points at the answer in the retrieved passages.
+
+all-MiniLM-L6-v2 fine-tuned with a start/end head (``rag/tools/train_span.py``), run as int8
+ONNX by onnxruntime: no torch, no spaCy on the query path. The question is read with each
+passage (a long one in overlapping windows) in one batch; every span of up to
+``MAX_ANSWER_TOKENS`` tokens is scored by its start and end logits, and the [CLS] token's pair
+is the window's "no answer". The best span's probability is calibrated on the validation months
+(a logistic fit of the span's margin over "no answer"; ``reader.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "models" / "span_reader"
+MAX_ANSWER_TOKENS = 30
+MAX_LEN = 192
+STRIDE = 48
+
+
+@dataclass
+class Span:
+    """An answer span of passage ``passage`` (0-based), characters ``start:end`` of its text."""
+
+    passage: int
+    start: int
+    end: int
+    text: str
+    score: float  # start + end logits
+    margin: float  # score minus the window's "no answer" score
+    probability: float = 0.0  # calibrated: the chance that this span is a right answer
+
+
+class SpanReader:
+    """Reads a question against passages; ``read`` returns the best spans, most probable first."""
+
+    def __init__(self, folder: Path = DEFAULT_DIR) -> None:
+        model = folder / "reader.int8.onnx"
+        if not model.is_file():
+            raise RagError(f"span reader not found: {model} (rebuild it with 'python -m rag.tools.train_span all')")
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(os.environ.get("RAG_THREADS", "0") or 0)
+        self.session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_LEN, stride=STRIDE, strategy="only_second")
+        self.tokenizer.no_padding()
+        meta = json.loads((folder / "reader.json").read_text(encoding="utf-8")) if (folder / "reader.json").is_file() else {}
+        self.calibration = meta.get("calibration", {"a": 1.0, "b": 0.0})
+        self.threshold = float(meta.get("short_threshold", 0.5))  # a short answer is shown from this probability
+        self.abstain = float(meta.get("abstain_threshold", 0.05))  # below it the answer abstains
+        self.meta = meta
+        self._lock = threading.Lock()
+
+    def _windows(self, question: str, passages: list[str]):
+        """(passage index, encoding) for every window of every passage."""
+        encs = self.tokenizer.encode_batch([(question, p) for p in passages])
+        out = []
+        for i, enc in enumerate(encs):
+            out.append((i, enc))
+            out.extend((i, o) for o in enc.overflowing)
+        return out
+
+    def logits(self, question: str, passages: list[str]):
+        """(windows, start logits, end logits) for the question against each passage."""
+        windows = self._windows(question, passages)
+        n = max(len(w.ids) for _, w in windows)
+        ids = np.zeros((len(windows), n), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        types = np.zeros_like(ids)
+        for r, (_, w) in enumerate(windows):
+            ids[r, :len(w.ids)] = w.ids
+            mask[r, :len(w.ids)] = 1
+            types[r, :len(w.ids)] = w.type_ids
+        start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        return windows, start, end
+
+    def read(self, question: str, passages: list[str], top: int = 5) -> list[Span]:
+        """The ``top`` best spans over all passages, most probable first (one per passage and place)."""
+        if not passages:
+            return []
+        windows, start, end = self.logits(question, passages)
+        spans: dict[tuple[int, int, int], Span] = {}
+        for r, (p, w) in enumerate(windows):
+            seq = np.array([s if s is not None else -1 for s in w.sequence_ids])
+            ctx = np.flatnonzero(seq == 1)
+            if not len(ctx):
+                continue
+            s_log, e_log = start[r, ctx], end[r, ctx]
+            null = float(start[r, 0] + end[r, 0])
+            n = len(ctx)
+            grid = s_log[:, None] + e_log[None, :]
+            band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_ANSWER_TOKENS)
+            grid = np.where(band, grid, -np.inf)
+            flat = np.argsort(grid, axis=None)[::-1][:top]
+            text = passages[p]
+            for k in flat:
+                a, b = divmod(int(k), n)
+                if not np.isfinite(grid[a, b]):
+                    break
+                cs, ce = _word_bounds(text, w.offsets[ctx[a]][0], w.offsets[ctx[b]][1])
+                if ce <= cs:
+                    continue
+                key = (p, cs, ce)
+                score = float(grid[a, b])
+                if key not in spans or spans[key].score < score:
+                    spans[key] = Span(p, cs, ce, text[cs:ce], score, score - null)
+        ranked = sorted(spans.values(), key=lambda s: -s.margin)[:top]
+        for s in ranked:
+            s.probability = self.calibrate(s.margin)
+        return ranked
+
+    def calibrate(self, margin: float) -> float:
+        z = self.calibration["a"] * margin + self.calibration["b"]
+        return float(1.0 / (1.0 + np.exp(-z)))
+
+
+_OPEN = " \t\n\"'“”‘’(,;:"
+_CLOSE = " \t\n\"'“”‘’),;:."
+
+
+def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span widened to whole words and stripped of the punctuation around it (an
+    abbreviation keeps its stop: "U.S.", "Jr.")."""
+    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+        end += 1
+    while start < end and text[start] in _OPEN:
+        start += 1
+    stripped = end
+    while stripped > start and text[stripped - 1] in _CLOSE:
+        stripped -= 1
+    last = text[start:stripped].split()[-1:] or [""]
+    if stripped < len(text) and text[stripped] == "." and "." in last[0]:
+        stripped += 1  # "U.S." keeps its last stop
+    return start, stripped
+
+
+_LOCK = threading.Lock()
+_CACHE: dict[Path, SpanReader] = {}
+
+
+def get_span_reader(folder: Path | str | None = None) -> SpanReader:
+    """The span reader in ``folder`` (default: the shipped one), loaded once per process."""
+    path = Path(folder) if folder else DEFAULT_DIR
+    with _LOCK:
+        if path not in _CACHE:
+            _CACHE[path] = SpanReader(path)
+        return _CACHE[path]

@@ -1,0 +1,158 @@
+"""The span reader: its decoding and the answer built from it (a tiny fixed reader whose logits
+point where a test says), then the shipped model over the shipped articles."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from rag.answer.extract import NOT_FOUND, read_spans
+from rag.answer.reader import SpanReader, _word_bounds
+from rag.tools.train_span import base_model_dir
+from rag.types import Chunk, Hit
+
+
+class FixedReader(SpanReader):
+    """Real tokenizer and decoding; logits set by hand: ``strength`` on the start and end of each
+    word in ``targets`` (word -> strength), ``null`` on [CLS], 0 elsewhere."""
+
+    def __init__(self, targets: dict[str, float], null: float = 1.0, threshold: float = 0.5,
+                 abstain: float = 0.2) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(base_model_dir() / "tokenizer.json"))
+        self.tokenizer.enable_truncation(192, stride=48, strategy="only_second")
+        self.calibration = {"a": 1.0, "b": 0.0}
+        self.threshold, self.abstain, self.meta = threshold, abstain, {}
+        self.targets, self.null = targets, null
+
+    def logits(self, question, passages):
+        windows = self._windows(question, passages)
+        n = max(len(w.ids) for _, w in windows)
+        start = np.zeros((len(windows), n), dtype=np.float32)
+        end = np.zeros_like(start)
+        for r, (p, w) in enumerate(windows):
+            start[r, 0] = end[r, 0] = self.null
+            for j, (seq, (a, b)) in enumerate(zip(w.sequence_ids, w.offsets)):
+                strength = self.targets.get(passages[p][a:b]) if seq == 1 else None
+                if strength is not None:
+                    start[r, j] = end[r, j] = strength
+        return windows, start, end
+
+
+def _hits(*texts: str) -> list[Hit]:
+    return [Hit(i, Chunk(f"doc{i}", 100, 100 + len(t), t, len(t.split()), title=f"Title {i}"), 1.0 / (i + 1))
+            for i, t in enumerate(texts)]
+
+
+PASSAGES = ("Talks between the two sides resumed in Doha on Monday. Qatar hosted them.",
+            "Officials said on Tuesday that Iran offered to mediate between Kabul and Islamabad. Tehran confirmed it.")
+
+
+def test_the_most_probable_span_is_the_answer_and_its_passage_is_cited_first():
+    reader = FixedReader({"Iran": 4.0, "Qatar": 2.0})
+    spans = reader.read("Who offered to mediate?", list(PASSAGES))
+    assert [(s.text, s.passage) for s in spans[:2]] == [("Iran", 1), ("Qatar", 0)]
+    assert spans[0].margin == pytest.approx(8.0 - 2.0) and spans[0].probability > spans[1].probability
+    reading = read_spans("Who offered to mediate?", "Who offered to mediate?", _hits(*PASSAGES), 2, reader)
+    assert not reading.abstained
+    assert reading.short is not None and reading.short.text == "Iran" and reading.short.n == 1
+    assert reading.ranked[0].chunk.doc_id == "doc1"  # the answer's passage is [1]
+    assert reading.short.doc_id == "doc1" and reading.short.start == 100 + PASSAGES[1].index("Iran")
+    first = reading.evidence[0]
+    assert first.n == 1 and PASSAGES[1][first.start - 100:first.end - 100].startswith("Officials said on Tuesday")
+    assert reading.text.startswith("Officials said on Tuesday that Iran offered") and "[1]" in reading.text
+
+
+def test_a_reversed_decision_would_name_the_weaker_span():
+    """The same passages with the strengths swapped: the answer follows the logits, not the order."""
+    reader = FixedReader({"Iran": 2.0, "Qatar": 4.0})
+    question = "Who hosted the talks or offered to mediate?"
+    reading = read_spans(question, question, _hits(*PASSAGES), 2, reader)
+    assert reading.short.text == "Qatar" and reading.ranked[0].chunk.doc_id == "doc0"
+
+
+def test_a_passage_sharing_no_word_with_the_question_is_not_read():
+    reader = FixedReader({"Iran": 4.0, "Qatar": 3.0})
+    reading = read_spans("Who hosted the talks?", "Who hosted the talks?", _hits(*PASSAGES), 2, reader)
+    assert reading.short.text == "Qatar"  # "Iran" scores higher, but its passage says nothing of talks hosted
+    reading = read_spans("zzzz qqqq xxxx?", "zzzz qqqq xxxx?", _hits(*PASSAGES), 2, reader)
+    assert reading.abstained
+
+
+def test_no_span_above_no_answer_abstains():
+    reader = FixedReader({"Iran": 0.2}, null=3.0)  # margin 0.4 - 6 = -5.6 -> probability 0.004
+    reading = read_spans("Who offered to mediate?", "Who offered to mediate?", _hits(*PASSAGES), 2, reader)
+    assert reading.abstained and reading.text == NOT_FOUND and reading.short is None and reading.evidence == []
+
+
+def test_a_likely_sentence_with_an_unsure_span_gives_the_sentence_only():
+    reader = FixedReader({"Iran": 1.5}, null=1.0, threshold=0.9, abstain=0.2)  # margin 1.0 -> 0.73
+    reading = read_spans("Who offered to mediate?", "Who offered to mediate?", _hits(*PASSAGES), 2, reader)
+    assert not reading.abstained and reading.short is None and "Iran offered" in reading.text
+
+
+def test_why_and_how_questions_get_no_short_answer():
+    reader = FixedReader({"Iran": 4.0})
+    reading = read_spans("Why did Iran offer to mediate?", "Why did Iran offer to mediate?", _hits(*PASSAGES), 2, reader)
+    assert not reading.abstained and reading.short is None
+
+
+def test_a_sentence_already_said_is_not_given_again():
+    reader = FixedReader({"Iran": 4.0, "Qatar": 3.5})
+    hits = _hits(*PASSAGES)
+    said = frozenset({("doc1", 100)})  # the sentence holding "Iran" was the previous answer
+    question = "Who hosted the talks or offered to mediate?"
+    reading = read_spans(question, question, hits, 2, reader, said=said)
+    assert reading.short.text == "Qatar"
+
+
+def test_spans_are_whole_words_without_punctuation():
+    text = 'He said "Araghchi," then left for the U.S. on Monday.'
+    s = text.index("ragh")
+    assert text.__getitem__(slice(*_word_bounds(text, s, s + 4))) == "Araghchi"
+    u = text.index("U.S")
+    assert text.__getitem__(slice(*_word_bounds(text, u, u + 3))) == "U.S."
+
+
+# ---------------------------------------------------------------- the shipped reader
+
+
+def test_the_shipped_reader_has_its_card_and_calibration():
+    from rag.answer.reader import DEFAULT_DIR
+
+    reader = SpanReader(DEFAULT_DIR)
+    assert 0.0 < reader.abstain < reader.threshold < 1.0
+    card = (DEFAULT_DIR / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert "python -m rag.tools.train_span all" in card and "2025" in card
+    spans = reader.read("Who offered to mediate between Kabul and Islamabad?",
+                        ["Iran offered on Sunday to mediate between Kabul and Islamabad, its foreign ministry said."])
+    assert spans and spans[0].text in ("Iran", "Iran offered") and spans[0].probability > reader.abstain
+
+
+ZH_ARTICLE = ("南方港务局周一宣布，将投资七亿三千万美元扩建南部深水港。扩建工程包括两座新码头和一条防波堤，"
+              "预计明年春天开工。港务局局长李明说，扩建完成后港口年吞吐量将增加一倍。")
+
+
+@pytest.mark.slow
+def test_a_chinese_question_is_answered_from_the_chinese_article(tmp_path):
+    """The shipped articles plus one Chinese article, the real embedding model and reader:
+    search ranks the Chinese article first, and ask answers from it, cited [1]."""
+    import shutil
+
+    from rag import Rag
+    from rag.config import DEFAULT_CORPUS
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(DEFAULT_CORPUS, corpus)
+    (corpus / "zh_port.txt").write_text(ZH_ARTICLE + "\n", encoding="utf-8")
+    r = Rag(corpus=(str(corpus),), index_dir=str(tmp_path / "idx"))
+    r.index()
+    question = "谁宣布投资扩建深水港？"
+    assert r.search(question, k=1)[0].chunk.doc_id == "zh_port"
+    answer = r.ask(question)
+    assert not answer.abstained, answer.answer
+    assert answer.citations[0].doc_id == "zh_port"
+    assert re.search(r"[\u4e00-\u9fff]", answer.answer) and "[1]" in answer.answer
