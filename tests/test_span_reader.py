@@ -25,7 +25,7 @@ class FixedReader(SpanReader):
         self.tokenizer = Tokenizer.from_file(str(base_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(192, stride=48, strategy="only_second")
         self.calibration = {"a": 1.0, "b": 0.0}
-        self.threshold, self.abstain, self.meta = threshold, abstain, {}
+        self.threshold, self.abstain, self.meta, self.depth, self.rank_weight = threshold, abstain, {}, 10, 0.0
         self.targets, self.null = targets, null
 
     def logits(self, question, passages):
@@ -156,3 +156,18 @@ def test_a_chinese_question_is_answered_from_the_chinese_article(tmp_path):
     assert not answer.abstained, answer.answer
     assert answer.citations[0].doc_id == "zh_port"
     assert re.search(r"[\u4e00-\u9fff]", answer.answer) and "[1]" in answer.answer
+
+
+@pytest.mark.slow
+def test_asking_does_not_load_spacy(real_rag):
+    """The query path is the embedding model, the index and the reader's ONNX graph: no spaCy."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from rag import Rag; "
+            f"r = Rag(index_dir={str(real_rag.settings.index_path)!r}); "
+            "a = r.ask('How many American troops remained stationed in Afghanistan?'); "
+            "print(a.short_answer is not None, 'spacy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"], out.stdout

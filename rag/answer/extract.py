@@ -21,7 +21,7 @@ from rag.answer.short import rank as rank_candidates
 from rag.answer.values import ranked_values, typed_kind
 from rag.text.chunk import sentence_spans
 from rag.text.dates import closeness
-from rag.text.lexical import bm25_tokens, match_sequence, match_tokens, script
+from rag.text.lexical import bm25_tokens, coverage, match_sequence, match_tokens, script
 from rag.tuning import (
     APPOSITIVE_WEIGHT,
     APPOSITIVE_WINDOW,
@@ -369,21 +369,6 @@ def with_conflicts(query: str, question: str, ranked: list[Hit], k: int, sentenc
     return ranked, conflicts, k + len(extra)
 
 
-def conflicts_after_spans(query: str, question: str, reading: Reading, k: int, embedder, idf,
-                          reference_day: str, said: frozenset[tuple[str, int]] = frozenset()) -> Reading:
-    """``reading`` (the span reader's) with the sources that disagree, read by the slot patterns
-    over the hand-scored sentences of the top passages. The short-answer ranker's values (spaCy)
-    are not read: on the held-out half they changed no conflict figure (docs/timelines.md)."""
-    if reading.abstained or not (asked_slot(question)[0] or typed_kind(question)):
-        return reading
-    ranked = reading.ranked
-    sentences = score_sentences(query, question, candidate_sentences(ranked[:RERANK_DEPTH]), embedder, idf,
-                                reference_day)
-    reading.ranked, reading.conflicts, reading.shown = with_conflicts(query, question, ranked, k, sentences, said,
-                                                                      embedder, idf, None, [], reference_day)
-    return reading
-
-
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,
                       reference_day: str):
     """(the sentences parsed for short answers, their candidates most probable first)."""
@@ -404,13 +389,14 @@ def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: 
 RUNNER_UP_SPAN = 0.5  # a second sentence joins when its best span is at least this share as probable
 
 
-def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, said: frozenset[tuple[str, int]] = frozenset(),
+def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf=None,
+               said: frozenset[tuple[str, int]] = frozenset(),
                threshold: float | None = None, short_threshold: float | None = None, short: bool = True,
-               depth: int = RERANK_DEPTH) -> Reading:
+               depth: int | None = None) -> Reading:
     """The answer from the span reader (``rag.answer.reader``): it reads ``query`` against the top
     ``k`` passages in one batch and points at the best span.
 
-    The reader reads the top ``max(k, depth)`` passages; the passage holding the best span is cited first ([1]); the others keep retrieval's order.
+    The reader reads the top ``max(k, depth)`` passages (default depth: the reader's own); the passage holding the best span is cited first ([1]); the others keep retrieval's order.
     The answer's first sentence is the one holding the span (its exact characters cited); a
     second sentence joins when its own best span is nearly as probable and it says something
     new. The short answer is the span itself, shown from ``short_threshold`` (default: the
@@ -422,20 +408,25 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, sai
 
     threshold = reader.abstain if threshold is None else threshold
     short_threshold = reader.threshold if short_threshold is None else short_threshold
-    pool, rest = ranked[:max(k, depth)], ranked[max(k, depth):]
-    # A passage that shares no word with the question is not read (every training passage did).
+    depth = max(k, reader.depth if depth is None else depth)
+    pool, rest = ranked[:depth], ranked[depth:]
+    # A passage that shares no word with the question gives no answer (every training passage shared one).
     q_words = set(bm25_tokens(query))
-    readable = [i for i, h in enumerate(pool) if q_words & set(bm25_tokens(h.chunk.title + " " + h.chunk.text))]
-    spans = reader.read(query, [pool[i].chunk.text for i in readable], top=10)
+    unread = {i for i, h in enumerate(pool) if not q_words & set(bm25_tokens(h.chunk.title + " " + h.chunk.text))}
+    cover = [coverage(query, h.chunk.title + " " + h.chunk.text, idf) for h in pool] if idf else None
+    spans = reader.read(query, [h.chunk.text for h in pool], top=50, coverage=cover) if pool else []
     for s in spans:
-        s.passage = readable[s.passage]
+        if s.passage in unread:
+            s.probability = 0.0  # given only with a negative abstention threshold ("never abstain")
+    # a span of a passage retrieval ranks lower needs a wider margin (weight chosen on validation)
+    spans.sort(key=lambda s: (s.passage in unread, -(s.margin - reader.rank_weight * s.passage)))
     asked_in = script(question)
     if asked_in != "latin" and pool and script(pool[0].chunk.text) == asked_in:
         # The reader learned on English news: in another script its probabilities mean less,
         # so the passage search ranks first, in the question's own script, is answered from
         # (its best span), never abstained on.
         spans = [s for s in spans if script(pool[s.passage].chunk.text) == asked_in] or \
-            [s for s in reader.read(query, [pool[0].chunk.text], top=1)]
+            reader.read(query, [pool[0].chunk.text], top=1)
         threshold = 0.0
     located = []
     for s in spans:
@@ -473,3 +464,32 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, sai
         answer = ShortAnswer(top.text, 1, chunk.doc_id, chunk.start + top.start, chunk.start + top.end,
                              round(top.probability, 4))
     return Reading(ranked, " ".join(parts), evidence, top.probability, False, [], k, answer)
+
+
+def with_short_answer(hand: Reading, spans: Reading) -> Reading:
+    """The sentence scorer's reading (``hand``) with the span reader's short answer: the short
+    answer's sentence comes first, then the scorer's best sentence when it is another one."""
+    short = spans.short
+    if short is None:
+        return hand
+    span_hit = spans.ranked[0].chunk
+    n = next((i for i, h in enumerate(hand.ranked, 1)
+              if h.chunk.doc_id == span_hit.doc_id and h.chunk.start == span_hit.start), None)
+    if n is None or n > hand.shown:
+        return hand  # the scorer does not show the reader's passage: no short answer rather than a hidden source
+    support = spans.evidence[0]
+    first = Evidence(n, support.doc_id, support.start, support.end)
+    evidence, parts = [first], [f"{_evidence_text(hand.ranked, first)} [{n}]"]
+    if not hand.abstained and hand.evidence and (hand.evidence[0].doc_id, hand.evidence[0].start) != \
+            (first.doc_id, first.start):
+        evidence.append(hand.evidence[0])
+        parts.append(f"{_evidence_text(hand.ranked, hand.evidence[0])} [{hand.evidence[0].n}]")
+    hand.short = ShortAnswer(short.text, n, short.doc_id, short.start, short.end, short.probability)
+    hand.text, hand.evidence, hand.abstained = " ".join(parts), evidence, False
+    hand.confidence = max(hand.confidence, spans.confidence)
+    return hand
+
+
+def _evidence_text(ranked: list[Hit], e: Evidence) -> str:
+    chunk = ranked[e.n - 1].chunk
+    return chunk.text[e.start - chunk.start:e.end - chunk.start]

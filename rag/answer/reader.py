@@ -59,6 +59,8 @@ class SpanReader:
         self.calibration = meta.get("calibration", {"a": 1.0, "b": 0.0})
         self.threshold = float(meta.get("short_threshold", 0.5))  # a short answer is shown from this probability
         self.abstain = float(meta.get("abstain_threshold", 0.05))  # below it the answer abstains
+        self.depth = int(meta.get("depth", 10))  # passages read (chosen on the validation months)
+        self.rank_weight = float(meta.get("rank_weight", 0.0))  # margin lost per retrieval rank (the same)
         self.meta = meta
         self._lock = threading.Lock()
 
@@ -85,8 +87,9 @@ class SpanReader:
         start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         return windows, start, end
 
-    def read(self, question: str, passages: list[str], top: int = 5) -> list[Span]:
-        """The ``top`` best spans over all passages, most probable first (one per passage and place)."""
+    def read(self, question: str, passages: list[str], top: int = 5, coverage: list[float] | None = None) -> list[Span]:
+        """The ``top`` best spans over all passages, widest margin first (one per passage and
+        place); ``coverage``: each passage's share of the question's words (``lexical.coverage``)."""
         if not passages:
             return []
         windows, start, end = self.logits(question, passages)
@@ -117,11 +120,14 @@ class SpanReader:
                     spans[key] = Span(p, cs, ce, text[cs:ce], score, score - null)
         ranked = sorted(spans.values(), key=lambda s: -s.margin)[:top]
         for s in ranked:
-            s.probability = self.calibrate(s.margin)
+            s.probability = self.calibrate(s.margin, coverage[s.passage] if coverage else 1.0)
         return ranked
 
-    def calibrate(self, margin: float) -> float:
-        z = self.calibration["a"] * margin + self.calibration["b"]
+    def calibrate(self, margin: float, coverage: float = 1.0) -> float:
+        """P(the span is right) from its margin and ``coverage``, the IDF-weighted share of the
+        question's words its passage holds (a logistic fit on the validation months)."""
+        c = self.calibration
+        z = c["a"] * margin + c.get("c", 0.0) * coverage + c["b"]
         return float(1.0 / (1.0 + np.exp(-z)))
 
 
@@ -158,3 +164,15 @@ def get_span_reader(folder: Path | str | None = None) -> SpanReader:
         if path not in _CACHE:
             _CACHE[path] = SpanReader(path)
         return _CACHE[path]
+
+
+def preload(folder: Path | str | None = None) -> None:
+    """Load the reader in a background thread (while the index and the embedding model load)."""
+
+    def load() -> None:
+        try:
+            get_span_reader(folder)
+        except RagError:
+            pass  # the same error is raised, and shown, when a question needs the reader
+
+    threading.Thread(target=load, daemon=True, name="span-reader-load").start()

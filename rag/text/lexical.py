@@ -196,3 +196,13 @@ def script(text: str) -> str:
             s = "other"
         counts[s] = counts.get(s, 0) + 1
     return max(counts, key=counts.get) if counts else "latin"
+
+
+def coverage(question: str, text: str, idf: Callable[[str], float]) -> float:
+    """The IDF-weighted share of the question's words that ``text`` holds."""
+    terms = {t: idf(t) for t in bm25_tokens(question)}
+    total = sum(terms.values())
+    if total <= 0:
+        return 0.0
+    words = set(bm25_tokens(text))
+    return sum(w for t, w in terms.items() if t in words) / total

