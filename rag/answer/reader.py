@@ -135,12 +135,20 @@ _OPEN = " \t\n\"'“”‘’(,;:"
 _CLOSE = " \t\n\"'“”‘’),;:."
 
 
+def _in_number(text: str, i: int) -> bool:
+    """True when ``text[i]`` is a digit group's separator inside a number ("7,000", "3.5")."""
+    return 0 < i < len(text) - 1 and text[i] in ",." and text[i - 1].isdigit() and text[i + 1].isdigit()
+
+
 def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """The span widened to whole words and stripped of the punctuation around it (an
     abbreviation keeps its stop: "U.S.", "Jr.")."""
-    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
+    def wordish(i: int) -> bool:
+        return text[i].isalnum() or _in_number(text, i)
+
+    while 0 < start < len(text) and wordish(start - 1) and wordish(start):
         start -= 1
-    while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+    while 0 < end < len(text) and wordish(end - 1) and wordish(end):
         end += 1
     while start < end and text[start] in _OPEN:
         start += 1

@@ -55,7 +55,8 @@ def _reader_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rerank", choices=("span", "learned", "none"),
                    help="what reads the answer: span (the trained span reader, default), none (hand-written "
                         "sentence scorer) or learned (sentence cross-encoder)")
-    p.add_argument("--reranker", metavar="DIR", help="a cross-encoder model folder to use as the reader (default: the shipped one)")
+    p.add_argument("--reranker", metavar="DIR",
+                   help="the reader's model folder: a span reader for span, a cross-encoder for learned (default: the shipped one)")
     p.add_argument("--abstain-threshold", type=float, metavar="X",
                    help="abstain when the best sentence scores below X (default: the scorer's calibrated value)")
 
