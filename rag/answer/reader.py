@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,6 +132,7 @@ class SpanReader:
         return float(1.0 / (1.0 + np.exp(-z)))
 
 
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _OPEN = " \t\n\"'“”‘’(,;:"
 _CLOSE = " \t\n\"'“”‘’),;:."
 
@@ -143,8 +145,8 @@ def _in_number(text: str, i: int) -> bool:
 def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """The span widened to whole words and stripped of the punctuation around it (an
     abbreviation keeps its stop: "U.S.", "Jr.")."""
-    def wordish(i: int) -> bool:
-        return text[i].isalnum() or _in_number(text, i)
+    def wordish(i: int) -> bool:  # Chinese, Japanese and Korean write no spaces: each character stands alone
+        return (text[i].isalnum() and not _CJK.match(text[i])) or _in_number(text, i)
 
     while 0 < start < len(text) and wordish(start - 1) and wordish(start):
         start -= 1
