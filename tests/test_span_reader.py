@@ -202,3 +202,19 @@ def test_no_short_answer_from_a_passage_the_scorer_does_not_show():
     hand = Reading(hits, "Qatar hosted them. [1]", [], 0.8, False, shown=1)  # only [1] is shown
     spans = read_spans("Who offered to mediate?", "Who offered to mediate?", hits, 2, FixedReader({"Iran": 4.0}))
     assert with_short_answer(hand, spans).short is None
+
+
+@pytest.mark.slow
+def test_the_readme_example_is_what_ask_prints(real_rag, run_cli):
+    """The README's first example, up to its sources, is the real output of `rag ask` on the shipped articles."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```\n$ python -m rag ask ", 1)[1].split("```", 1)[0]
+    command, shown = block.split("\n", 1)
+    question = command.strip().strip('"')
+    out = run_cli("ask", question, "--index-dir", str(real_rag.settings.index_path))
+    assert out.returncode == 0, out.stderr
+    expected = shown.split("\nSources:", 1)[0].strip()
+    assert out.stdout.split("\nSources:", 1)[0].strip() == expected
+    assert out.stdout.startswith("Answer: ")
