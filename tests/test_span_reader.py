@@ -218,3 +218,33 @@ def test_the_readme_example_is_what_ask_prints(real_rag, run_cli):
     expected = shown.split("\nSources:", 1)[0].strip()
     assert out.stdout.split("\nSources:", 1)[0].strip() == expected
     assert out.stdout.startswith("Answer: ")
+
+
+@pytest.mark.slow
+def test_the_recipe_trains_resumes_and_exports_a_reader_that_loads(tmp_path, capsys):
+    """Two steps on four examples, a resumed third, the int8 export: the files the query path reads."""
+    import json
+
+    from rag.tools import train_span
+
+    examples = tmp_path / "examples.jsonl"
+    context = "Officials said on Tuesday that Iran offered to mediate between Kabul and Islamabad."
+    rows = [{"qid": f"q{i}", "question": "Who offered to mediate?", "split": "train", "kind": kind,
+             "context": context if kind == "pos" else "The weather in Doha was hot on Monday.",
+             "start": context.index("Iran") if kind == "pos" else -1,
+             "end": context.index("Iran") + 4 if kind == "pos" else -1}
+            for i, kind in enumerate(["pos", "neg", "pos", "neg"])]
+    examples.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run, out = tmp_path / "run", tmp_path / "model"
+    common = ["--run", str(run), "--examples", str(examples), "--out", str(out), "--batch", "2", "--synthetic", "0",
+              "--save-every", "1", "--threads", "1"]
+    train_span.main(["train", "--steps", "2", *common])
+    assert (run / "checkpoint.pt").exists() and (run / "final.pt").exists()
+    (run / "final.pt").unlink()
+    capsys.readouterr()
+    train_span.main(["train", "--steps", "3", *common])
+    assert "resumed at step 2" in capsys.readouterr().err
+    train_span.main(["export", *common])
+    reader = SpanReader(out)
+    spans = reader.read("Who offered to mediate?", [context])
+    assert spans and all(context[s.start:s.end] == s.text for s in spans)

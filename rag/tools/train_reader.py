@@ -208,3 +208,33 @@ def recipe(shared: Path, out: Path, work: Path, years: list[str], *, epochs: flo
                         num_layers=num_layers, log=log)
     info.update(train_years=years, positives=pos, negatives=neg)
     return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rag.tools.train_reader --data DIR``: rebuild the sentence cross-encoder (``--rerank learned``)."""
+    import argparse
+    import json
+    import sys
+
+    from rag.search.rerank import SHIPPED_READER
+
+    p = argparse.ArgumentParser(description="Rebuild the sentence cross-encoder of --rerank learned.")
+    p.add_argument("--data", type=Path, required=True, help="folder holding realtimeqa-2023/ and realtimeqa-more/")
+    p.add_argument("--out", type=Path, default=SHIPPED_READER)
+    p.add_argument("--work", type=Path, default=Path("runs/reader"))
+    p.add_argument("--train-years", default="2022,2023")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--device", default="")
+    p.add_argument("--seed", type=int, default=13)
+    a = p.parse_args(argv)
+    years = [y.strip() for y in a.train_years.split(",") if y.strip()]
+    info = recipe(a.data, a.out, a.work, years, epochs=a.epochs, max_minutes=a.max_minutes, device=a.device,
+                  seed=a.seed, lr=a.lr, num_layers=a.layers, log=lambda m: print(m, file=sys.stderr))
+    print(json.dumps(info, indent=2))
+
+
+if __name__ == "__main__":
+    main()
