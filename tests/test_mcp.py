@@ -211,7 +211,9 @@ def test_stdio_ask_search_and_document(real_rag: rag.Rag, tmp_path: Path):
         assert IRAN_DOC in [c["doc_id"] for c in out["citations"]]
         assert out["evidence"] and out["evidence"][0]["doc_id"] == out["citations"][out["evidence"][0]["n"] - 1]["doc_id"]
         text = _text(answer)
-        assert text.startswith(out["answer"]) and "Sources:" in text
+        short = out.get("short_answer")
+        first = f"Answer: {short['text']} [{short['n']}]\n" if short else ""
+        assert text.startswith(first + out["answer"]) and "Sources:" in text
         c1 = out["citations"][0]
         assert f"[1] {c1['title']} ({c1['source']}, {c1['date']}) {c1['doc_id']} chars {c1['start']}-{c1['end']}" in text
 

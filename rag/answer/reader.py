@@ -10,6 +10,7 @@ is the window's "no answer". The best span's probability is calibrated on the va
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -185,4 +186,8 @@ def preload(folder: Path | str | None = None) -> None:
         except RagError:
             pass  # the same error is raised, and shown, when a question needs the reader
 
-    threading.Thread(target=load, daemon=True, name="span-reader-load").start()
+    thread = threading.Thread(target=load, daemon=True, name="span-reader-load")
+    thread.start()
+    # onnxruntime aborts the process ("terminate called without an active exception") when the
+    # interpreter exits while it is still creating the session: a command that never asks waits for it.
+    atexit.register(thread.join, 30)
