@@ -16,7 +16,6 @@ from pathlib import Path
 from rag.answer import extract as extractive
 from rag.answer.conflicts import asked_slot
 from rag.answer.followup import Conversation
-from rag.answer.short import question_kind
 from rag.answer.timeline import Timeline, build_timeline
 from rag.config import Settings
 from rag.errors import QuestionError, RagError, RagIndexError, SpanError
@@ -28,7 +27,6 @@ from rag.ingest.corpus import check_paths
 from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from rag.text.dates import FORMATS_HELP, parse_date, reference_day
-from rag.text.lexical import script
 from rag.tuning import CONFLICT_DEPTH, MAX_QUESTION_CHARS, RERANK_DEPTH
 from rag.types import Answer, Hit, SkippedInput
 
@@ -257,21 +255,11 @@ class Rag:
         t1 = time.perf_counter()
         said = conversation.said() if conversation else frozenset()
         idf = self.index_reader.idf()
-        if self.span_reader is not None and script(question) != "latin":
-            # The sentence scorer reads English only: a question in another script is answered by the reader.
-            reading = extractive.read_spans(question, question, ranked, k, self.span_reader, idf, said,
-                                            short_threshold=self.settings.short_threshold)
-        elif self.span_reader is not None:
-            # The sentences and the abstention come from the sentence scorer, the short answer from the
-            # span reader: on the tuned seed file the reader's own sentences held the answer 0.62 of the
-            # time, the scorer's 0.93 (docs/span_reader.md). Why / how questions get no short answer.
-            reading = extractive.read(query, question, ranked, k, self.embedder, idf, None, day, said,
-                                      extractive.abstain_threshold(None, self.settings.abstain_threshold), None)
-            if question_kind(question) != "explain" and self.settings.short_answers:
-                asked = conversation.resolved(question) if conversation else question
-                spans = extractive.read_spans(asked, question, ranked, k, self.span_reader, idf, said,
-                                              short_threshold=self.settings.short_threshold)
-                reading = extractive.with_short_answer(reading, spans)
+        if self.span_reader is not None:
+            asked = conversation.resolved(question) if conversation else question
+            reading = extractive.read_with_span_reader(
+                query, asked, question, ranked, k, self.span_reader, self.embedder, idf, day, said,
+                self.settings.abstain_threshold, self.settings.short_threshold, self.settings.short_answers)
         else:
             reading = extractive.read(query, question, ranked, k, self.embedder, idf, self.sentence_reader, day, said,
                                       self.abstain_threshold, self.short_reader)
