@@ -14,6 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from rag.answer import extract as extractive
+from rag.answer import spans
 from rag.answer.conflicts import asked_slot
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, build_timeline
@@ -257,7 +258,7 @@ class Rag:
         idf = self.index_reader.idf()
         if self.span_reader is not None:
             asked = conversation.resolved(question) if conversation else question
-            reading = extractive.read_with_span_reader(
+            reading = spans.read_with_span_reader(
                 query, asked, question, ranked, k, self.span_reader, self.embedder, idf, day, said,
                 self.settings.abstain_threshold, self.settings.short_threshold, self.settings.short_answers)
         else:

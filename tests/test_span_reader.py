@@ -8,8 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from rag.answer.extract import NOT_FOUND, read_spans
+from rag.answer.extract import NOT_FOUND
 from rag.answer.reader import SpanReader, _word_bounds
+from rag.answer.spans import read_spans
 from rag.tools.train_span import base_model_dir
 from rag.types import Chunk, Hit
 
@@ -180,7 +181,8 @@ def test_asking_does_not_load_spacy(real_rag):
 def test_the_short_answer_joins_the_sentence_scorer_s_answer():
     """The scorer's reading keeps its passages and sentences; the reader's short answer comes first
     with its own sentence, cited by the passage's number in the scorer's order."""
-    from rag.answer.extract import Reading, with_short_answer
+    from rag.answer.extract import Reading
+    from rag.answer.spans import with_short_answer
     from rag.types import Evidence
 
     hits = _hits(*PASSAGES)
@@ -196,7 +198,8 @@ def test_the_short_answer_joins_the_sentence_scorer_s_answer():
 
 
 def test_no_short_answer_from_a_passage_the_scorer_does_not_show():
-    from rag.answer.extract import Reading, with_short_answer
+    from rag.answer.extract import Reading
+    from rag.answer.spans import with_short_answer
 
     hits = _hits(*PASSAGES)
     hand = Reading(hits, "Qatar hosted them. [1]", [], 0.8, False, shown=1)  # only [1] is shown
