@@ -108,6 +108,8 @@ def train(args) -> None:
     tok = AutoTokenizer.from_pretrained(str(base_model_dir()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model(torch).to(device)
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device))  # go on from an earlier run's weights
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm) * max(0.0, 1 - i / steps))
@@ -335,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=0, help="0: --epochs over the training examples")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (an earlier run's final.pt)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
