@@ -26,7 +26,7 @@ class FixedReader(SpanReader):
         self.tokenizer = Tokenizer.from_file(str(base_model_dir() / "tokenizer.json"))
         self.tokenizer.enable_truncation(192, stride=48, strategy="only_second")
         self.calibration = {"a": 1.0, "b": 0.0}
-        self.threshold, self.abstain, self.meta, self.depth, self.rank_weight = threshold, abstain, {}, 10, 0.0
+        self.threshold, self.abstain, self.depth, self.rank_weight = threshold, abstain, 10, 0.0
         self.targets, self.null = targets, null
 
     def logits(self, question, passages):

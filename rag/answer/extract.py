@@ -338,18 +338,8 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     if answer is None and score < threshold:  # a short answer this likely is given, whatever the sentences score
         return Reading(ranked, NOT_FOUND, [], score, True, parsed=parsed, candidates=cands)
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
-    ranked, conflicts, shown_n = with_conflicts(query, question, ranked, k, sentences, said, embedder, idf, short, parsed,
-                                                reference_day)
-    return Reading(ranked, text, evidence, score, False, conflicts, shown_n, answer, parsed, cands)
-
-
-def with_conflicts(query: str, question: str, ranked: list[Hit], k: int, sentences: list[Sentence],
-                   said: frozenset[tuple[str, int]], embedder, idf, short, parsed: list, reference_day: str):
-    """(ranked, the values the sources give differently, passages to show): a passage only a
-    conflict cites is moved just after the first ``k`` and shown.
-
-    Values are read from every scored passage, not only the k shown: the reports that differ
-    are rarely all among the first few."""
+    # Values are read from every scored passage, not only the k shown: the reports that differ
+    # are rarely all among the first few. A passage only a conflict cites is shown after the k.
     scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
     slot, conflicts = asked_slot(question)[0], []
     if slot or typed_kind(question):  # else no values are read, by a slot or by the ranker
@@ -366,7 +356,7 @@ def with_conflicts(query: str, question: str, ranked: list[Hit], k: int, sentenc
         for c in conflicts:
             for v in c.values:
                 v.citations = [renumber[n] for n in v.citations]
-    return ranked, conflicts, k + len(extra)
+    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra), answer, parsed, cands)
 
 
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from rag.errors import RagError
+from rag.text.lexical import unspaced
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "models" / "span_reader"
 MAX_ANSWER_TOKENS = 30
-MAX_LEN = 192
+MAX_LEN = 192  # question + one 96-token chunk fits (cl100k tokens are longer than WordPiece's)
 STRIDE = 48
 
 
@@ -63,8 +63,6 @@ class SpanReader:
         self.abstain = float(meta.get("abstain_threshold", 0.05))  # below it the answer abstains
         self.depth = int(meta.get("depth", 10))  # passages read (chosen on the validation months)
         self.rank_weight = float(meta.get("rank_weight", 0.0))  # margin lost per retrieval rank (the same)
-        self.meta = meta
-        self._lock = threading.Lock()
 
     def _windows(self, question: str, passages: list[str]):
         """(passage index, encoding) for every window of every passage."""
@@ -133,7 +131,6 @@ class SpanReader:
         return float(1.0 / (1.0 + np.exp(-z)))
 
 
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _OPEN = " \t\n\"'“”‘’(,;:"
 _CLOSE = " \t\n\"'“”‘’),;:."
 
@@ -147,7 +144,7 @@ def _word_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """The span widened to whole words and stripped of the punctuation around it (an
     abbreviation keeps its stop: "U.S.", "Jr.")."""
     def wordish(i: int) -> bool:  # Chinese, Japanese and Korean write no spaces: each character stands alone
-        return (text[i].isalnum() and not _CJK.match(text[i])) or _in_number(text, i)
+        return (text[i].isalnum() and not unspaced(text[i])) or _in_number(text, i)
 
     while 0 < start < len(text) and wordish(start - 1) and wordish(start):
         start -= 1

@@ -36,8 +36,9 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf
     pool, rest = ranked[:depth], ranked[depth:]
     # A passage that shares no word with the question gives no answer (every training passage shared one).
     q_words = set(bm25_tokens(query))
-    unread = {i for i, h in enumerate(pool) if not q_words & set(bm25_tokens(h.chunk.title + " " + h.chunk.text))}
-    cover = [coverage(query, h.chunk.title + " " + h.chunk.text, idf) for h in pool] if idf else None
+    words = [set(bm25_tokens(h.chunk.title + " " + h.chunk.text)) for h in pool]
+    unread = {i for i, w in enumerate(words) if not q_words & w}
+    cover = [coverage(query, w, idf) for w in words] if idf else None
     spans = reader.read(query, [h.chunk.text for h in pool], top=50, coverage=cover) if pool else []
     for s in spans:
         if s.passage in unread:
@@ -49,7 +50,8 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf
         # The reader learned on English news: in another script its probabilities mean less,
         # so the passage search ranks first, in the question's own script, is answered from
         # (its best span), never abstained on.
-        spans = [s for s in spans if script(pool[s.passage].chunk.text) == asked_in] or \
+        in_script = {i for i, h in enumerate(pool) if script(h.chunk.text) == asked_in}
+        spans = [s for s in spans if s.passage in in_script] or \
             reader.read(query, [pool[0].chunk.text], top=1)
         threshold = 0.0
     located = []

@@ -178,7 +178,9 @@ def script(text: str) -> str:
         if not ch.isalpha():
             continue
         o = ord(ch)
-        if o < 0x250 or 0x1E00 <= o < 0x1F00:
+        if unspaced(ch):
+            s = "cjk"
+        elif o < 0x250 or 0x1E00 <= o < 0x1F00:
             s = "latin"
         elif 0x370 <= o < 0x400:
             s = "greek"
@@ -190,19 +192,21 @@ def script(text: str) -> str:
             s = "arabic"
         elif 0x900 <= o < 0x980:
             s = "devanagari"
-        elif 0x3040 <= o < 0xA000 or 0xAC00 <= o < 0xD7B0 or 0xF900 <= o < 0xFB00 or 0x1100 <= o < 0x1200:
-            s = "cjk"
         else:
             s = "other"
         counts[s] = counts.get(s, 0) + 1
     return max(counts, key=counts.get) if counts else "latin"
 
 
-def coverage(question: str, text: str, idf: Callable[[str], float]) -> float:
-    """The IDF-weighted share of the question's words that ``text`` holds."""
+def unspaced(char: str) -> bool:
+    """True for a character of a script written without spaces (Han, kana, Hangul): a word of its own."""
+    return bool(_CJK_RUN.match(char))
+
+
+def coverage(question: str, words: set[str], idf: Callable[[str], float]) -> float:
+    """The IDF-weighted share of the question's words found in ``words`` (a text's ``bm25_tokens``)."""
     terms = {t: idf(t) for t in bm25_tokens(question)}
     total = sum(terms.values())
     if total <= 0:
         return 0.0
-    words = set(bm25_tokens(text))
     return sum(w for t, w in terms.items() if t in words) / total

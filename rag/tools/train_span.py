@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_LEN = 192  # question + one 96-token chunk fits (cl100k tokens are longer than WordPiece's)
-STRIDE = 48
+from rag.answer.reader import MAX_LEN, STRIDE  # the windows the query path reads
 
 
 def base_model_dir() -> Path:
@@ -188,7 +187,7 @@ def read_split(args, split: str, reader, depth: int = 10) -> list[dict]:
     a question with its best span's margin and whether it (and its sentence) is right; also
     ``by_depth``: the same for the top 3 and 5 passages."""
     from rag.text.chunk import chunk_documents, sentence_spans
-    from rag.text.lexical import bm25_idf, coverage
+    from rag.text.lexical import bm25_idf, bm25_tokens, coverage
     from rag.tools.metrics import contains_answer, exact_match, token_f1
     from rag.tools.span_data import split_of
     from rag.tools.train_data import BM25Chunks, load_years
@@ -204,7 +203,7 @@ def read_split(args, split: str, reader, depth: int = 10) -> list[dict]:
         for i, q in enumerate(qs):
             answers = [a for a in q.get("answers") or [] if a.strip()]
             hits = index.search(q["question"], depth)
-            cover = [coverage(q["question"], h.chunk.title + " " + h.chunk.text, idf) for h in hits]
+            cover = [coverage(q["question"], set(bm25_tokens(h.chunk.title + " " + h.chunk.text)), idf) for h in hits]
             spans = reader.read(q["question"], [h.chunk.text for h in hits], top=50, coverage=cover) if hits else []
             row = {"qid": q["id"], "answerable": bool(q.get("answerable")), "spans": []}
             seen = set()
