@@ -39,9 +39,16 @@ _DATE_PATTERNS = [
     (re.compile(rf"\b(?:in|since|from|until|by|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH}),?\s+(?P<year>(?:19|20)\d\d)\b"), "my"),
     (re.compile(rf"\b(?:in|since|during)\s+(?:early\s+|mid-?|late\s+)?(?P<month>{_MONTH})(?!,?\s*\d)\b"), "m"),
     (re.compile(r"\b(?P<rel>yesterday|last night)\b", re.I), "rel"),
-    (re.compile(r"\b(?P<rel>last week|last month|last year|earlier this week|earlier this month)\b", re.I), "rel"),
-    (re.compile(r"\b(?:on|last|this past)\s+(?P<weekday>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"), "weekday"),
+    (re.compile(r"\b(?P<rel>last week|last month|last year|earlier this week|earlier this month|tomorrow|"
+                r"next week|next month|next year)\b", re.I), "rel"),
+    (re.compile(r"\b(?:on|last|this past|next|this coming)\s+(?P<weekday>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)\b"),
+     "weekday"),
 ]
+# A date the sentence puts in the future: "will take office on January 1", "is due to open in
+# May", "plans to visit on Friday", with no verb of saying between ("will ..., he said on Monday").
+_FUTURE = re.compile(r"\b(?:will|won['’]t|shall|(?:is|are|was|were) (?:due|set|scheduled|expected|planned|going) to|"
+                     r"(?:is|are|was|were) to|plans? to|planned to|intends? to|would)\b(?:\s+[\w'’-]+){0,7}?\s*,?\s*$", re.I)
+_SAID = re.compile(r"\b(?:said|says|announced|told|reported|added|stated)\b", re.I)
 
 # Words that make a question about "now": "this week", "recently", "the latest", "on Monday".
 _TIME_CUE = re.compile(
@@ -135,14 +142,23 @@ def stated_date(sentence: str, article_date: str) -> tuple[str, str, str]:
     base = dt.date.fromisoformat(article_date) if day_number(article_date) else None
     for pattern, kind in _DATE_PATTERNS:
         for m in pattern.finditer(sentence):
-            day = _resolve(m, kind, base)
+            day = _resolve(m, kind, base, _future(sentence[:m.start()]))
             if day is not None:
                 value, precision = day
                 return value.isoformat(), precision, m.group(0).strip()
     return "", "", ""
 
 
-def _resolve(m: re.Match, kind: str, base: dt.date | None) -> tuple[dt.date, str] | None:
+def _future(before: str) -> bool:
+    """Whether the words before a date put it in the future ("Okafor will take office" before
+    "on January 1"): a future verb in the last few words, and no verb of saying after it."""
+    m = _FUTURE.search(before[-80:])
+    return m is not None and not _SAID.search(m.group(0))
+
+
+def _resolve(m: re.Match, kind: str, base: dt.date | None, future: bool = False) -> tuple[dt.date, str] | None:
+    """The day a date match stands for, resolved against the article's date ``base``; a date
+    without its year is the latest one up to the article, or with ``future`` the next one after it."""
     g = m.groupdict()
     try:
         if kind in ("mdy", "dmy"):
@@ -155,18 +171,33 @@ def _resolve(m: re.Match, kind: str, base: dt.date | None) -> tuple[dt.date, str
             return None
         if kind == "m":  # "in February" in a July article: the latest February up to the article
             month = _MONTHS[g["month"].lower().rstrip(".")]
+            if future:  # "will open in February" in a July article: the next February
+                return dt.date(base.year + (month < base.month), month, 1), "month"
             return dt.date(base.year - (month > base.month), month, 1), "month"
         if kind in ("md", "dm"):
             day = dt.date(base.year, _MONTHS[g["month"].lower().rstrip(".")], int(g["day"]))
-            if day > base + dt.timedelta(days=31):  # "on December 28" in a January article: last year
+            if future and day < base:  # "will take office on January 1" in a November article: next year
+                day = day.replace(year=base.year + 1)
+            elif not future and day > base + dt.timedelta(days=31):  # "on December 28" in a January article: last year
                 day = day.replace(year=base.year - 1)
             return day, "day"
+        if kind == "weekday" and (future or re.match(r"next|this coming", m.group(0), re.I)):
+            ahead = (_WEEKDAYS[g["weekday"].lower()] - base.weekday()) % 7  # "will meet on Friday": the next Friday
+            return base + dt.timedelta(days=ahead or 7), "day"
         if kind == "weekday":  # news convention: the latest such day on or before the article's,
             back = (base.weekday() - _WEEKDAYS[g["weekday"].lower()]) % 7
             # except the day after it: an article dated the evening before (or in another time
             # zone) writing "on Friday" on a Thursday means tomorrow, not six days ago
             return base - dt.timedelta(days=back if back < 6 else -1), "day"
         rel = g["rel"].lower()
+        if rel == "tomorrow":
+            return base + dt.timedelta(days=1), "day"
+        if rel == "next week":
+            return base + dt.timedelta(days=7), "week"
+        if rel == "next month":
+            return (base.replace(day=28) + dt.timedelta(days=4)).replace(day=1), "month"
+        if rel == "next year":
+            return dt.date(base.year + 1, 1, 1), "year"
         if rel in ("yesterday", "last night"):
             return base - dt.timedelta(days=1), "day"
         if rel in ("last week", "earlier this week"):
