@@ -247,22 +247,21 @@ class Rag:
         k = k or self.settings.k
         question = check_question(question)
         t0 = time.perf_counter()
-        query = conversation.contextualize(question) if conversation else question
+        # a follow-up as one standalone question: what retrieval, the reader and an LLM read
+        query = conversation.standalone(question) if conversation else question
         day = self.reference_day(query, reference_day)
         if filters and not self.matches(filters):
             return self._no_match(question, query, filters, conversation)
-        depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(question)[0] else 0)
+        depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(query)[0] else 0)
         ranked = self._retrieve(query, depth, filters, "hybrid", day)
         t1 = time.perf_counter()
-        said = conversation.said() if conversation else frozenset()
         idf = self.index_reader.idf()
         if self.span_reader is not None:
-            asked = conversation.resolved(question) if conversation else question
             reading = spans.read_with_span_reader(
-                query, asked, question, ranked, k, self.span_reader, self.embedder, idf, day, said,
+                query, query, query, ranked, k, self.span_reader, self.embedder, idf, day,
                 self.settings.abstain_threshold, self.settings.short_threshold, self.settings.short_answers)
         else:
-            reading = extractive.read(query, question, ranked, k, self.embedder, idf, self.sentence_reader, day, said,
+            reading = extractive.read(query, query, ranked, k, self.embedder, idf, self.sentence_reader, day,
                                       self.abstain_threshold, self.short_reader)
         hits = reading.ranked[:max(k, reading.shown)]
         t2 = time.perf_counter()

@@ -57,6 +57,9 @@ CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different
 # 90 raised recall on the older half of eval/conflict_questions.jsonl (0.6 -> 0.8) but on the held-out
 # newer half only added wrong flags (precision 0.50 -> 0.33, recall 0.40 both): kept at 30 (docs/timelines.md)
 CONFLICT_DEPTH = 30
+CONFLICT_ARTICLES = 10  # the span reader reads each of this many top articles for its own value
+CONFLICT_PASSAGES = 2  # ... in at most this many of its passages (its headline read with the first)
+CONFLICT_SPAN_PROBABILITY = 0.1  # an article's date counts from this reader probability (docs/timelines.md)
 CONFLICT_RANKED_DEPTH = 30  # of them, those the short-answer ranker reads (spaCy: the slow part)
 # A word after a number names what a question counts when its embedding has this cosine with the
 # question's word (MiniLM: ballots~votes 0.77, soldiers~troops 0.88, injured~wounded 0.61; but

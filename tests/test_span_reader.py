@@ -101,15 +101,6 @@ def test_why_and_how_questions_get_no_short_answer():
     assert not reading.abstained and reading.short is None
 
 
-def test_a_sentence_already_said_is_not_given_again():
-    reader = FixedReader({"Iran": 4.0, "Qatar": 3.5})
-    hits = _hits(*PASSAGES)
-    said = frozenset({("doc1", 100)})  # the sentence holding "Iran" was the previous answer
-    question = "Who hosted the talks or offered to mediate?"
-    reading = read_spans(question, question, hits, 2, reader, said=said)
-    assert reading.short.text == "Qatar"
-
-
 def test_spans_are_whole_words_without_punctuation():
     text = 'He said "Araghchi," then left for the U.S. on Monday.'
     s = text.index("ragh")

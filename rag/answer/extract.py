@@ -289,22 +289,21 @@ def abstain_threshold(reader, setting: float | None = None) -> float:
 
 
 def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, reader=None,
-         reference_day: str = "", said: frozenset[tuple[str, int]] = frozenset(),
-         threshold: float | None = None, short=None) -> Reading:
+         reference_day: str = "", threshold: float | None = None, short=None, conflicts: bool = True) -> Reading:
     """Pick the answer sentences of the top passages, or abstain.
 
     ``query`` is the standalone question (a follow-up joined with its context), ``question``
     the turn as asked. The sentences of the top ``RERANK_DEPTH`` passages are scored (by
     ``reader``, the learned reader, or the hand-written scorer); those passages are then
-    ordered by their best sentence. Sentences in ``said`` ((doc_id, start) of what the
-    previous answer said) are not given again. The answer is the best sentence of the top
+    ordered by their best sentence. The answer is the best sentence of the top
     ``k`` passages plus a runner-up that adds something; below ``threshold`` (default: the
     scorer's calibrated one) it abstains.
 
     With ``short`` (a ``short_answer.ShortReader``), a question that asks for a name, place,
     number, date or thing gets a short answer: the ranker's most probable candidate of the best
     sentences of the ``k`` passages, when above its calibrated threshold; the answer's first
-    sentence is then the best one that gives it.
+    sentence is then the best one that gives it. ``conflicts``: whether the values the sources
+    give are compared here (the span reader compares its own, ``conflicts.read_conflicts``).
     """
     if threshold is None:
         threshold = abstain_threshold(reader)
@@ -322,7 +321,7 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     for s in sentences:
         s.n = renumber[s.n]
     ranked = [pool[i] for i in order] + rest
-    shown = [s for s in sentences if s.n <= k and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
+    shown = [s for s in sentences if s.n <= k]
     parsed, cands = _short_candidates(query, question, shown, ranked, short, reference_day)
     top = cands[0] if cands else None
     text, chosen = compose(question, shown)
@@ -340,23 +339,31 @@ def read(query: str, question: str, ranked: list[Hit], k: int, embedder, idf, re
     evidence = [Evidence(s.n, ranked[s.n - 1].chunk.doc_id, s.start, s.end) for s in chosen]
     # Values are read from every scored passage, not only the k shown: the reports that differ
     # are rarely all among the first few. A passage only a conflict cites is shown after the k.
-    scored = [s for s in sentences if s.score > -1.0 and (ranked[s.n - 1].chunk.doc_id, s.start) not in said]
-    slot, conflicts = asked_slot(question)[0], []
-    if slot or typed_kind(question):  # else no values are read, by a slot or by the ranker
+    scored = [s for s in sentences if s.score > -1.0]
+    slot, found = asked_slot(question)[0], []
+    if conflicts and (slot or typed_kind(question)):  # else no values are read, by a slot or by the ranker
         rare = rare_terms(question, idf, [h.chunk.title + " " + h.chunk.text for h in ranked])
         values = ranked_values(query, question, scored, ranked[:CONFLICT_RANKED_DEPTH], short, rare, parsed,
                                reference_day, slot)
-        conflicts = find_conflicts(question, scored, ranked, rare,
-                                   embed=embedder.encode_short if embedder is not None else None, ranked=values)
+        found = find_conflicts(question, scored, ranked, rare,
+                               embed=embedder.encode_short if embedder is not None else None, ranked=values)
+    return with_conflicts(Reading(ranked, text, evidence, score, False, [], k, answer, parsed, cands), found, k)
+
+
+def with_conflicts(reading: Reading, conflicts: list, k: int) -> Reading:
+    """``reading`` with ``conflicts`` (their citations numbering ``reading.ranked``): a passage
+    only a conflict cites is shown after the first ``k``, and the citations renumbered so."""
+    ranked = reading.ranked
     extra = sorted({n for c in conflicts for v in c.values for n in v.citations if n > k})
     if extra:
         order = list(range(1, k + 1)) + extra + [n for n in range(k + 1, len(ranked) + 1) if n not in extra]
         renumber = {old: new for new, old in enumerate(order, 1)}
-        ranked = [ranked[n - 1] for n in order]
+        reading.ranked = [ranked[n - 1] for n in order]
         for c in conflicts:
             for v in c.values:
                 v.citations = [renumber[n] for n in v.citations]
-    return Reading(ranked, text, evidence, score, False, conflicts, k + len(extra), answer, parsed, cands)
+    reading.conflicts, reading.shown = conflicts, max(reading.shown, k + len(extra))
+    return reading
 
 
 def _short_candidates(query: str, question: str, shown: list[Sentence], ranked: list[Hit], short,

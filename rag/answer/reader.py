@@ -41,6 +41,9 @@ class Span:
     probability: float = 0.0  # calibrated: the chance that this span is a right answer
 
 
+VALUE_SLACK = 6  # tokens past a given value that its best span may end on (``score``)
+
+
 class SpanReader:
     """Reads a question against passages; ``read`` returns the best spans, most probable first."""
 
@@ -122,6 +125,41 @@ class SpanReader:
         for s in ranked:
             s.probability = self.calibrate(s.margin, coverage[s.passage] if coverage else 1.0)
         return ranked
+
+    def score(self, question: str, passages: list[str], targets: list[list[tuple[int, int]]],
+              coverage: list[float] | None = None) -> list[list[float]]:
+        """The probability of each given span (``targets[p]``: character spans of passage ``p``)
+        as the answer: its start and end scores against the window's no-answer score, in the
+        window that scores it best, calibrated as ``read``'s spans are. A span no window holds
+        whole gets 0."""
+        out = [[0.0] * len(t) for t in targets]
+        todo = [p for p, t in enumerate(targets) if t]
+        if not todo:
+            return out
+        windows, start, end = self.logits(question, [passages[p] for p in todo])
+        best = [[-np.inf] * len(targets[p]) for p in todo]
+        for r, (i, w) in enumerate(windows):
+            offsets = w.offsets
+            ctx = [j for j, sid in enumerate(w.sequence_ids) if sid == 1]
+            if not ctx:
+                continue
+            null = float(start[r, 0] + end[r, 0])
+            for t, (cs, ce) in enumerate(targets[todo[i]]):
+                inside = [k for k, j in enumerate(ctx) if offsets[j][1] > cs and offsets[j][0] < ce]
+                if not inside or offsets[ctx[0]][0] > cs or offsets[ctx[-1]][1] < ce:
+                    continue
+                # a span starting in the value and ending in it or a few tokens on ("Thursday,
+                # September 29" for "Thursday"): the reader's own reading of where the value ends
+                lo, hi = inside[0], min(len(ctx) - 1, inside[-1] + VALUE_SLACK)
+                s_log = start[r, [ctx[k] for k in inside]]
+                e_log = end[r, [ctx[k] for k in range(lo, hi + 1)]]
+                grid = s_log[:, None] + e_log[None, :]
+                grid = np.where(np.arange(lo, hi + 1)[None, :] >= np.array(inside)[:, None], grid, -np.inf)
+                best[i][t] = max(best[i][t], float(grid.max()) - null)
+        for i, p in enumerate(todo):
+            cover = coverage[p] if coverage else 1.0
+            out[p] = [self.calibrate(m, cover) if np.isfinite(m) else 0.0 for m in best[i]]
+        return out
 
     def calibrate(self, margin: float, coverage: float = 1.0) -> float:
         """P(the span is right) from its margin and ``coverage``, the IDF-weighted share of the

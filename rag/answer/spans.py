@@ -5,7 +5,9 @@ answers alone."""
 
 from __future__ import annotations
 
-from rag.answer.extract import NOT_FOUND, Reading, abstain_threshold, read
+from rag.answer.article_values import READER_SLOTS, read_conflicts
+from rag.answer.conflicts import asked_slot
+from rag.answer.extract import NOT_FOUND, Reading, abstain_threshold, read, with_conflicts
 from rag.text.chunk import sentence_spans
 from rag.text.lexical import bm25_tokens, coverage, script
 from rag.types import Evidence, Hit, ShortAnswer
@@ -14,7 +16,6 @@ RUNNER_UP_SPAN = 0.5  # a second sentence joins when its best span is at least t
 
 
 def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf=None,
-               said: frozenset[tuple[str, int]] = frozenset(),
                threshold: float | None = None, short_threshold: float | None = None, short: bool = True,
                depth: int | None = None) -> Reading:
     """The answer from the span reader (``rag.answer.reader``): it reads ``query`` against the top
@@ -25,8 +26,7 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf
     second sentence joins when its own best span is nearly as probable and it says something
     new. The short answer is the span itself, shown from ``short_threshold`` (default: the
     reader's, chosen on the validation months) unless the question asks why or how. Below
-    ``threshold`` (default: the reader's) the answer abstains. Sentences in ``said`` were given
-    by the previous answer and are not given again.
+    ``threshold`` (default: the reader's) the answer abstains.
     """
     from rag.answer.short import question_kind
 
@@ -58,8 +58,7 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf
     for s in spans:
         chunk = pool[s.passage].chunk
         a, b = next(((a, b) for a, b in sentence_spans(chunk.text) if a <= s.start < b), (0, len(chunk.text)))
-        if (chunk.doc_id, chunk.start + a) not in said:
-            located.append((s, a, b))
+        located.append((s, a, b))
     if not located or located[0][0].probability < threshold:
         best = located[0][0].probability if located else 0.0
         return Reading(ranked, NOT_FOUND, [], best, True)
@@ -122,7 +121,7 @@ def _evidence_text(ranked: list[Hit], e: Evidence) -> str:
 
 
 def read_with_span_reader(query: str, asked: str, question: str, ranked: list[Hit], k: int, reader, embedder, idf,
-                          reference_day: str = "", said: frozenset[tuple[str, int]] = frozenset(),
+                          reference_day: str = "",
                           threshold: float | None = None, short_threshold: float | None = None,
                           short: bool = True) -> Reading:
     """The answer step with the span reader (``rerank`` "span", the default).
@@ -138,10 +137,16 @@ def read_with_span_reader(query: str, asked: str, question: str, ranked: list[Hi
     from rag.answer.short import question_kind
 
     if script(question) != "latin":
-        return read_spans(asked, question, ranked, k, reader, idf, said, short_threshold=short_threshold, short=short)
-    reading = read(query, question, ranked, k, embedder, idf, None, reference_day, said,
-                   abstain_threshold(None, threshold), None)
+        return read_spans(asked, question, ranked, k, reader, idf, short_threshold=short_threshold, short=short)
+    by_reader = asked_slot(question)[0] in READER_SLOTS  # the values compared are the reader's, not the patterns'
+    reading = read(query, question, ranked, k, embedder, idf, None, reference_day,
+                   abstain_threshold(None, threshold), None, conflicts=not by_reader)
     if short and question_kind(question) != "explain":
-        reading = with_short_answer(reading, read_spans(asked, question, ranked, k, reader, idf, said,
+        reading = with_short_answer(reading, read_spans(asked, question, ranked, k, reader, idf,
                                                         short_threshold=short_threshold))
-    return reading
+    if reading.abstained:
+        return reading  # an unanswered question lists no values
+    if not by_reader:
+        return reading
+    embed = embedder.encode_short if embedder is not None else None
+    return with_conflicts(reading, read_conflicts(asked, reading.ranked, reader, idf, embed), k)

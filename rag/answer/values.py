@@ -45,14 +45,18 @@ _MONEY = re.compile(r"(?P<cur>[$£€])\s?" + _AMOUNT + _SCALE_WORD + _RATE
                     + r"\s+(?P<cur2>dollars|pounds|euros|USD|GBP|EUR)\b" + _RATE, re.I)
 
 
-def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
-    """The one sum of money ``text`` gives, as written and as (currency, amount); None for none or several."""
-    found = set()
+def money_values(text: str):
+    """Each sum of money ``text`` gives: (match, (currency, amount))."""
     for m in _MONEY.finditer(text):
         number = m.group("num") or m.group("num2")
         scale = (m.group("scale") or m.group("scale2") or "").lower()
         currency = _CURRENCY[(m.group("cur") or m.group("cur2")).lower()]
-        found.add((m.group(0).strip(), (currency, round(float(number.replace(",", "")) * SCALE.get(scale, 1.0)))))
+        yield m, (currency, round(float(number.replace(",", "")) * SCALE.get(scale, 1.0)))
+
+
+def money_value(text: str) -> tuple[str, tuple[str, float]] | None:
+    """The one sum of money ``text`` gives, as written and as (currency, amount); None for none or several."""
+    found = {(m.group(0).strip(), key) for m, key in money_values(text)}
     if len({key for _, key in found}) != 1:
         return None
     return found.pop()

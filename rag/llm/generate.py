@@ -40,7 +40,9 @@ def answer_with_llm(result: Answer, backend: Callable[[], LLM], settings: Settin
     result.extractive_answer = result.answer
     try:
         t0 = time.perf_counter()
-        checked, shown, result.llm_tokens = generate(backend(), result.question, result.citations,
+        # the standalone question: a follow-up ("whom did she defeat?") keeps its context
+        question = result.standalone_question or result.question
+        checked, shown, result.llm_tokens = generate(backend(), question, result.citations,
                                                      settings.llm_max_tokens, settings.llm_timeout, on_token)
         result.timings_ms["generate"] = (time.perf_counter() - t0) * 1000
     except LLMError as e:

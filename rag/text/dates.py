@@ -149,6 +149,37 @@ def stated_date(sentence: str, article_date: str) -> tuple[str, str, str]:
     return "", "", ""
 
 
+def dates_in(sentence: str, article_date: str):
+    """Each date ``sentence`` states, resolved against the article's date: (start, end, ISO day,
+    precision, the words), in the order ``stated_date`` tries them; overlapping ones once."""
+    base = dt.date.fromisoformat(article_date) if day_number(article_date) else None
+    taken: list[tuple[int, int]] = []
+    for pattern, kind in _DATE_PATTERNS:
+        for m in pattern.finditer(sentence):
+            if any(m.start() < b and m.end() > a for a, b in taken):
+                continue
+            day = _resolve(m, kind, base, _future(sentence[:m.start()]))
+            if day is not None:
+                taken.append((m.start(), m.end()))
+                yield m.start(), m.end(), day[0].isoformat(), day[1], m.group(0).strip()
+
+
+def date_within(sentence: str, start: int, end: int, article_date: str) -> tuple[str, str, str]:
+    """(ISO day, precision, the words) of the date ``sentence`` states that overlaps its
+    characters ``start``-``end`` (a span read as the answer), resolved as ``stated_date`` does;
+    ("", "", "") when no date overlaps it."""
+    base = dt.date.fromisoformat(article_date) if day_number(article_date) else None
+    for pattern, kind in _DATE_PATTERNS:
+        for m in pattern.finditer(sentence):
+            if m.end() <= start or m.start() >= end:
+                continue
+            day = _resolve(m, kind, base, _future(sentence[:m.start()]))
+            if day is not None:
+                value, precision = day
+                return value.isoformat(), precision, m.group(0).strip()
+    return "", "", ""
+
+
 def _future(before: str) -> bool:
     """Whether the words before a date put it in the future ("Okafor will take office" before
     "on January 1"): a future verb in the last few words, and no verb of saying after it."""
