@@ -152,7 +152,8 @@ class Answer:
 
     def to_dict(self) -> dict:
         """The documented ``ask --json`` object; the LLM keys appear only when an LLM was asked for,
-        ``reference_day`` only for a question about "now"."""
+        ``reference_day`` only for a question about "now", ``standalone_question`` only for a
+        follow-up read as another question ("whom did she defeat?" -> "whom did Teresa Okafor defeat?")."""
         out = {
             "question": self.question,
             "answer": self.answer,
@@ -164,6 +165,8 @@ class Answer:
         }
         if self.reference_day:
             out["reference_day"] = self.reference_day
+        if self.standalone_question and self.standalone_question != self.question:
+            out["standalone_question"] = self.standalone_question  # a follow-up, as retrieval and the reader read it
         if self.conflicts:
             out["conflicts"] = [c.to_dict() for c in self.conflicts]
         if self.llm != "none":

@@ -115,7 +115,7 @@ class SpanReader:
                 if not np.isfinite(grid[a, b]):
                     break
                 cs, ce = _word_bounds(text, w.offsets[ctx[a]][0], w.offsets[ctx[b]][1])
-                if ce <= cs:
+                if ce <= cs or "\n" in text[cs:ce]:  # an answer does not run across a line break
                     continue
                 key = (p, cs, ce)
                 score = float(grid[a, b])

@@ -16,6 +16,7 @@ Calls only the public API (``rag.__init__``).
 """
 
 import os
+import re
 import socket
 import sys
 import threading
@@ -28,6 +29,8 @@ from pydantic import BaseModel, Field
 
 from rag import (
     LOOPBACK_HOSTS,
+    Answer,
+    Conversation,
     Filters,
     MissingExtraError,
     Rag,
@@ -121,10 +124,20 @@ class ConflictResult(BaseModel):
     values: list[ConflictValueResult]
 
 
+class HistoryTurn(BaseModel):
+    """An earlier turn of the conversation: what was asked and the answer ``ask`` gave."""
+
+    question: str
+    answer: str = Field("", description="the earlier answer's text, [n] markers included")
+    standalone_question: str = Field("", description="the earlier result's standalone_question, if it had one")
+
+
 class AskResult(BaseModel):
     """``Answer.to_dict()``: the ``ask --json`` object."""
 
     question: str
+    standalone_question: str = Field("", description="a follow-up as one standalone question (present only when "
+                                                     "it differs): what the search and the reader read")
     answer: str = Field(description="the answer; each sentence ends with [n] markers naming the citations")
     abstained: bool = Field(description="true when the articles do not answer the question")
     short_answer: ShortAnswerSpan | None = Field(None, description="the name, number, date... asked for (absent "
@@ -282,9 +295,18 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
         until: _Until = "",
         source: _Source = "",
         reference_day: _Day = "",
+        history: Annotated[list[HistoryTurn], Field(description="earlier turns of this conversation, oldest first: "
+                                                               "a follow-up ('whom did she defeat?') is read with "
+                                                               "them as one standalone question")] = [],  # noqa: B006
     ) -> Annotated[CallToolResult, AskResult]:
         with _tool_errors():
-            answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day)
+            conversation = Conversation()
+            for turn in history:
+                conversation.add(turn.question, Answer(question=turn.question, answer=turn.answer,
+                                                       abstained=not re.search(r"\[\d+\]", turn.answer),
+                                                       standalone_question=turn.standalone_question))
+            answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day,
+                             conversation=conversation)
         return _result(render.answer_text(answer, warnings=True, day_setting="the reference_day argument"), answer.to_dict())
 
     @server.tool(annotations=_READ_ONLY, description=TIMELINE_HELP)

@@ -77,6 +77,8 @@ def answer_text(answer: Answer, width: int = 0, streamed: bool = False, warnings
     else:
         blocks.append((short + "\n" if short else "") + _fill(answer.answer, width))
     notes = [f"warning: {w}" for w in answer.warnings] if warnings else []
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        notes.append(f"(Read as: {answer.standalone_question})")  # a follow-up, with what it refers to
     if answer.abstained and answer.citations:
         notes.append(ABSTAINED_NOTE)
     if answer.reference_day:

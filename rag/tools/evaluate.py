@@ -3,6 +3,11 @@
 Question files are JSONL: ``{"id", "question", "answers": [...], "docs": [...], "unanswerable": false}``;
 ``docs`` and ``unanswerable`` are optional, a line with ``"answerable": false`` (RealTime QA's
 field) is left out of the recall metrics, other fields are ignored.
+
+A line may instead hold a conversation: ``{"id", "turns": [{"question", "answers", "standalone"}, ...]}``.
+Its turns are asked in order, each a follow-up of the ones before (``Conversation``); a turn
+with ``standalone`` (the same question written to stand alone) is also asked so, alone, and the
+summary's ``follow_ups`` sets the follow-ups' figures beside the standalone ones.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from rag.answer.followup import Conversation
 from rag.api import Rag
 from rag.errors import RagError
 from rag.text.chunk import count_tokens, truncate_tokens
@@ -48,6 +54,11 @@ def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 skipped.append(SkippedInput(str(path), lineno, f"not valid JSON ({e})"))
                 continue
+            if isinstance(q, dict) and "turns" in q:
+                problem = _expand_turns(q, lineno, questions, ids)
+                if problem:
+                    skipped.append(SkippedInput(str(path), lineno, problem))
+                continue
             if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not q["question"].strip():
                 skipped.append(SkippedInput(str(path), lineno, 'no "question" field'))
                 continue
@@ -60,11 +71,11 @@ def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list
             if q["id"] in ids:
                 skipped.append(SkippedInput(str(path), lineno, f"duplicate id {q['id']!r}"))
                 continue
-            ids.add(q["id"])
             q["asked_on"] = parse_date(str(q.get("date") or "")) if use_dates else ""
             if use_dates and q.get("date") and not q["asked_on"]:
                 skipped.append(SkippedInput(str(path), lineno, f"date {q['date']!r} is not a date (YYYY-MM-DD)"))
                 continue
+            ids.add(q["id"])
             q["unanswerable"] = bool(q.get("unanswerable", False))
             q["scored"] = bool(q["answers"]) and q.get("answerable", True) is not False and not q["unanswerable"]
             questions.append(q)
@@ -73,11 +84,38 @@ def load_questions(path: Path, use_dates: bool = True) -> tuple[list[dict], list
     return questions, skipped
 
 
-def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
-    """Answer one question (with the ``llm`` backend) and compute its per-question metric values."""
+def _expand_turns(line: dict, lineno: int, questions: list[dict], ids: set[str]) -> str:
+    """A conversation's turns as questions (``id#n``, and ``id#n-standalone`` for a turn written
+    to stand alone too), appended to ``questions``; what is wrong with the line, else ""."""
+    turns = line.get("turns")
+    cid = str(line.get("id") or f"line{lineno}")
+    if not isinstance(turns, list) or not turns:
+        return '"turns" is not a list of turns'
+    if any(not isinstance(t, dict) or not isinstance(t.get("question"), str) or not t["question"].strip()
+           for t in turns):
+        return 'a turn has no "question"'
+    if cid in ids:
+        return f"duplicate id {cid!r}"
+    ids.add(cid)
+    for i, t in enumerate(turns, 1):
+        answers = t.get("answers") or []
+        answers = [str(a) for a in ([answers] if isinstance(answers, str) else answers) if str(a).strip()]
+        base = {"answers": answers, "docs": [str(d) for d in t.get("docs") or []], "asked_on": "",
+                "unanswerable": False, "scored": bool(answers), "conversation": cid, "turn": i}
+        questions.append({**base, "id": f"{cid}#{i}", "question": t["question"]})
+        if i > 1 and isinstance(t.get("standalone"), str) and t["standalone"].strip():
+            questions.append({**base, "id": f"{cid}#{i}-standalone", "question": t["standalone"], "conversation": "",
+                              "standalone_of": f"{cid}#{i}"})
+    return ""
+
+
+def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none", conversation: Conversation | None = None) -> dict:
+    """Answer one question (with the ``llm`` backend; a turn of ``conversation``) and compute its
+    per-question metric values."""
     t0 = time.perf_counter()
     depth = max(max(ks), 16)
-    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth, llm=llm, reference_day=q.get("asked_on", ""))
+    ans = rag.ask(q["question"], k=rag.settings.k, retrieve_k=depth, llm=llm, reference_day=q.get("asked_on", ""),
+                  conversation=conversation)
     latency = (time.perf_counter() - t0) * 1000
     passages = [h.chunk.text for h in ans.retrieved]
     doc_ids = [h.chunk.doc_id for h in ans.retrieved]
@@ -88,6 +126,8 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
         "short_answer": ans.short_answer.text if ans.short_line() else "",
         "citations": [c.to_dict() for c in ans.citations], "retrieved_doc_ids": doc_ids, "latency_ms": round(latency, 2),
         "asked_on": q.get("asked_on", ""), "reference_day": ans.reference_day,
+        "conversation": q.get("conversation", ""), "turn": q.get("turn", 0), "standalone_of": q.get("standalone_of", ""),
+        "standalone_question": ans.standalone_question,
     }
     if llm != "none":
         row.update(llm_tokens=ans.llm_tokens, generate_ms=round(ans.timings_ms.get("generate", 0.0), 2))
@@ -119,7 +159,11 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none") -> dict:
 
 
 def summarize(rows: list[dict], ks: list[int]) -> dict:
-    """Aggregate per-question rows into the summary metrics."""
+    """Aggregate per-question rows into the summary metrics (a follow-up asked again standalone
+    counts once, as asked in its conversation; ``follow_ups`` compares the two)."""
+    standalone = {r["standalone_of"]: r for r in rows if r.get("standalone_of")}
+    rows = [r for r in rows if not r.get("standalone_of")]
+    follow = [r for r in rows if r.get("turn", 0) > 1 and r["scored"]]
     scored = [r for r in rows if r["scored"]]
     with_docs = [r for r in rows if r["docs"]]
     unans = [r for r in rows if r["unanswerable"]]
@@ -160,6 +204,14 @@ def summarize(rows: list[dict], ks: list[int]) -> dict:
     s["latency_ms_p50"] = round(percentile(lat, 50), 2)
     s["latency_ms_p95"] = round(percentile(lat, 95), 2)
     s["primary"] = "answer_recall@1024tok"
+    if follow:
+        alone = [standalone[r["id"]] for r in follow if r["id"] in standalone]
+        s["follow_ups"] = {"questions": len(follow), "answer_hit": mean(follow, "answer_hit"),
+                           "short_em": mean(follow, "short_em"), "standalone_questions": len(alone),
+                           "standalone_answer_hit": mean(alone, "answer_hit"), "standalone_short_em": mean(alone, "short_em")}
+        paired = [r for r in follow if r["id"] in standalone]
+        hit, alone_hit = mean(paired, "answer_hit"), mean(alone, "answer_hit")
+        s["follow_ups"]["answer_hit_vs_standalone"] = round(hit / alone_hit, 4) if hit is not None and alone_hit else None
     return s
 
 
@@ -187,12 +239,20 @@ def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | Non
         out_dir.mkdir(parents=True, exist_ok=True)
         # Rewrite without any torn last line, then append as we go.
         results_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
+    # a conversation is asked again whole unless every turn of it was answered
+    unfinished = {q["conversation"] for q in questions if q.get("conversation") and q["id"] not in rows}
+    rows = {i: r for i, r in rows.items() if r.get("conversation", "") not in unfinished}
+    if out_dir:
+        results_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
     todo = [q for q in questions if q["id"] not in rows]
     done = len(questions) - len(todo)
     fh = results_path.open("a") if results_path else None
+    conversations: dict[str, Conversation] = {}
     try:
         for q in todo:
-            row = answer_one(rag, q, ks, llm)
+            cid = q.get("conversation", "")
+            conversation = conversations.setdefault(cid, Conversation()) if cid else None
+            row = answer_one(rag, q, ks, llm, conversation)
             rows[q["id"]] = row
             if fh:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -213,7 +273,13 @@ def evaluate(rag: Rag, questions: list[dict], ks: list[int], out_dir: Path | Non
 
 def summary_markdown(summary: dict) -> str:
     lines = ["| metric | value |", "|---|---|"]
+    flat = {}
     for key, value in summary.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    for key, value in flat.items():
         if isinstance(value, float):
             value = f"{value:.3f}"
         lines.append(f"| {key} | {value if value is not None else 'n/a'} |")

@@ -256,6 +256,8 @@ def answer_message(answer: Answer) -> str:
         text += ("\n\n**Extractive answer (the model's answer cites no passage):** "
                  + answer_markdown(answer.extractive_answer, n))
     notes = list(answer.warnings) if answer.citations else []  # no passage: the answer says why
+    if answer.standalone_question and answer.standalone_question != answer.question:
+        notes.append(f"Read as: {answer.standalone_question}")  # a follow-up, with what it refers to
     if answer.reference_day:
         notes.append(f"{render.recent_note(answer.reference_day)} (“Reference day” in Search settings sets the day)")
     if notes:
