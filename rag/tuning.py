@@ -47,6 +47,8 @@ TIMELINE_SAME_EVENT_DAYS = 3  # reports of one event: dates at most this far apa
 TIMELINE_SAME_EVENT_COSINE = 0.5  # ...and sentences this similar (embedding cosine)...
 TIMELINE_SAME_EVENT_OVERLAP = 0.6  # ...or sharing this share of their stems
 TIMELINE_FOLLOW_UP_COSINE = 0.3  # a smaller event this close (mean cosine) within those days is follow-up coverage
+TIMELINE_REPORTED_DAYS = 30  # a main event is reported at most this many days after it...
+TIMELINE_AHEAD_DAYS = 90  # ...or at most this many before it ("will take office on January 1")
 TIMELINE_MAIN_SOURCES = 3  # a main event is reported by at least this many articles (timeline default view)
 
 # ---------------------------------------------------------------- sources that disagree

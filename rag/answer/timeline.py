@@ -27,9 +27,11 @@ from rag.text.chunk import sentence_spans
 from rag.text.dates import day_number, stated_date
 from rag.text.lexical import bm25_tokens, stopwords, words
 from rag.tuning import (
+    TIMELINE_AHEAD_DAYS,
     TIMELINE_FOLLOW_UP_COSINE,
     TIMELINE_MAIN_SOURCES,
     TIMELINE_MAX_PASSAGES,
+    TIMELINE_REPORTED_DAYS,
     TIMELINE_SAME_EVENT_COSINE,
     TIMELINE_SAME_EVENT_DAYS,
     TIMELINE_SAME_EVENT_OVERLAP,
@@ -79,6 +81,14 @@ class TimelineEntry:
         return [self.source, *self.also]
 
     @property
+    def reported_at_the_time(self) -> bool:
+        """Whether an article reports it from ``TIMELINE_AHEAD_DAYS`` before it ("will take office
+        on January 1") to ``TIMELINE_REPORTED_DAYS`` after it; not only as background years later."""
+        day = day_number(self.date)
+        return not day or any(day - TIMELINE_AHEAD_DAYS <= day_number(s.date) <= day + TIMELINE_REPORTED_DAYS
+                              for s in self.sources if s.date)
+
+    @property
     def when(self) -> str:
         """The date as precise as it is known: "2018-12-31", "week of 2018-12-24", "2018-12", "2018"."""
         if self.precision == "month":
@@ -125,8 +135,11 @@ class Timeline:
         "was arrested in February"). An entry dated only by its article's date is mostly
         background ("the jailed opposition leader ..."): it is a main event only when more
         than ``min_sources`` articles report it, or when the events whose sentences say when
-        are too few (under two, however few articles report them)."""
-        events = [e for e in self.entries if e.basis == "stated" or len(e.sources) > min_sources]
+        are too few (under two, however few articles report them). So is an event no article
+        reported at the time, only years later ("the last coronation took place on June 2, 1953"
+        in 2022): background, listed with every event."""
+        events = [e for e in self.entries if (e.basis == "stated" and e.reported_at_the_time)
+                  or len(e.sources) > min_sources]
         for pool in (events, self.entries):
             for least in range(min_sources, 1, -1):
                 main = [e for e in pool if len(e.sources) >= least]
