@@ -308,6 +308,7 @@ def test_real_follow_up_question_uses_the_conversation(real_rag):
     conversation = Conversation()
     first = real_rag.ask(QUESTION, conversation=conversation)
     assert "Araghchi" in first.answer
-    second = real_rag.ask("whom did he call?", conversation=conversation)
+    second = real_rag.ask("which Pakistani minister did he speak with by phone?", conversation=conversation)
+    assert second.standalone_question == "which Pakistani minister did Abbas Araghchi speak with by phone?"
     assert not second.abstained
     assert "Ishaq Dar" in second.answer

@@ -121,13 +121,14 @@ def test_stats_text(run_cli, index_dir):
 
 @pytest.mark.slow
 def test_chat_follow_up_uses_the_previous_question(run_cli, index_dir):
-    proc = run_cli("chat", "--index-dir", index_dir, stdin=f"{QUESTION}\nwhom did he call?\n")
+    proc = run_cli("chat", "--index-dir", index_dir, stdin=f"{QUESTION}\nwhich Pakistani minister did he speak with by phone?\n")
     assert proc.returncode == 0, proc.stderr
-    blocks = proc.stdout.strip().split("\n\n")  # answer, sources, answer, sources
-    assert len(blocks) == 4, proc.stdout
-    first, second = squash(blocks[0]), squash(blocks[2])
+    blocks = proc.stdout.strip().split("\n\n")  # answer, sources, answer, how it was read, sources
+    assert len(blocks) == 5, proc.stdout
+    first, second, read_as = squash(blocks[0]), squash(blocks[2]), squash(blocks[3])
     assert "Araghchi" in first
     assert "Ishaq Dar" in second
+    assert read_as == "(Read as: which Pakistani minister did Abbas Araghchi speak with by phone?)"
 
 
 @pytest.mark.slow

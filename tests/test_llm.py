@@ -178,6 +178,20 @@ def test_streamed_answer_is_the_llm_answer_with_tokens_delivered(fake_rag, serve
     assert d["llm"] == "openai" and "llm" in answer.timings_ms
 
 
+def test_a_follow_up_reaches_the_model_as_its_standalone_question(fake_rag, server):
+    """The model is sent "what did Abbas Araghchi urge?", not the "what did he urge?" typed."""
+    from rag import Answer, Conversation
+
+    earlier = Answer(question=QUESTION, answer="Iran's Foreign Minister Abbas Araghchi offered to mediate. [1]",
+                     abstained=False)
+    conversation = Conversation()
+    conversation.add(QUESTION, earlier)
+    answer = llm_rag(fake_rag, server).ask("what did he urge?", conversation=conversation)
+    assert answer.standalone_question == "what did Abbas Araghchi urge?"
+    sent = server.prompt[-1]["content"]
+    assert "what did Abbas Araghchi urge?" in sent and "what did he urge?" not in sent
+
+
 def test_non_streaming_mode(fake_rag, server):
     tokens: list[str] = []
     answer = llm_rag(fake_rag, server, llm_stream=False, llm_model="tiny").ask(QUESTION, on_token=tokens.append)

@@ -217,6 +217,14 @@ def test_stdio_ask_search_and_document(real_rag: rag.Rag, tmp_path: Path):
         c1 = out["citations"][0]
         assert f"[1] {c1['title']} ({c1['source']}, {c1['date']}) {c1['doc_id']} chars {c1['start']}-{c1['end']}" in text
 
+        # a follow-up with the conversation so far: read as one standalone question
+        follow = await session.call_tool("ask", {"question": "which Pakistani minister did he speak with by phone?",
+                                                 "history": [{"question": QUESTION, "answer": out["answer"]}]})
+        assert not follow.is_error, _text(follow)
+        read_as = follow.structured_content["standalone_question"]
+        assert "Araghchi" in read_as and " he " not in read_as and f"(Read as: {read_as})" in _text(follow)
+        assert "Ishaq Dar" in follow.structured_content["answer"]
+
         cited = next(c for c in out["citations"] if c["doc_id"] == IRAN_DOC)
         span = await session.call_tool("get_document", {"doc_id": IRAN_DOC, "start": cited["start"], "end": cited["end"]})
         assert not span.is_error, _text(span)

@@ -40,6 +40,9 @@ def read_spans(query: str, question: str, ranked: list[Hit], k: int, reader, idf
     unread = {i for i, w in enumerate(words) if not q_words & w}
     cover = [coverage(query, w, idf) for w in words] if idf else None
     spans = reader.read(query, [h.chunk.text for h in pool], top=50, coverage=cover) if pool else []
+    # a span that only repeats the question's words names what is asked about, not the answer
+    # ("Abbas Araghchi" for "whom did Abbas Araghchi call?")
+    spans = [s for s in spans if not set(bm25_tokens(s.text)) <= q_words]
     for s in spans:
         if s.passage in unread:
             s.probability = 0.0  # given only with a negative abstention threshold ("never abstain")
