@@ -9,7 +9,8 @@ gold article. It is indexed once under ``--work``; the timelines and answers the
 the public API, and the scores follow the matching rules of eval/TIMELINE_CONFLICTS.md.
 
 Scores are given for the older half of each set (by gold date; the choices of issue 14 were
-measured on it), the newer half (held out), and both; timelines in their default view (main
+measured on it), the newer half (held out), and both; ``when_questions.jsonl`` asks the date of
+one event of the timelines (32 questions): an answer should date it and list no other dates; timelines in their default view (main
 events) and, for all queries, with every event. Each query and question is also asked in other
 words than the articles use (its ``paraphrases``, same gold, same half): the ``*_paraphrased``
 scores, and for conflicts the share of questions whose outcome is the same both ways.
@@ -146,6 +147,31 @@ def score_conflicts(rag: Rag, questions: list[dict]) -> tuple[dict, list[dict]]:
     return summary, rows
 
 
+def score_when(rag: Rag, questions: list[dict]) -> tuple[dict, list[dict]]:
+    """"When" questions of one event (eval/when_questions.jsonl): how many list dates the sources
+    give differently (each such list is wrong: the event has one date), and how many answer with
+    a sentence that dates it (its stated date, resolved against its article's, within ``DAYS``)."""
+    from rag.text.dates import stated_date
+
+    rows = []
+    for q in questions:
+        answer = rag.ask(q["question"])
+        dated = ""
+        if answer.evidence:
+            e = answer.evidence[0]
+            c = answer.citations[e.n - 1]
+            sentence = rag.document(e.doc_id, e.start, e.end)["text"]
+            day, precision, _ = stated_date(sentence, c.date)
+            dated = day if day and _matches({"source": {"doc_id": e.doc_id}, "also": [], "date": day,
+                                             "precision": precision}, {"docs": [e.doc_id], "date": q["date"]}) else ""
+        rows.append({"id": q["id"], "flagged": bool(answer.conflicts), "abstained": answer.abstained,
+                     "dated": bool(dated), "found": [c.to_dict() for c in answer.conflicts]})
+    n = len(rows)
+    return {"questions": n, "listing_dates": sum(r["flagged"] for r in rows),
+            "answer_dates_it": round(sum(r["dated"] for r in rows) / n, 3) if n else None,
+            "abstained": sum(r["abstained"] for r in rows)}, rows
+
+
 def paraphrased(items: list[dict], key: str) -> list[dict]:
     """Each item asked in its other words (``paraphrases``: written without the articles' wording),
     with the same gold; an item keeps its half of the split."""
@@ -162,7 +188,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--work", type=Path, default=Path("runs/timeline-eval"))
+    parser.add_argument("--only", default="timelines,conflicts,when",
+                        help="what to score, comma-separated: timelines, conflicts, when")
     args = parser.parse_args()
+    only = set(args.only.split(","))
     args.work.mkdir(parents=True, exist_ok=True)
     timelines = load(EVAL / "timeline_queries.jsonl")
     conflicts = load(EVAL / "conflict_questions.jsonl")
@@ -175,20 +204,31 @@ def main() -> None:
     report: dict = {}
     t_tune, t_held = by_time(timelines, lambda q: [e["date"] for e in q["events"]])
     c_tune, c_held = by_time(conflicts, lambda q: [d for v in q["values"] for d in v["dates"]])
-    for part, tl, cf in (("tuned_on", t_tune, c_tune), ("held_out", t_held, c_held), ("all", timelines, conflicts)):
-        t_summary, t_rows = score_timelines(rag, tl)
-        c_summary, c_rows = score_conflicts(rag, cf)
-        tp_summary, _ = score_timelines(rag, paraphrased(tl, "query"))
-        cp_summary, cp_rows = score_conflicts(rag, paraphrased(cf, "question"))
-        same = sum(a["right_values"] == b["right_values"] and a["flagged"] == b["flagged"] for a, b in zip(c_rows, cp_rows))
-        cp_summary["same_outcome_as_original"] = round(same / len(c_rows), 3) if c_rows else None
-        report[part] = {"timeline": t_summary, "conflicts": c_summary,
-                        "timeline_paraphrased": tp_summary, "conflicts_paraphrased": cp_summary}
+    when = load(EVAL / "when_questions.jsonl")
+    w_tune, w_held = by_time(when, lambda q: [q["date"]])
+    t_rows = c_rows = w_rows = []
+    for part, tl, cf, wq in (("tuned_on", t_tune, c_tune, w_tune), ("held_out", t_held, c_held, w_held),
+                             ("all", timelines, conflicts, when)):
+        report[part] = {}
+        if "timelines" in only:
+            report[part]["timeline"], t_rows = score_timelines(rag, tl)
+            report[part]["timeline_paraphrased"], _ = score_timelines(rag, paraphrased(tl, "query"))
+        if "conflicts" in only:
+            report[part]["conflicts"], c_rows = score_conflicts(rag, cf)
+            cp_summary, cp_rows = score_conflicts(rag, paraphrased(cf, "question"))
+            same = sum(a["right_values"] == b["right_values"] and a["flagged"] == b["flagged"]
+                       for a, b in zip(c_rows, cp_rows))
+            cp_summary["same_outcome_as_original"] = round(same / len(c_rows), 3) if c_rows else None
+            report[part]["conflicts_paraphrased"] = cp_summary
+        if "when" in only:
+            report[part]["when"], w_rows = score_when(rag, wq)
         print(part, json.dumps(report[part]), flush=True)
-    every = functools.partial(rag.timeline, all_events=True)
-    report["all"]["timeline_all_events"], _ = score_timelines(SimpleNamespace(timeline=every), timelines)
+    if "timelines" in only:
+        every = functools.partial(rag.timeline, all_events=True)
+        report["all"]["timeline_all_events"], _ = score_timelines(SimpleNamespace(timeline=every), timelines)
     (args.work / "timelines.json").write_text(json.dumps(t_rows, indent=1, ensure_ascii=False))
     (args.work / "conflicts.json").write_text(json.dumps(c_rows, indent=1, ensure_ascii=False))
+    (args.work / "when.json").write_text(json.dumps(w_rows, indent=1, ensure_ascii=False))
     (args.work / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
 

@@ -61,7 +61,7 @@ CONFLICT_SAME_DAYS = 0  # values reported on the same day disagree; on different
 CONFLICT_DEPTH = 30
 CONFLICT_ARTICLES = 10  # the span reader reads each of this many top articles for its own value
 CONFLICT_PASSAGES = 2  # ... in at most this many of its passages (its headline read with the first)
-CONFLICT_SPAN_PROBABILITY = 0.1  # an article's date counts from this reader probability (docs/timelines.md)
+CONFLICT_SPAN_PROBABILITY = 0.4  # an article's date counts from this reader probability (docs/timelines.md)
 CONFLICT_RANKED_DEPTH = 30  # of them, those the short-answer ranker reads (spaCy: the slow part)
 # A word after a number names what a question counts when its embedding has this cosine with the
 # question's word (MiniLM: ballots~votes 0.77, soldiers~troops 0.88, injured~wounded 0.61; but

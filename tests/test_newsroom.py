@@ -1,5 +1,5 @@
-"""A new user's own archive (tests/data/newsroom: 14 short articles about a town's mayoral
-election, an airline, a bridge and a storm), asked as they would ask it, on the real models.
+"""A new user's own archive (tests/data/newsroom: 16 short articles about a town's mayoral
+election, an airline, a bridge, a storm and a marathon), asked as they would ask it, on the real models.
 
 Each test is a case that failed before the reader was put under follow-ups, "when" questions
 and timelines: follow-ups that answered "Not found", "when" questions that listed the dates of
@@ -26,7 +26,7 @@ def newsroom(tmp_path_factory: pytest.TempPathFactory, real_rag: rag.Rag) -> rag
     settings = real_rag.settings.with_(corpus=(str(NEWSROOM),), index_dir=str(tmp_path_factory.mktemp("newsroom")))
     r = rag.Rag(settings)
     r._embedder = real_rag.embedder
-    assert r.index().documents == 14
+    assert r.index().documents == 16
     return r
 
 
@@ -72,3 +72,12 @@ def test_a_future_tense_date_is_after_its_article(newsroom: rag.Rag):
     won = next(i for i, t in enumerate(entries) if t.startswith("Teresa Okafor won"))
     assert won < entries.index(next(t for t in entries if t.startswith("Okafor will take office")))
 
+
+
+@pytest.mark.xfail(strict=True, reason="the reader reads the two dates at 0.24 and 0.30, under the 0.4 a date needs "
+                                       "(chosen on the tuned when-questions, where lower thresholds listed the dates "
+                                       "of other events: docs/timelines.md)")
+def test_a_postponed_event_gives_its_dates_as_an_update(newsroom: rag.Rag):
+    answer = newsroom.ask("When will the Marlow Marathon take place?")
+    assert [c.kind for c in answer.conflicts] == ["update"]
+    assert [v.value[:10] for v in answer.conflicts[0].values] == ["2023-04-30", "2023-04-16"]

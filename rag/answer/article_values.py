@@ -33,15 +33,21 @@ from rag.answer.conflicts import (
 )
 from rag.answer.values import counts, money_values, name_key, on_topic, same_name
 from rag.text.chunk import sentence_spans
-from rag.text.dates import dates_in
+from rag.text.dates import dates_in, day_number
 from rag.text.lexical import bm25_tokens, coverage, match_sequence
-from rag.tuning import CONFLICT_ARTICLES, CONFLICT_DEPTH, CONFLICT_PASSAGES, CONFLICT_SPAN_PROBABILITY
+from rag.tuning import (
+    CONFLICT_ARTICLES,
+    CONFLICT_DEPTH,
+    CONFLICT_PASSAGES,
+    CONFLICT_SPAN_PROBABILITY,
+)
 from rag.types import Hit
 
 # The questions whose values the reader reads per article: the date of one event. For counts,
 # sums, measures and office holders the slot patterns found more conflicts on the tuned half
 # (recall 0.5 against at best 0.4, docs/timelines.md) and stay.
 READER_SLOTS = frozenset({"date"})
+SAME_EVENT_DAYS = 3  # two dates of one event, as reports give it (the evaluation's tolerance too)
 _PREPOSITION = re.compile(r"(?:on|in|since|from|until|by|during)\s+", re.I)
 
 
@@ -156,6 +162,16 @@ def read_conflicts(question: str, ranked: list[Hit], reader, idf=None, embed=Non
     values = [v for v in article_values(question, ranked, reader, idf, embed) if v.probability >= threshold]
     what = {"number": f"the number of {counted}", "name": f"the {counted}", "measure": f"the {counted}",
             "money": f"the {counted}"}.get(kind, "the date")
-    return conflicts_of([(v.doc_id, v.key, v.written, v.n, v.date) for v in values], what,
-                        same_name if kind == "name" else None)
+    same = same_name if kind == "name" else same_day if kind == "date" else None
+    return conflicts_of([(v.doc_id, v.key, v.written, v.n, v.date) for v in values], what, same)
+
+
+def same_day(a: str, b: str) -> bool:
+    """Dates of one event as two articles give them: one within the other ("2022-11" and
+    "2022-11-11": "last week" and "on Friday"), or days at most ``SAME_EVENT_DAYS`` apart
+    (a report dated "Thursday" in one time zone and "Friday" in another)."""
+    if a.startswith(b) or b.startswith(a):
+        return True
+    da, db = day_number(a), day_number(b)
+    return bool(da and db) and abs(da - db) <= SAME_EVENT_DAYS
 
