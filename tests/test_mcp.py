@@ -57,7 +57,9 @@ def test_tools_listed_with_input_and_output_schemas(fake_rag: rag.Rag):
         assert set(tools) == TOOLS
         assert tools["ask"].input_schema["required"] == ["question"]
         assert set(tools["ask"].input_schema["properties"]) == {"question", "k", "since", "until", "source",
-                                                                 "reference_day"}
+                                                                 "reference_day", "history"}
+        history = tools["ask"].input_schema["properties"]["history"]
+        assert history["type"] == "array" and history["default"] == []
         assert tools["search"].input_schema["required"] == ["query"]
         assert set(tools["get_document"].input_schema["properties"]) == {"doc_id", "start", "end"}
         assert {"answer", "abstained", "citations", "evidence"} <= set(tools["ask"].output_schema["required"])

@@ -604,6 +604,17 @@ def test_kabul_question_answers_iran_and_citation_opens_highlighted_span(page):
 
 
 @browser_test
+def test_a_follow_up_in_the_chat_is_read_with_the_turn_before(page):
+    page.locator("#example").click()
+    expect(last_bot_message(page)).to_contain_text("Araghchi", timeout=60_000)
+    ask(page, "which Pakistani minister did he speak with by phone?")
+    answer = last_bot_message(page)
+    expect(answer).to_contain_text("Read as: which Pakistani minister did Abbas Araghchi speak with by phone?",
+                                   timeout=60_000)
+    expect(answer).to_contain_text("Ishaq Dar")
+
+
+@browser_test
 def test_article_markup_fetches_nothing_and_shows_as_text(page, tmp_path):
     recorder = RequestRecorder()
     try:
