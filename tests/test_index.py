@@ -682,3 +682,37 @@ def test_bm25_past_its_read_limit_looks_words_up_and_still_gives_exact_scores(fa
     assert len(ids) == 3 and np.all(vals > 0)
     np.testing.assert_allclose(full[ids], vals, rtol=1e-5)  # every score returned is the exact one
     assert ids[0] == int(np.argmax(full))  # the rarest words decide the best chunk
+
+
+def test_short_articles_are_written_a_segment_per_thousand_articles_not_per_four_million_characters(
+        fake_settings, tmp_path, monkeypatch):
+    """3,001 short articles once made one segment: an interrupted run kept nothing. A segment is
+    now cut by article count too (here 10 for 35 short articles, far under the size cut)."""
+    corpus = tmp_path / "short"
+    generated_corpus(corpus, 35, OLD)
+    monkeypatch.setattr(rag.index.segment, "SEGMENT_DOCS", 10)
+    monkeypatch.setattr(rag.index.merge, "MAX_SEGMENTS", 100)
+    built: list[int] = []
+    real_write = rag.index.segment.write_segment
+
+    def counting_write(final, docs, chunks, vectors, settings, embedded=None):
+        built.append(len(docs))
+        return real_write(final, docs, chunks, vectors, settings, embedded)
+
+    monkeypatch.setattr(rag.index.segment, "write_segment", counting_write)
+    assert sum(len(p.read_text()) for p in corpus.iterdir()) < rag.index.segment.SEGMENT_TEXT_CHARS
+    Rag(fake_settings.with_(corpus=(str(corpus),), index_dir=str(tmp_path / "idx"))).index()
+    assert built == [10, 10, 10, 5]
+
+
+def test_reindexing_one_changed_file_counts_its_documents_not_the_corpus(fake_settings, tmp_path):
+    corpus = tmp_path / "twenty"
+    generated_corpus(corpus, 20, OLD)
+    r = Rag(fake_settings.with_(corpus=(str(corpus),), index_dir=str(tmp_path / "idx")))
+    first: list[tuple[int, int, str]] = []
+    r.index(progress=lambda done, total, stage: first.append((done, total, stage)))
+    assert first[-1] == (20, 20, "Embedding")
+    (corpus / "doc0003.txt").write_text("Article 3\n\nThe ferry timetable changed on Friday.\n")
+    again: list[tuple[int, int, str]] = []
+    report = r.index(progress=lambda done, total, stage: again.append((done, total, stage)))
+    assert report.updated == ["doc0003"] and again == [(1, 1, "Embedding")]

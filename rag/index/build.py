@@ -262,7 +262,18 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
             old_manifest, old_gen = None, None
     old_docs: dict[str, dict] = read_documents(index_dir, old_gen) if old_manifest else {}
 
-    total = count_documents(files) if progress else 0
+    # progress counts the documents of the files that changed: the others are only checked
+    old_stamps = (old_manifest or {}).get("stamps") or {}
+    stamps_now = file_stamps(files)
+    changed = {path for path, stamp in stamps_now.items() if old_stamps.get(path) != stamp}
+    total = count_documents([f for f in files if str(f.resolve()) in changed]) if progress else 0
+    resolved: dict[str, bool] = {}
+
+    def counted(d) -> bool:
+        if d.path not in resolved:
+            resolved[d.path] = not d.path or str(Path(d.path).resolve()) in changed
+        return resolved[d.path]
+
     if ray:
         from rag.index.cluster import RaySegmentWriter
 
@@ -279,16 +290,16 @@ def _build(settings: Settings, index_dir: Path, paths: list[Path], files: list[P
         th = text_hash(d.text)
         if th in seen_text:
             report.duplicates[d.doc_id] = seen_text[th]
-            writer.read_one()
+            writer.read_one(counted(d))
             continue
         seen_text[th] = d.doc_id
         meta[d.doc_id] = {"hash": doc_hash(d), "path": d.path, "line": d.line}
         if old_docs.get(d.doc_id, {}).get("hash") == meta[d.doc_id]["hash"]:
             reuse.add(d.doc_id)
-            writer.read_one()
+            writer.read_one(counted(d))
         elif meta[d.doc_id]["hash"] in finished.get(d.doc_id, {}):
             resumed[d.doc_id] = finished[d.doc_id][meta[d.doc_id]["hash"]]
-            writer.read_one()
+            writer.read_one(counted(d))
         else:
             writer.add(d)
     writer.flush()

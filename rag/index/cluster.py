@@ -163,14 +163,19 @@ class RaySegmentWriter:
         self.home: dict[str, str] = {}
         self.embedded, self.embed_seconds, self.dim = 0, 0.0, 0
 
-    def read_one(self) -> None:
-        self.read += 1
+    @property
+    def in_part(self) -> int:
+        """The documents of the part being gathered (sealed in blocks or not)."""
+        return self.to_embed + len(self.batch) - (self.ends[-1] if self.ends else 0)
+
+    def read_one(self, counted: bool = True) -> None:
+        self.read += counted
 
     def add(self, doc: Document) -> None:
         self.read += 1
         self.batch.append(doc)
         self.chars += len(doc.text)
-        if self.chars >= segment.SEGMENT_TEXT_CHARS:  # a part ends: the same cut as the single-process writer's
+        if segment.segment_full(self.chars, self.in_part):  # a part ends: the same cut as the single-process writer's
             self._seal()
             self.ends.append(self.to_embed)
             self.chars = 0

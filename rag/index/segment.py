@@ -24,7 +24,8 @@ from rag.text.dates import day_numbers
 from rag.text.lexical import build_bm25, build_bm25_tokens
 from rag.types import Chunk, Document
 
-SEGMENT_TEXT_CHARS = 4_000_000  # a run writes a segment per this much new text (~1,000 articles): bounded memory
+SEGMENT_TEXT_CHARS = 4_000_000  # a run writes a segment per this much new text: bounded memory...
+SEGMENT_DOCS = 1_000  # ...or per this many new articles, whichever comes first: short articles' work is kept too
 STORE_BATCH = 65_536  # chunk rows inserted at a time
 Progress = Callable[[int, int, str], None]  # (documents done, documents in the corpus, "Embedding")
 
@@ -125,9 +126,18 @@ def _write_store(path: Path, docs: list[Document], chunks: Iterable[Chunk],
     return len(dates), dates, texts
 
 
+def segment_full(chars: int, documents: int) -> bool:
+    """Whether the new documents gathered (``documents``, of ``chars`` characters) make a segment:
+    an interrupted run keeps every segment written, so one is cut per ``SEGMENT_DOCS`` articles
+    however short they are, and per ``SEGMENT_TEXT_CHARS`` characters however few they are."""
+    return chars >= SEGMENT_TEXT_CHARS or documents >= SEGMENT_DOCS
+
+
 class SegmentWriter:
     """Collects new and changed documents and writes them as segments of bounded size,
-    reporting progress in documents read (with the embedding of each batch spread over it)."""
+    reporting progress in documents read from the files that changed (``total`` of them; the
+    embedding of each batch spread over it): re-indexing one changed file of twenty counts its
+    own documents, not the twenty."""
 
     def __init__(self, index_dir: Path, settings: Settings, embedder, progress: Progress | None, total: int) -> None:
         self.index_dir, self.settings, self.embedder = index_dir, settings, embedder
@@ -140,7 +150,10 @@ class SegmentWriter:
         self.home: dict[str, str] = {}
         self.embedded, self.embed_seconds, self.dim = 0, 0.0, 0
 
-    def read_one(self) -> None:
+    def read_one(self, counted: bool = True) -> None:
+        """A document kept as it is; ``counted``: it is of a file that changed (what the progress counts)."""
+        if not counted:
+            return
         self.read += 1
         if not self.batch:
             self.done = self.read
@@ -150,7 +163,7 @@ class SegmentWriter:
         self.read += 1
         self.batch.append(doc)
         self.chars += len(doc.text)
-        if self.chars >= SEGMENT_TEXT_CHARS:
+        if segment_full(self.chars, len(self.batch)):
             self.flush()
 
     def _report(self, done: float) -> None:
