@@ -11,8 +11,11 @@ def test_saving_sanitises_rejects_and_never_overwrites(tmp_path):
     corpus.mkdir()
     got = save_files(corpus, [("a b.txt", b"first"), ("evil.exe", b"x"), ("paper.pdf", b"%PDF-1.4"),
                               ("memo.docx", b"PK"), ("big.txt", b"x" * (MAX_UPLOAD_BYTES + 1)), ("blank.md", b" \n")])
-    assert [u.saved for u in got] == ["uploads/a_b.txt", "", "uploads/paper.pdf", "uploads/memo.docx", "", ""]
+    # a PDF or DOCX that is none is refused as indexing would refuse it, and not written
+    assert [u.saved for u in got] == ["uploads/a_b.txt", "", "", "", "", ""]
     assert got[1].problem.startswith("not accepted") and ".pdf" in got[1].problem and ".docx" in got[1].problem
+    assert got[2].problem.startswith("cannot read PDF") and got[3].problem.startswith("cannot read DOCX")
+    assert sorted(p.name for p in (corpus / "uploads").iterdir()) == ["a_b.txt"]
     assert got[4].problem.startswith("too large") and got[5].problem == "empty file"
     (dup,) = save_files(corpus, [("a b.txt", b"first")])  # the same bytes again: nothing new
     assert (dup.saved, dup.problem) == ("", "already in the corpus")
@@ -37,8 +40,12 @@ def test_added_documents_are_indexed_and_reported_per_file(fake_rag):
     assert by_name["harbour.txt"].documents == ["harbour"] and by_name["harbour.txt"].saved == "uploads/harbour.txt"
     assert by_name["feed.jsonl"].documents == ["f1"]
     assert [(s.line, "not valid JSON" in s.reason) for s in by_name["feed.jsonl"].skipped] == [(2, True)]
-    assert by_name["photo.txt"].documents == [] and "binary" in by_name["photo.txt"].skipped[0].reason
+    # a binary file is refused before it is written: no later run warns about it
+    assert by_name["photo.txt"].saved == "" and by_name["photo.txt"].problem.startswith("binary file")
+    assert not (fake_rag.settings.corpus_paths[0] / "uploads" / "photo.txt").exists()
     assert report.documents == 7  # the five shipped articles and two new ones
+    again = fake_rag.index()
+    assert not [w for w in again.skipped + again.warnings if "photo" in w.path]
     answer = fake_rag.ask("When did the harbour of Port Ellen reopen?")
     assert answer.citations[0].doc_id == "harbour"
     assert by_name["harbour.txt"].to_dict()["documents"] == ["harbour"]

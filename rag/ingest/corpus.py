@@ -167,6 +167,17 @@ def _hidden(rel: Path) -> bool:
 # ---------------------------------------------------------------- single-article files
 
 
+def check_file(path: Path) -> str:
+    """Why the corpus reader would take no article from ``path`` (its first reason), or "" when it
+    takes one or more: what an upload is checked with before it is saved."""
+    first = ""
+    for item in _read_file(path, {}, lambda issue: None):
+        if isinstance(item, Document):
+            return ""
+        first = first or item.reason
+    return first or "no article found"
+
+
 def _read_file(path: Path, meta_cache: dict[Path, dict], warn: Warn) -> Iterator[Document | SkippedInput]:
     name = path.name.lower()
     try:

@@ -7,10 +7,12 @@ names, never overwriting a different file) and the corpus is indexed incremental
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.ingest.corpus import check_file
 from rag.types import SkippedInput
 
 UPLOAD_SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", ".jsonl", ".jsonl.gz")
@@ -77,6 +79,8 @@ def save_files(corpus: Path, files: list[tuple[str, bytes]]) -> list[Upload]:
                                                 f"{MAX_UPLOAD_BYTES // 1_000_000} MB)"))
         elif not data.strip():
             out.append(Upload(raw_name, problem="empty file"))
+        elif problem := unreadable(name, data):
+            out.append(Upload(raw_name, problem=problem))  # not saved: every later run would warn of it
         else:
             dest = free_path(folder, name, data)
             if dest is None:
@@ -85,3 +89,13 @@ def save_files(corpus: Path, files: list[tuple[str, bytes]]) -> list[Upload]:
             dest.write_bytes(data)
             out.append(Upload(raw_name, saved=dest.relative_to(corpus).as_posix()))
     return out
+
+
+def unreadable(name: str, data: bytes) -> str:
+    """Why the corpus reader would take no article from ``data`` saved as ``name`` ("not text:
+    ..."), or "": the file is read as indexing would read it, from a temporary folder, before
+    it is written into the corpus."""
+    with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        return check_file(path)
