@@ -2,6 +2,6 @@ from __future__ import annotations
 
 import sys
 
-from rag.surfaces.cli import main
+from rag.launcher import main
 
 sys.exit(main())

@@ -55,7 +55,7 @@ def test_the_http_api_answers_a_reversed_range_with_a_400(fake_rag):
 
 def test_the_browser_chat_asks_to_fix_a_reversed_range(fake_rag):
     pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
-    from rag.ui.handlers import respond
+    from rag.surfaces.ui.handlers import respond
 
     (reply,) = list(respond(fake_rag, QUESTION, [], None, 5, "2025-11", "2019", "", "none", ""))
     text = html.unescape(reply.history[-1]["content"])

@@ -191,7 +191,7 @@ def always_short(fake_settings):
 
 def test_every_surface_shows_the_short_answer_first(always_short):
     from rag.surfaces.render import answer_text
-    from rag.ui.handlers import answer_message, sources_html
+    from rag.surfaces.ui.handlers import answer_message, sources_html
 
     answer = always_short.ask(QUESTION)
     short = answer.short_answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +16,17 @@ from rag import QuestionError, Rag, RagError
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(REPO).with_suffix("").parts)
+def _module_name(path: Path, root: Path = REPO) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Every import (top-level or inside a function) between modules of rag/."""
-    files = sorted((REPO / "rag").rglob("*.py"))
-    modules = {_module_name(f): f for f in files}
+def import_graph(root: Path = REPO) -> dict[str, set[str]]:
+    """Every import (top-level or inside a function) between modules of ``root``/rag/."""
+    files = sorted((root / "rag").rglob("*.py"))
+    modules = {_module_name(f, root): f for f in files}
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -77,10 +78,27 @@ def _inside(module: str, package: str) -> bool:
     return module == package or module.startswith(package + ".")
 
 
-def ui_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
-    """Imports of the browser UI from the library: only the CLI's ``ui`` command may (lazily)."""
+# The surfaces: each a way in for users, none importing another (the launcher starts the servers).
+SURFACES = ("rag.surfaces.cli", "rag.surfaces.http", "rag.surfaces.mcp", "rag.surfaces.ui")
+# What every surface shares besides the public API: the one text renderer and progress printer.
+SHARED = {"rag.surfaces.render", "rag.surfaces.progress", "rag.surfaces"}
+
+
+def surface_of(module: str) -> str:
+    return next((s for s in SURFACES if _inside(module, s)), "")
+
+
+def cross_surface_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports of one surface by another (the CLI starting the browser chat, the UI rendering
+    with the CLI's helpers)."""
     return {(m, t) for m, ts in graph.items() for t in ts
-            if _inside(t, "rag.ui") and not _inside(m, "rag.ui") and m != "rag.surfaces.cli"}
+            if surface_of(m) and surface_of(t) and surface_of(m) != surface_of(t)}
+
+
+def ui_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """Imports of the browser UI by anything but the UI and the launcher."""
+    return {(m, t) for m, ts in graph.items() for t in ts
+            if _inside(t, "rag.surfaces.ui") and not _inside(m, "rag.surfaces.ui") and m != "rag.launcher"}
 
 
 def private_imports(graph: dict[str, set[str]], client: str, allowed: set[str]) -> set[tuple[str, str]]:
@@ -101,36 +119,53 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 def test_no_module_imports_one_that_imports_it_back():
     graph = import_graph()
-    assert {"rag.index.build", "rag.ui.app", "rag.surfaces.cli"} <= set(graph)  # the walk found the code
+    assert {"rag.index.build", "rag.surfaces.ui.app", "rag.surfaces.cli"} <= set(graph)  # the walk found the code
     assert _cycle(graph) == [], " -> ".join(_cycle(graph))
 
 
 def test_the_checks_find_what_they_look_for():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) == []
-    bad = {"rag.api": {"rag.ui.handlers", "rag.index.build"}, "rag.surfaces.cli": {"rag.ui.app"}, "rag.ui.app": {"rag.ui.handlers", "rag.index.build"},
-           "rag.ui.handlers": {"rag"}, "rag.index.build": {"rag.tools.metrics"}, "rag.tools.metrics": set(), "rag": {"rag.api"}}
-    assert ui_imports(bad) == {("rag.api", "rag.ui.handlers")}
-    assert private_imports(bad, "rag.ui", set()) == {("rag.ui.app", "rag.index.build")}
+    bad = {"rag.api": {"rag.surfaces.ui.handlers", "rag.index.build"}, "rag.surfaces.cli": {"rag.surfaces.ui.app"},
+           "rag.surfaces.ui.app": {"rag.surfaces.ui.handlers", "rag.index.build"},
+           "rag.surfaces.ui.handlers": {"rag", "rag.surfaces.render"}, "rag.index.build": {"rag.tools.metrics"},
+           "rag.tools.metrics": set(), "rag": {"rag.api"}}
+    assert ui_imports(bad) == {("rag.api", "rag.surfaces.ui.handlers"), ("rag.surfaces.cli", "rag.surfaces.ui.app")}
+    assert cross_surface_imports(bad) == {("rag.surfaces.cli", "rag.surfaces.ui.app")}
+    assert private_imports(bad, "rag.surfaces.ui", SHARED) == {("rag.surfaces.ui.app", "rag.index.build")}
     assert "rag.tools.metrics" in reachable(bad, "rag.api")
+
+
+def test_a_planted_import_of_one_surface_by_another_is_found(tmp_path: Path):
+    """The check reads the code as it is: a copy of rag/ with the CLI importing the HTTP server fails it."""
+    shutil.copytree(REPO / "rag", tmp_path / "rag", ignore=shutil.ignore_patterns("models", "__pycache__"))
+    cli = tmp_path / "rag" / "surfaces" / "cli.py"
+    cli.write_text(cli.read_text() + "\n\ndef _planted():\n    from rag.surfaces.http import run\n    return run\n")
+    assert cross_surface_imports(import_graph(tmp_path)) == {("rag.surfaces.cli", "rag.surfaces.http")}
+    assert cross_surface_imports(import_graph()) == set()
+
+
+def test_no_surface_imports_another():
+    graph = import_graph()
+    assert {m for m in graph if surface_of(m)} >= {"rag.surfaces.cli", "rag.surfaces.http", "rag.surfaces.mcp",
+                                                   "rag.surfaces.ui.app", "rag.surfaces.ui.handlers"}
+    assert cross_surface_imports(graph) == set()
 
 
 def test_the_library_imports_nothing_from_the_ui():
     assert ui_imports(import_graph()) == set()
-    code = "import rag, rag.api, sys; print(sorted(m for m in sys.modules if m.startswith('rag.ui')))"
+    code = "import rag, rag.api, sys; print(sorted(m for m in sys.modules if m.startswith('rag.surfaces.ui')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO / "tests")
     assert out.stdout.strip() == "[]"
 
 
-def test_the_ui_uses_only_the_public_api():
-    # no rag.surfaces.cli, no rag.text.chunk: the public API, and the renderer every surface shares
-    assert private_imports(import_graph(), "rag.ui", {"rag.surfaces.render"}) == set()
-
-
-def test_the_servers_use_only_the_public_api():
+@pytest.mark.parametrize("surface", SURFACES)
+def test_every_surface_uses_only_the_public_api(surface: str):
+    # the public API and the renderer every surface shares; the CLI also runs the tools
+    # (eval, bench, train: programs of their own, never on the query path)
     graph = import_graph()
-    for server in ("rag.surfaces.http", "rag.surfaces.mcp"):
-        assert private_imports({server: graph[server]}, server, {"rag.surfaces.render"}) == set(), server
+    allowed = SHARED | ({m for m in graph if _inside(m, "rag.tools")} if surface == "rag.surfaces.cli" else set())
+    assert private_imports(graph, surface, allowed) == set(), surface
 
 
 def test_the_query_path_needs_no_tool():

@@ -36,8 +36,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
 
-from rag.ui import handlers  # noqa: E402
-from rag.ui.handlers import (  # noqa: E402
+from rag.surfaces.ui import handlers  # noqa: E402
+from rag.surfaces.ui.handlers import (  # noqa: E402
     EMPTY_HINT,
     answer_markdown,
     escape_text,
@@ -118,12 +118,12 @@ def hostile_sentence(port: int) -> str:
 # ---------------------------------------------------------------- 1. the public API only
 
 
-def test_the_ui_has_its_own_entry_point_without_the_cli():
-    probe = ("import sys, rag.ui.app; assert 'rag.surfaces.cli' not in sys.modules, 'the CLI was imported'; "
-             "import rag.ui.handlers; print('ok')")
+def test_the_ui_is_started_by_the_launcher_and_imports_no_other_surface():
+    probe = ("import sys, rag.surfaces.ui.app, rag.surfaces.ui.handlers; "
+             "print(sorted(m for m in sys.modules if m in ('rag.surfaces.cli', 'rag.surfaces.http', 'rag.surfaces.mcp')))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO / "tests")
-    assert out.stdout.strip() == "ok", out.stderr
-    out = subprocess.run([sys.executable, "-m", "rag.ui.app", "--help"], capture_output=True, text=True,
+    assert out.stdout.strip() == "[]", out.stderr
+    out = subprocess.run([sys.executable, "-m", "rag", "ui", "--help"], capture_output=True, text=True,
                          cwd=REPO / "tests", timeout=120)
     assert out.returncode == 0, out.stderr
     assert "--port" in out.stdout and "--corpus" in out.stdout and "--index-dir" in out.stdout
@@ -133,7 +133,7 @@ def test_the_ui_has_its_own_entry_point_without_the_cli():
 
 
 def test_the_handlers_work_without_gradio():
-    code = "import sys, rag.ui.handlers; print('gradio' in sys.modules)"
+    code = "import sys, rag.surfaces.ui.handlers; print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "tests")
     assert out.stdout.strip() == "False", out.stderr
 
@@ -382,7 +382,7 @@ def test_without_a_usable_index_it_is_built_before_serving(fake_settings):
 
 
 def test_serve_returns_at_once_over_a_stale_index(fake_rag, tmp_corpus):
-    from rag.ui.app import serve
+    from rag.surfaces.ui.app import serve
 
     article(tmp_corpus, "late.txt", "Zorbia Herald", "Late news", "Pelle Varga announced a grain deal in Tallinn.")
     logged: list[str] = []

@@ -12,9 +12,9 @@ from rag import CorpusError, Rag, Settings
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[ui]')")
 
-from rag.ui import handlers  # noqa: E402
-from rag.ui.app import build_app  # noqa: E402
-from rag.ui.handlers import EMPTY_HINT, EXAMPLE, empty_hint, example_questions, respond  # noqa: E402
+from rag.surfaces.ui import handlers  # noqa: E402
+from rag.surfaces.ui.app import build_app  # noqa: E402
+from rag.surfaces.ui.handlers import EMPTY_HINT, EXAMPLE, empty_hint, example_questions, respond  # noqa: E402
 
 ARTICLES = [  # (file, date, title, body)
     ("harvest.txt", "2024-03-02", "Farmers report a record wheat harvest in Punjab",

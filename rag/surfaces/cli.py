@@ -9,15 +9,21 @@ import sys
 import threading
 from pathlib import Path
 
-from rag.answer.followup import Conversation
-from rag.api import Rag, check_question
-from rag.config import Settings
-from rag.errors import RagError
-from rag.filters import FilterError, Filters
+from rag import (
+    DATE_FORMATS,
+    Answer,
+    Conversation,
+    FilterError,
+    Filters,
+    Rag,
+    RagError,
+    Settings,
+    SkippedInput,
+    check_question,
+    parse_date,
+)
 from rag.surfaces import render
 from rag.surfaces.progress import ProgressPrinter
-from rag.text.dates import FORMATS_HELP, parse_date
-from rag.types import Answer, SkippedInput
 
 WIDTH = 100  # columns the text is wrapped to
 DAY_SETTING = "--reference-day"  # how the CLI sets the day a question about "now" refers to
@@ -182,7 +188,7 @@ def date_option(args: argparse.Namespace, name: str) -> str:
         return ""
     day = parse_date(value)
     if not day:
-        raise RagError(f"--{name.replace('_', '-')}: not a date: {value!r} (use {FORMATS_HELP})")
+        raise RagError(f"--{name.replace('_', '-')}: not a date: {value!r} (use {DATE_FORMATS})")
     return day
 
 
@@ -397,43 +403,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return main_bench(settings_from(args), args.json, log=warn)
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
-    from rag.ui.app import serve
-
-    serve(settings_from(args), port=args.port, log=warn)
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from rag.surfaces.http import run
-
-    run(settings_from(args), host=args.host, port=args.port, log=warn)
-    return 0
-
-
-def cmd_mcp(args: argparse.Namespace) -> int:
-    from rag.surfaces.mcp import run
-
-    run(settings_from(args), transport=args.transport, host=args.host, port=args.port, log=warn)
-    return 0
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from rag.answer.reader import DEFAULT_DIR
     from rag.tools.train_span import main as train_span
 
-    train_span(["all", "--data", str(args.data), "--run", str(args.work), "--out", str(args.out or DEFAULT_DIR),
+    out = ["--out", str(args.out)] if args.out else []  # default: the shipped reader's folder
+    train_span(["all", "--data", str(args.data), "--run", str(args.work), *out,
                 "--epochs", str(args.epochs), "--synthetic", str(args.synthetic), "--seed", str(args.seed)])
     return 0
 
 
-COMMANDS = {"timeline": cmd_timeline, "serve": cmd_serve, "mcp": cmd_mcp, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask, "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats, "ui": cmd_ui}
+COMMANDS = {"timeline": cmd_timeline, "train": cmd_train, "bench": cmd_bench, "index": cmd_index, "ask": cmd_ask,
+            "chat": cmd_chat, "eval": cmd_eval, "stats": cmd_stats}
+SERVER_COMMANDS = ("ui", "serve", "mcp")  # started by rag.launcher (``python -m rag``): a surface imports no other
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, servers: dict | None = None) -> int:
+    """Run one command; ``servers`` (``rag.launcher``) starts the browser chat, HTTP and MCP servers."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command in SERVER_COMMANDS:
+            if not servers:
+                raise RagError(f"start the {args.command} server with 'python -m rag {args.command}'")
+            servers[args.command](settings_from(args), args, warn)
+            return 0
         code = COMMANDS[args.command](args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be caught
         return code

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.answer.reader import MAX_LEN, STRIDE  # the windows the query path reads
+from rag.answer.reader import DEFAULT_DIR, MAX_LEN, STRIDE  # the windows the query path reads
 
 
 def base_model_dir() -> Path:
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=Path("../shared/datasets"))
     p.add_argument("--run", type=Path, default=Path("runs/span"))
     p.add_argument("--examples", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=Path("rag/models/span_reader"))
+    p.add_argument("--out", type=Path, default=DEFAULT_DIR)
     p.add_argument("--kinds", default="pos,hard,neg,evi", help="example kinds trained on (span_data)")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--synthetic", type=int, default=3200, help="synthetic questions trained on (0: none)")

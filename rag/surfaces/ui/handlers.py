@@ -1,7 +1,7 @@
 """What the browser chat does, without the page: answer, draw timelines, take in uploads, render, start
 the index. (Just over 500 lines: every handler of the one page, each small.)
 
-Plain functions over the public ``rag`` API, testable without a browser; ``rag/ui/app.py`` lays
+Plain functions over the public ``rag`` API, testable without a browser; ``rag/surfaces/ui/app.py`` lays
 out the page and wires these to its events. Everything an article (or a user) wrote is
 escaped before it is displayed: the chat renders Markdown and HTML, so every ASCII
 punctuation character of such text becomes an HTML numeric entity (``<`` -> ``&#60;``,

@@ -1,4 +1,4 @@
-"""The browser chat's page: ``python -m rag ui`` or ``python -m rag.ui.app``.
+"""The browser chat's page: ``python -m rag ui``.
 
 This module lays out the page and wires its events to ``ui.handlers``, where the logic
 lives; both use only the public ``rag`` API.
@@ -6,13 +6,11 @@ lives; both use only the public ``rag`` API.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import threading
 
-from rag import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, MissingExtraError, Rag, RagError, Settings
-from rag.ui import handlers
-from rag.ui.handlers import LLM_CHOICES
+from rag import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, MissingExtraError, Rag, Settings
+from rag.surfaces.ui import handlers
+from rag.surfaces.ui.handlers import LLM_CHOICES
 
 try:
     import gradio as gr
@@ -206,32 +204,3 @@ def serve(settings: Settings, port: int = 7860, log=print, block: bool = True) -
                 max_file_size=MAX_UPLOAD_BYTES, css=CSS, head=HEAD, prevent_thread_lock=not block,
                 show_error=False, quiet=True)
     return demo
-
-
-def _warn(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rag.ui.app [--port N] [--corpus PATH] [--index-dir DIR] [--model NAME]``."""
-    parser = argparse.ArgumentParser(prog="python -m rag.ui.app", description="Serve the browser chat on 127.0.0.1.")
-    parser.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
-    parser.add_argument("--corpus", action="append", metavar="PATH",
-                        help="corpus folder or file (repeatable; default: the shipped corpus/ or RAG_CORPUS)")
-    parser.add_argument("--index-dir", metavar="DIR", help="where the index lives (default: a folder under ~/.cache/rag)")
-    parser.add_argument("--model", help="embedding model name or local folder (default all-MiniLM-L6-v2)")
-    args = parser.parse_args(argv)
-    try:
-        settings = Settings.from_env(corpus=tuple(args.corpus) if args.corpus else None,
-                                     index_dir=args.index_dir, model=args.model)
-        serve(settings, port=args.port, log=_warn)
-    except RagError as e:
-        _warn(f"Error: {e}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
