@@ -13,7 +13,7 @@ from __future__ import annotations
 from rag.answer.conflicts import Conflict
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, TimelineEntry
-from rag.api import Rag, check_question
+from rag.api import START_POLICIES, Rag, Startup, check_question
 from rag.config import LOOPBACK_HOSTS, Settings
 from rag.errors import (
     CorpusError,
@@ -38,6 +38,6 @@ __all__ = [
     "Answer", "Chunk", "Conflict", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
     "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",
-    "check_question", "parse_date", "DATE_FORMATS",
+    "check_question", "parse_date", "DATE_FORMATS", "Startup", "START_POLICIES",
 ]
 __version__ = "0.1.0"

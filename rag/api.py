@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from rag.answer import extract as extractive
@@ -32,6 +32,22 @@ from rag.tuning import CONFLICT_DEPTH, MAX_QUESTION_CHARS, RERANK_DEPTH
 from rag.types import Answer, Hit, SkippedInput
 
 NO_LLM = "none"
+START_POLICIES = ("wait", "update", "background", "serve")
+
+
+@dataclass
+class Startup:
+    """What ``Rag.start`` found and did to make the index usable."""
+
+    state: str  # the index as found: current | stale | missing | rebuild ... (``IndexState.state``)
+    reason: str = ""  # why it was not current
+    usable: bool = True  # whether the index as found could answer
+    report: BuildReport | None = None  # the indexing run made (now, or by the background thread once done)
+    updating: threading.Thread | None = None  # the background run, for "background" and "serve"
+    building: str = ""  # while a background run makes an index that nothing could answer from: the state it had
+    error: str = ""  # why the background run failed
+
+
 RETRIEVERS = ("hybrid", "dense", "bm25")
 
 
@@ -140,6 +156,69 @@ class Rag:
         if not (running and not state.usable):  # else the lock's holder is waited for, as the log will say
             log(f"Indexing {', '.join(map(str, self.settings.corpus_paths))}: {state.reason}.")
         return self.index(progress=progress, log=log, on_issue=on_issue, wait=not state.usable or running)
+
+    def check(self) -> None:
+        """Validate what can be checked before any model loads: the settings and that every corpus
+        path exists (a ``CorpusError`` naming the first that does not)."""
+        self.settings.validate()
+        check_paths(self.settings.corpus_paths)
+
+    def start(self, policy: str = "wait", progress=None, log: Callable[[str], None] = lambda m: None,
+              on_issue: Callable[[SkippedInput, bool], None] | None = None) -> Startup:
+        """Make the index usable for answering: the one start-up every surface calls.
+
+        Settings and corpus paths are checked first, before any model loads. Then, by ``policy``:
+
+        - ``"wait"`` (the CLI's questions, the MCP server): a missing index, or one built with
+          other settings, is built now (waiting for another process building it); a stale one
+          answers, and ``log`` says how to update it.
+        - ``"update"`` (``eval``): a missing or stale index is built or updated now.
+        - ``"background"`` (the browser chat): a missing index is built now; a stale one answers
+          while it is updated in a background thread (``Startup.updating``).
+        - ``"serve"`` (the HTTP API): both happen in the background; ``Startup.building`` says
+          while no index can answer, ``Startup.error`` why a run failed.
+
+        With "background" and "serve" the background thread then loads the models.
+        """
+        if policy not in START_POLICIES:
+            raise RagError(f"unknown start-up policy {policy!r}; use {', '.join(START_POLICIES)}")
+        self.check()
+        state = self.index_state()
+        startup = Startup(state.state, state.reason, state.usable)
+        background = policy == "serve" or (policy == "background" and state.usable)
+        if state.state == "current" and not background:
+            return startup
+        if not background:
+            startup.report = self.prepare(progress, log, on_issue, update_stale=policy == "update")
+            if startup.report is not None:
+                log(startup.report.summary())
+            if policy != "background":
+                return startup
+            state = self.index_state()  # built now: the background thread only loads the models
+        if state.state == "stale":
+            log(f"The index is out of date ({state.reason}); answering from it while it is updated in the background.")
+        elif not state.usable:
+            startup.building = state.state
+
+        def run() -> None:
+            try:
+                startup.report = self.prepare(None, log, on_issue, update_stale=True)
+                if startup.report is not None:
+                    log(startup.report.summary())
+            except Exception as e:  # noqa: BLE001 - logged; while nothing answers, the surface says it too
+                startup.error = str(e)
+                log(f"{'warning' if state.usable else 'Error'}: indexing failed: {e}")
+            finally:
+                startup.building = ""
+            if not (startup.error and not state.usable):
+                try:
+                    self.warm()  # the first question is answered sooner
+                except Exception as e:  # noqa: BLE001 - answering still works, only slower
+                    log(f"warning: could not load the model ahead of the first question: {e}")
+
+        startup.updating = threading.Thread(target=run, name="rag-index", daemon=True)
+        startup.updating.start()
+        return startup
 
     @property
     def sentence_reader(self):

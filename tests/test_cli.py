@@ -151,8 +151,7 @@ def test_empty_question_is_a_one_line_error(run_cli, tmp_path, args, stdin):
 def test_missing_corpus_path_is_a_one_line_error(run_cli, tmp_path):
     missing = tmp_path / "no-such-folder"
     proc = run_cli("ask", QUESTION, "--corpus", str(missing), "--index-dir", str(tmp_path / "idx"))
-    # "Indexing <corpus>: no index yet" may come first: ask indexes on demand.
-    assert_one_line_error(proc, str(missing), "not found", alone=False)
+    assert_one_line_error(proc, str(missing), "not found")  # alone: said before anything is indexed or loaded
     proc = run_cli("index", str(missing), "--index-dir", str(tmp_path / "idx"))
     assert_one_line_error(proc, str(missing), "not found")
 
@@ -186,6 +185,16 @@ def test_help_lists_the_commands(run_cli):
 def test_stats_without_an_index(run_cli, tmp_path):
     proc = run_cli("stats", "--index-dir", str(tmp_path / "idx"))
     assert proc.returncode == 0 and "No index yet" in proc.stdout
+
+
+def test_stats_without_an_index_or_a_corpus_advises_what_works(run_cli, tmp_path):
+    """Advising 'python -m rag index' when the corpus path does not exist sends a new user to a
+    command that fails the same way: stats names the missing path and says to point --corpus at it."""
+    missing = tmp_path / "nonexistent"
+    proc = run_cli("stats", "--corpus", str(missing), "--index-dir", str(tmp_path / "idx"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "No index yet" in proc.stdout and str(missing) in proc.stdout and "not found" in proc.stdout
+    assert "--corpus" in proc.stdout and "run 'python -m rag index'." not in proc.stdout
 
 
 # ---------------------------------------------------------------- index

@@ -209,15 +209,13 @@ def report_issue(item: SkippedInput, skipped: bool) -> None:
 
 
 def prepare(rag: Rag, update_stale: bool = False) -> None:
-    """Build the index when there is none (or it was built for other settings); a stale one
-    keeps answering with a note, unless ``update_stale``."""
+    """``Rag.start``: build the index when there is none (or it was built for other settings); a
+    stale one keeps answering with a note, unless ``update_stale``."""
     progress = ProgressPrinter()
     try:
-        report = rag.prepare(progress=progress, log=warn, on_issue=report_issue, update_stale=update_stale)
+        rag.start("update" if update_stale else "wait", progress=progress, log=warn, on_issue=report_issue)
     finally:
         progress.close()
-    if report is not None:
-        warn(report.summary())
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -338,6 +336,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(stats, indent=2))
     elif not stats["indexed"]:
+        try:
+            rag.check()
+        except RagError as e:  # advice that works: 'rag index' would fail the same way
+            print(f"No index yet in {stats['index_dir']}, and {e}: point --corpus (or RAG_CORPUS) at your "
+                  "articles, then run 'python -m rag index --corpus PATH'.")
+            return 1
         print(f"No index yet in {stats['index_dir']}; run 'python -m rag index'.")
     else:
         for key, value in stats.items():

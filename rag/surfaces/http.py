@@ -41,6 +41,7 @@ from rag import (
     RagIndexError,
     Settings,
     SpanError,
+    Startup,
     UnknownModelError,
     __version__,
     llm_backends,
@@ -269,8 +270,7 @@ class _Server:
         self.rag = rag
         self.workers = _Workers(max_concurrent, queue)
         self.answer_timeout = answer_timeout
-        self.building = ""  # the index state being built ("missing", "incompatible"), "" when none is
-        self.build_error = ""  # why the index could not be built
+        self.startup: Startup | None = None  # Rag.start's, when this server made the index usable
         self._answers: OrderedDict[str, Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
 
@@ -278,35 +278,19 @@ class _Server:
         return None if not self.answer_timeout else asyncio.get_running_loop().time() + self.answer_timeout
 
     def require_index(self) -> None:
-        if self.building:
-            raise ApiError(503, f"the index is being built ({self.building}); try again shortly", "index_building",
+        startup = self.startup
+        if startup is None:
+            return
+        if startup.building:
+            raise ApiError(503, f"the index is being built ({startup.building}); try again shortly", "index_building",
                            {"Retry-After": str(RETRY_AFTER_S)})
-        if self.build_error:
-            raise ApiError(503, f"the index could not be built: {self.build_error}", "index_unavailable")
+        if startup.error and not startup.usable:
+            raise ApiError(503, f"the index could not be built: {startup.error}", "index_unavailable")
 
     def prepare_index(self, log: Callable[[str], None]) -> None:
-        """Build a missing index (requests get 503 meanwhile) or update a stale one, in the background."""
-        state = self.rag.index_state()
-        if not state.usable:
-            self.building = state.state
-        threading.Thread(target=self._prepare, args=(state.usable, log), name="rag-index", daemon=True).start()
-
-    def _prepare(self, usable: bool, log: Callable[[str], None]) -> None:
-        try:
-            report = self.rag.prepare(log=log, update_stale=True)
-            if report is not None:
-                log(report.summary())
-        except Exception as e:  # noqa: BLE001 - reported in the log and, when nothing can answer, to clients
-            log(f"{'warning' if usable else 'Error'}: indexing failed: {e}")
-            if not usable:
-                self.build_error = str(e)
-        finally:
-            self.building = ""
-        if not self.build_error:
-            try:
-                self.rag.warm()
-            except Exception as e:  # noqa: BLE001 - answering still works, only slower
-                log(f"warning: could not load the model ahead of the first question: {e}")
+        """``Rag.start("serve")``: a missing index is built (requests get 503 meanwhile) and a
+        stale one updated, in the background; then the model is loaded ahead of the first question."""
+        self.startup = self.rag.start("serve", log=log)
 
     def remember(self, content: str, answer: Answer) -> None:
         """Keep what a follow-up needs of an answer sent as ``content``."""
@@ -500,8 +484,8 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
                 raise ApiError(503, f"no usable index: {state.reason}", "index_unavailable")
             documents = sum(n for _, n in rag.sources())
         except Exception as e:  # noqa: BLE001 - the health check reports, never fails
-            return api_error(e).response(status="building" if server.building else "error",
-                                         index=server.building or "unavailable")
+            building = server.startup.building if server.startup else ""
+            return api_error(e).response(status="building" if building else "error", index=building or "unavailable")
         return {"status": "ok", "documents": documents, "index": state.state}
 
     @app.get("/v1/models", summary="The answer backends, as OpenAI models")

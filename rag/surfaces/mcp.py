@@ -408,9 +408,7 @@ def _prepare(rag: Rag, log: Callable[[str], None]) -> None:
     def on_issue(item: SkippedInput, skipped: bool) -> None:
         log(f"warning: {'skipped ' if skipped else ''}{item}")
 
-    report = rag.prepare(progress=_Progress(log), log=log, on_issue=on_issue, update_stale=False)
-    if report is not None:
-        log(report.summary())
+    rag.start("wait", progress=_Progress(log), log=log, on_issue=on_issue)
 
 
 class _Progress:

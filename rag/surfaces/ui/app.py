@@ -6,8 +6,6 @@ lives; both use only the public ``rag`` API.
 
 from __future__ import annotations
 
-import threading
-
 from rag import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, MissingExtraError, Rag, Settings
 from rag.surfaces.ui import handlers
 from rag.surfaces.ui.handlers import LLM_CHOICES
@@ -194,8 +192,7 @@ def serve(settings: Settings, port: int = 7860, log=print, block: bool = True) -
     """Serve the app on 127.0.0.1:``port``: build the index first only when there is no usable
     one; a stale index answers at once while it is updated in the background."""
     rag = Rag(settings)
-    handlers.prepare_index(rag, log)
-    threading.Thread(target=rag.warm, name="rag-warm", daemon=True).start()  # the first answer comes quicker
+    handlers.prepare_index(rag, log)  # and the models load in the background: the first answer comes quicker
     auth = handlers.auth_from_env()
     demo = build_app(rag)
     demo.queue(default_concurrency_limit=CONCURRENCY)

@@ -494,28 +494,7 @@ def _issue_logger(log: Log) -> Callable[[SkippedInput, bool], None]:
     return lambda item, skipped: log(f"warning: {'skipped ' if skipped else ''}{item}")
 
 
-def _update_in_background(rag: Rag, log: Log) -> None:
-    try:
-        report = rag.index(log=log, on_issue=_issue_logger(log), wait=True)
-    except Exception as e:  # noqa: BLE001 - the app keeps answering from the old index
-        log(f"warning: could not update the index: {e}")
-        return
-    log(f"The index is up to date: {report.documents} documents ({report.seconds:.1f}s).")
-
-
 def prepare_index(rag: Rag, log: Log = print) -> threading.Thread | None:
-    """Make ``rag`` ready to answer. No usable index: build it now. A stale one: answer from it
-    at once and update it in a background thread (returned). A current one: nothing to do."""
-    state = rag.index_state()
-    if not state.usable:
-        report = rag.prepare(log=log, on_issue=_issue_logger(log))
-        if report is not None:
-            log(report.summary())
-        return None
-    if state.state == "stale":
-        log(f"The index is out of date ({state.reason}); answering from it while it is updated in the background.")
-        thread = threading.Thread(target=_update_in_background, args=(rag, log), name="rag-index-update",
-                                  daemon=True)
-        thread.start()
-        return thread
-    return None
+    """``Rag.start("background")``: no usable index, build it now; a stale one answers at once
+    and is updated in a background thread; then the models load in it (the thread, returned)."""
+    return rag.start("background", log=log, on_issue=_issue_logger(log)).updating
