@@ -13,7 +13,7 @@ from __future__ import annotations
 from rag.answer.conflicts import Conflict
 from rag.answer.followup import Conversation
 from rag.answer.timeline import Timeline, TimelineEntry
-from rag.api import START_POLICIES, Rag, Startup, check_question
+from rag.api import START_POLICIES, AskEvent, Rag, Startup, check_question
 from rag.config import LOOPBACK_HOSTS, Settings
 from rag.errors import (
     CorpusError,
@@ -30,6 +30,7 @@ from rag.ingest.uploads import MAX_UPLOAD_BYTES, UPLOAD_SUFFIXES, Upload
 from rag.llm import available as llm_backends
 from rag.text.dates import FORMATS_HELP as DATE_FORMATS
 from rag.text.dates import parse_date
+from rag.text.markers import citation_markers
 from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Answer", "Chunk", "Conflict", "Citation", "Conversation", "CorpusError", "Document", "Evidence", "FilterError", "Filters",
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
     "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",
-    "check_question", "parse_date", "DATE_FORMATS", "Startup", "START_POLICIES",
+    "check_question", "parse_date", "DATE_FORMATS", "Startup", "START_POLICIES", "AskEvent",
+    "citation_markers",
 ]
 __version__ = "0.1.0"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from rag.ingest.uploads import Upload, save_files, upload_folder
 from rag.search.retrieve import BM25Retriever, DenseRetriever, HybridRetriever, attach_and_collapse
 from rag.text.dates import FORMATS_HELP, parse_date, reference_day
 from rag.tuning import CONFLICT_DEPTH, MAX_QUESTION_CHARS, RERANK_DEPTH
-from rag.types import Answer, Hit, SkippedInput
+from rag.types import Answer, Hit, SkippedInput, Trace
 
 NO_LLM = "none"
 START_POLICIES = ("wait", "update", "background", "serve")
@@ -46,6 +46,16 @@ class Startup:
     updating: threading.Thread | None = None  # the background run, for "background" and "serve"
     building: str = ""  # while a background run makes an index that nothing could answer from: the state it had
     error: str = ""  # why the background run failed
+
+
+@dataclass
+class AskEvent:
+    """One step of ``Rag.ask_stream``: ``"token"``, a piece of the LLM's answer as it is written
+    (``text``), or ``"answer"``, the final Answer (``answer``), always last."""
+
+    kind: str
+    text: str = ""
+    answer: Answer | None = None
 
 
 RETRIEVERS = ("hybrid", "dense", "bm25")
@@ -167,7 +177,9 @@ class Rag:
               on_issue: Callable[[SkippedInput, bool], None] | None = None) -> Startup:
         """Make the index usable for answering: the one start-up every surface calls.
 
-        Settings and corpus paths are checked first, before any model loads. Then, by ``policy``:
+        Settings and corpus paths are checked first, before any model loads, then the configured
+        LLM backend (``settings.llm``: an unknown name, missing extra or model file fails here,
+        before any indexing). Then, by ``policy``:
 
         - ``"wait"`` (the CLI's questions, the MCP server): a missing index, or one built with
           other settings, is built now (waiting for another process building it); a stale one
@@ -183,6 +195,8 @@ class Rag:
         if policy not in START_POLICIES:
             raise RagError(f"unknown start-up policy {policy!r}; use {', '.join(START_POLICIES)}")
         self.check()
+        if self.settings.llm != NO_LLM:
+            self.llm_backend(self.settings.llm)
         state = self.index_state()
         startup = Startup(state.state, state.reason, state.usable)
         background = policy == "serve" or (policy == "background" and state.usable)
@@ -282,13 +296,21 @@ class Rag:
     def reference_day(self, question: str, given: str = "") -> str:
         """The day a question about "now" refers to (``given``, else the newest article's date);
         "" for a question that is not about "now"."""
+        return self._reference_day(self.index_reader, question, given)
+
+    @staticmethod
+    def _reference_day(index: IndexReader, question: str, given: str) -> str:
         if given and not parse_date(given):
             raise QuestionError(f"reference day: not a date: {given!r} (use {FORMATS_HELP})")
-        return reference_day(question, parse_date(given), self.index_reader.newest_day() if not given else "")
+        return reference_day(question, parse_date(given), index.newest_day() if not given else "")
 
     def matches(self, filters: Filters) -> bool:
         """True when some indexed article passes ``filters``."""
-        allowed = self.index_reader.allowed_ids(filters)
+        return self._matches(self.index_reader, filters)
+
+    @staticmethod
+    def _matches(index: IndexReader, filters: Filters) -> bool:
+        allowed = index.allowed_ids(filters)
         return allowed is None or len(allowed) > 0
 
     def search(self, query: str, k: int | None = None, filters: Filters = Filters(),
@@ -299,10 +321,12 @@ class Rag:
         the hybrid retriever favours articles dated near it (default: the newest article's).
         """
         query = check_question(query)
-        return self._retrieve(query, k or self.settings.k, filters, retriever, self.reference_day(query, reference_day))
-
-    def _retrieve(self, query: str, k: int, filters: Filters, retriever: str, day: str) -> list[Hit]:
         index = self.index_reader
+        day = self._reference_day(index, query, reference_day)
+        return self._retrieve(query, k or self.settings.k, filters, retriever, day, index)
+
+    def _retrieve(self, query: str, k: int, filters: Filters, retriever: str, day: str,
+                  index: IndexReader) -> list[Hit]:
         if retriever == "hybrid":
             hybrid = HybridRetriever(index, self.embedder, self.settings.rrf_k, self.settings.candidates)
             return hybrid.search(query, k, filters, day)
@@ -313,28 +337,45 @@ class Rag:
 
     def ask(self, question: str, k: int | None = None, filters: Filters = Filters(),
             conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,
-            on_token: Callable[[str], None] | None = None, reference_day: str = "") -> Answer:
+            reference_day: str = "") -> Answer:
         """Answer ``question`` from the index: extractive sentences with [n] citations, or abstain.
 
         The answer and citations use the top ``k`` passages; ``retrieve_k`` ranks more
         (kept in ``Answer.retrieved``) for evaluation at deeper cut-offs. With ``llm`` (a
         backend name; default ``settings.llm``) other than "none", the answer is the model's,
-        streamed to ``on_token`` and checked against the passages; when the backend fails the
-        extractive answer is kept and ``Answer.warnings`` says why. ``reference_day`` is the
-        day a question about "now" refers to (see ``search``).
+        checked against the passages; when the backend fails the extractive answer is kept and
+        ``Answer.warnings`` says why. ``reference_day`` is the day a question about "now" refers
+        to (see ``search``). ``ask_stream`` gives the model's answer as it is written.
+        """
+        events = self.ask_stream(question, k, filters, conversation, retrieve_k, llm, reference_day)
+        return [e for e in events if e.kind == "answer"][0].answer
+
+    def ask_stream(self, question: str, k: int | None = None, filters: Filters = Filters(),
+                   conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,
+                   reference_day: str = "") -> Iterator[AskEvent]:
+        """``ask`` as events: the LLM's answer token by token (``AskEvent("token", text)``), then
+        ``AskEvent("answer", answer=...)``. The extractive answer has no tokens: only the answer.
+
+        Cancel by closing the iterator (``close()``, or leaving a ``for`` loop over it and
+        dropping it): the model's stream is closed at the next token, and the question does
+        not join ``conversation``. An unknown backend name fails before anything is retrieved.
         """
         k = k or self.settings.k
         question = check_question(question)
+        llm = self.settings.llm if llm is None else llm
+        backend = self._backend_or_error(llm)
         t0 = time.perf_counter()
         # a follow-up as one standalone question: what retrieval, the reader and an LLM read
         query = conversation.standalone(question) if conversation else question
-        day = self.reference_day(query, reference_day)
-        if filters and not self.matches(filters):
-            return self._no_match(question, query, filters, conversation)
+        index = self.index_reader  # one index for the whole question, though an update replaces it meanwhile
+        day = self._reference_day(index, query, reference_day)
+        if filters and not self._matches(index, filters):
+            yield AskEvent("answer", answer=self._no_match(question, query, filters, conversation))
+            return
         depth = max(k, retrieve_k, RERANK_DEPTH, CONFLICT_DEPTH if asked_slot(query)[0] else 0)
-        ranked = self._retrieve(query, depth, filters, "hybrid", day)
+        ranked = self._retrieve(query, depth, filters, "hybrid", day, index)
         t1 = time.perf_counter()
-        idf = self.index_reader.idf()
+        idf = index.idf()
         if self.span_reader is not None:
             reading = spans.read_with_span_reader(
                 query, query, query, ranked, k, self.span_reader, self.embedder, idf, day,
@@ -357,20 +398,31 @@ class Rag:
             reference_day=day,
             conflicts=reading.conflicts,
             short_answer=reading.short,
-            candidates=reading.candidates,
-            parsed=reading.parsed,
+            trace=Trace(reading.parsed, reading.candidates),
         )
-        llm = self.settings.llm if llm is None else llm
         if llm != NO_LLM:
             from rag.llm.generate import answer_with_llm
 
             result.llm = llm
-            answer_with_llm(result, lambda: self.llm_backend(llm), self.settings, on_token)
+            for text in answer_with_llm(result, backend, self.settings):
+                yield AskEvent("token", text)
             result.timings_ms["llm"] = (time.perf_counter() - t2) * 1000
             result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         if conversation is not None:
             conversation.add(question, result)
-        return result
+        yield AskEvent("answer", answer=result)
+
+    def _backend_or_error(self, llm: str):
+        """The backend ``llm`` (None for "none"), or the LLMError that says why it cannot start
+        (``ask`` keeps the extractive answer and warns); an unknown name or a missing extra raises."""
+        if llm == NO_LLM:
+            return None
+        from rag.llm import LLMError
+
+        try:
+            return self.llm_backend(llm)
+        except LLMError as e:
+            return e
 
     def timeline(self, query: str, filters: Filters = Filters(), limit: int = 0, all_events: bool = False,
                  progress: Callable[[int, int, str], None] | None = None) -> Timeline:

@@ -114,6 +114,14 @@ class ShortAnswer:
 
 
 @dataclass
+class Trace:
+    """How an extractive answer was read, kept for training and diagnosis, not part of any output."""
+
+    parsed: list = field(default_factory=list)  # the sentences read for short answers (rag.answer.short.Parsed)
+    candidates: list = field(default_factory=list)  # their candidate answers, most probable first
+
+
+@dataclass
 class Answer:
     """What ``ask`` returns."""
 
@@ -135,8 +143,7 @@ class Answer:
     reference_day: str = ""  # a question about "now": articles dated near this day (ISO) were favoured
     conflicts: list = field(default_factory=list)  # values the sources give differently (rag.conflicts.Conflict)
     short_answer: ShortAnswer | None = None  # the name, number, date... asked for (None: a sentence answers)
-    candidates: list = field(default_factory=list, repr=False)  # short-answer candidates, most probable first (not in to_dict)
-    parsed: list = field(default_factory=list, repr=False)  # the sentences they were read from (rag.short_answer.Parsed)
+    trace: Trace | None = field(default=None, repr=False)  # how the answer was read, for training (not in to_dict)
 
     def short_line(self) -> str:
         """"Answer: Ishaq Dar [1]" for an extractive answer with a short answer, else ""."""

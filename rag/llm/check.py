@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from rag.llm.prompt import ABSTAIN
-
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
+from rag.text.markers import Marker, replace_markers, strip_markers
 
 
 @dataclass
@@ -24,18 +23,14 @@ def check_answer(text: str, valid: set[int]) -> Checked:
     cited: list[int] = []
     invalid: list[int] = []
 
-    def fix(m: re.Match) -> str:
-        nums = [int(x) for x in re.findall(r"\d+", m.group(1))]
-        good = [n for n in nums if n in valid]
-        invalid.extend(n for n in nums if n not in valid)
+    def fix(m: Marker, spaces: str) -> str:
+        good = [n for n in m.numbers if n in valid]
+        invalid.extend(n for n in m.numbers if n not in valid)
         cited.extend(n for n in good if n not in cited)
-        if not good:
-            return ""
-        lead = m.group(0)[: len(m.group(0)) - len(m.group(0).lstrip())]
-        return f"{lead}[{', '.join(map(str, good))}]"
+        return f"{spaces}[{', '.join(map(str, good))}]" if good else ""
 
-    fixed = _MARKER.sub(fix, text).strip()
-    bare = re.sub(r"\s+", " ", _MARKER.sub("", fixed)).strip().strip("\"'").lower()
+    fixed = replace_markers(text, fix).strip()
+    bare = re.sub(r"\s+", " ", strip_markers(fixed)).strip().strip("\"'").lower()
     abstained = bare.startswith(ABSTAIN.lower().rstrip(".")) and not cited
     if abstained:
         fixed = ABSTAIN

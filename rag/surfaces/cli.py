@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from rag import (
@@ -246,30 +247,31 @@ def cmd_ask(args: argparse.Namespace) -> int:
     question = check_question(read_question(args.question))
     rag = Rag(settings_from(args))
     filters, day = filters_from(args), date_option(args, "reference_day")
-    if rag.settings.llm != "none":
-        rag.llm_backend(rag.settings.llm)  # an unknown name or missing extra fails before indexing
     prepare(rag)
+    answer, streamed = _answer(rag, question, live=not args.json, k=args.k, filters=filters, reference_day=day)
+    _warn_all(answer)
     if args.json:
-        answer = rag.ask(question, k=args.k, filters=filters, reference_day=day)
-        _warn_all(answer)
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
-        return 0
-    streamed: list[str] = []
+    else:
+        print(render.answer_text(answer, WIDTH, streamed=streamed, day_setting=DAY_SETTING))
+    return 0
 
-    def on_token(text: str) -> None:
-        streamed.append(text)
-        sys.stdout.write(text)
-        sys.stdout.flush()
 
-    # A terminal sees the model's answer as it is written; a pipe or a file gets only the checked
-    # answer (markers to no passage removed), once.
-    live = rag.settings.llm != "none" and sys.stdout.isatty()
-    answer = rag.ask(question, k=args.k, filters=filters, on_token=on_token if live else None, reference_day=day)
+def _answer(rag: Rag, question: str, live: bool, **kwargs) -> tuple[Answer, bool]:
+    """``rag.ask_stream``'s answer, and whether its LLM tokens were printed as they came: a terminal
+    sees the model's answer as it is written; a pipe or a file gets only the checked answer
+    (markers to no passage removed), once. Ctrl-C closes the stream, and the model stops."""
+    live = live and rag.settings.llm != "none" and sys.stdout.isatty()
+    streamed = False
+    with closing(rag.ask_stream(question, **kwargs)) as events:
+        for event in events:
+            if event.kind == "token" and live:
+                streamed = True
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
     if streamed:
         print()
-    _warn_all(answer)
-    print(render.answer_text(answer, WIDTH, streamed=bool(streamed), day_setting=DAY_SETTING))
-    return 0
+    return event.answer, streamed
 
 
 def _warn_all(answer: Answer) -> None:
@@ -303,11 +305,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
             print("(new conversation)")
             continue
         try:
-            answer = rag.ask(line, k=args.k, filters=filters, conversation=conversation, reference_day=day)
+            answer, streamed = _answer(rag, line, live=True, k=args.k, filters=filters, conversation=conversation,
+                                       reference_day=day)
             _warn_all(answer)
-            print(render.answer_text(answer, WIDTH, day_setting=DAY_SETTING))
+            print(render.answer_text(answer, WIDTH, streamed=streamed, day_setting=DAY_SETTING))
         except RagError as e:
             print(f"Error: {e}", file=sys.stderr)
+        except KeyboardInterrupt:  # stops this answer, not the chat
+            print("\n(stopped)")
         print()
 
 
@@ -366,9 +371,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / args.questions.name.split(".")[0]
     rag = Rag(settings_from(args))
     llm = rag.settings.llm
-    if llm != "none":
-        rag.llm_backend(llm)  # fail once, up front, rather than warn on every question
-    prepare(rag, update_stale=True)
+    prepare(rag, update_stale=True)  # an LLM that cannot start fails here, once, not on every question
     rag.warm()  # a batch run amortises loading torch: faster sentence scoring per question
     progress = ProgressPrinter(desc="Answering", unit="question")
     try:

@@ -16,12 +16,12 @@ import asyncio
 import hmac
 import json
 import os
-import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -30,6 +30,7 @@ from rag import (
     MAX_UPLOAD_BYTES,
     UPLOAD_SUFFIXES,
     Answer,
+    AskEvent,
     Conversation,
     CorpusError,
     FilterError,
@@ -44,6 +45,7 @@ from rag import (
     Startup,
     UnknownModelError,
     __version__,
+    citation_markers,
     llm_backends,
 )
 
@@ -65,7 +67,6 @@ MAX_UPLOAD_BODY = 5 * MAX_UPLOAD_BYTES  # a multipart upload, all files together
 MAX_K = 50
 RETRY_AFTER_S = 5  # told to clients while the index is built
 REMEMBERED_ANSWERS = 1024  # answers whose evidence a follow-up can use
-_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 # ---------------------------------------------------------------- request bodies
@@ -193,12 +194,20 @@ class _Job:
             except RuntimeError:  # the event loop has closed
                 pass
 
-    def token(self, text: str) -> None:
-        """Send ``text`` to the request; ``token("")`` only checks that someone still waits."""
+    def check(self) -> None:
+        """Raise _Abandoned in the worker when nobody waits for the result any more."""
         if self.abandoned.is_set():
             raise _Abandoned()
-        if text:
-            self.put("token", text)
+
+    def follow(self, events: Iterator[AskEvent]) -> Answer:
+        """Send ``Rag.ask_stream``'s tokens to the request as they come; the Answer. When the
+        request is abandoned the stream is closed at the next event, and the model stops."""
+        with closing(events):
+            for event in events:
+                self.check()
+                if event.kind == "token" and event.text:
+                    self.put("token", event.text)
+        return event.answer
 
     async def next(self, deadline: float | None) -> tuple[str, Any]:
         """("token", text) or ("done", result); raises the worker's error, or 504 past ``deadline``."""
@@ -234,8 +243,8 @@ class _Workers:
         self._admitted = 0
         self.capacity = running + waiting
 
-    def start(self, fn: Callable[[Callable[[str], None]], object]) -> _Job:
-        """``fn(on_token)`` on a worker thread; ApiError(429) when the queue is full."""
+    def start(self, fn: Callable[[_Job], object]) -> _Job:
+        """``fn(job)`` on a worker thread; ApiError(429) when the queue is full."""
         with self._lock:
             if self._admitted >= self.capacity:
                 raise ApiError(429, "the server is busy answering other questions; try again shortly",
@@ -245,13 +254,13 @@ class _Workers:
         threading.Thread(target=self._run, args=(job, fn), name="rag-worker", daemon=True).start()
         return job
 
-    def _run(self, job: _Job, fn: Callable[[Callable[[str], None]], object]) -> None:
+    def _run(self, job: _Job, fn: Callable[[_Job], object]) -> None:
         kind, value = "done", None
         try:
             with self._slots:
                 if job.abandoned.is_set():
                     return
-                value = fn(job.token)
+                value = fn(job)
         except Exception as e:  # noqa: BLE001 - handed to the request, which answers with its status
             kind, value = "error", e
         finally:
@@ -307,7 +316,7 @@ class _Server:
             known = self._answers.get(content.strip())
         if known is not None:
             return known
-        return Answer(question=question, answer=content, abstained=not _MARKER.search(content))  # cites nothing
+        return Answer(question=question, answer=content, abstained=not citation_markers(content))  # cites nothing
 
     def conversation(self, messages: list[ChatMessage]) -> tuple[str, Conversation]:
         """The question (the last message, the user's) and the earlier user/assistant turns."""
@@ -360,12 +369,12 @@ def annotations(text: str, answer: Answer, offset: int = 0) -> list[dict]:
     """A ``url_citation`` for each [n] marker in ``text`` (found at ``offset`` in the message)."""
     by_n = {c.n: c for c in answer.citations}
     out = []
-    for m in _MARKER.finditer(text):
-        for n in map(int, re.findall(r"\d+", m.group(1))):
+    for m in citation_markers(text):
+        for n in m.numbers:
             c = by_n.get(n)
             if c is not None:
                 out.append({"type": "url_citation", "url_citation": {
-                    "start_index": offset + m.start(), "end_index": offset + m.end(),
+                    "start_index": offset + m.start, "end_index": offset + m.end,
                     "title": c.title, "url": citation_url(c)}})
     return out
 
@@ -514,13 +523,9 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
         question, conversation = server.conversation(body.messages)
         filters = _filters(body)
 
-        def answer(on_token: Callable[[str], None]) -> Answer:
-            if llm != "none":
-                rag.llm_backend(llm)  # an unknown or missing backend fails before the answer starts
-            return rag.ask(question, k=body.k, filters=filters, conversation=conversation, llm=llm,
-                           on_token=on_token, reference_day=body.reference_day or "")
-
-        job = server.workers.start(answer)
+        job = server.workers.start(lambda job: job.follow(rag.ask_stream(
+            question, k=body.k, filters=filters, conversation=conversation, llm=llm,
+            reference_day=body.reference_day or "")))
         deadline = server.deadline()
         prompt = _tokens(" ".join(m.text() for m in body.messages if m.role in ("user", "assistant")))
         reply = _Reply(body.model, prompt)
@@ -553,10 +558,10 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
         server.require_index()
         filters = _filters(body)
 
-        def events(on_token: Callable[[str], None]) -> dict:
+        def events(job: _Job) -> dict:
             # the progress calls check that the client still waits (a timeout or disconnect stops the work)
             found = rag.timeline(body.query, filters=filters, limit=body.k or 0, all_events=body.all,
-                                 progress=lambda done, total, stage: on_token(""))
+                                 progress=lambda done, total, stage: job.check())
             return found.to_dict()
 
         return await server.workers.start(events).result(server.deadline())
@@ -567,13 +572,9 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
         server.require_index()
         filters = _filters(body)
 
-        def answer(on_token: Callable[[str], None]) -> Answer:
-            if body.llm and body.llm != "none":
-                rag.llm_backend(body.llm)
-            return rag.ask(body.question, k=body.k, filters=filters, llm=body.llm, on_token=on_token,
-                           reference_day=body.reference_day or "")
-
-        result = await server.workers.start(answer).result(server.deadline())
+        result = await server.workers.start(lambda job: job.follow(rag.ask_stream(
+            body.question, k=body.k, filters=filters, llm=body.llm,
+            reference_day=body.reference_day or ""))).result(server.deadline())
         return result.to_dict()
 
     @app.get("/v1/documents/{doc_id:path}", summary="An indexed article, or a span of it")

@@ -16,7 +16,6 @@ Calls only the public API (``rag.__init__``).
 """
 
 import os
-import re
 import socket
 import sys
 import threading
@@ -38,6 +37,7 @@ from rag import (
     Settings,
     SkippedInput,
     __version__,
+    citation_markers,
 )
 from rag.surfaces import render
 
@@ -303,7 +303,7 @@ def build_server(rag: Rag, log: Callable[[str], None] = lambda m: None, warm: bo
             conversation = Conversation()
             for turn in history:
                 conversation.add(turn.question, Answer(question=turn.question, answer=turn.answer,
-                                                       abstained=not re.search(r"\[\d+\]", turn.answer),
+                                                       abstained=not citation_markers(turn.answer),
                                                        standalone_question=turn.standalone_question))
             answer = rag.ask(question, k=k, filters=_filters(since, until, source), reference_day=reference_day,
                              conversation=conversation)

@@ -24,7 +24,7 @@ from rag.text.chunk import count_tokens, truncate_tokens
 from rag.text.dates import parse_date
 from rag.tools.metrics import (
     answer_recall_at_tokens,
-    citation_markers,
+    cited_numbers,
     contains_answer,
     exact_match,
     first_answer_rank,
@@ -150,7 +150,7 @@ def answer_one(rag: Rag, q: dict, ks: list[int], llm: str = "none", conversation
     if q["docs"]:
         for k in ks:
             metrics[f"source_recall@{k}"] = float(any(d in q["docs"] for d in doc_ids[:k]))
-    markers = citation_markers(ans.answer)
+    markers = cited_numbers(ans.answer)
     # Markers to no passage were removed from an LLM answer; they still count against validity.
     metrics["citations_total"] = len(markers) + len(ans.invalid_citations)
     metrics["citations_valid"] = sum(1 for m in markers if 1 <= m <= len(ans.citations))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import statistics
 from collections import Counter
 
 from rag.answer.short import normalise
+from rag.text.markers import citation_markers, strip_markers
 
 
 def contains_answer(text: str, answers: list[str]) -> bool:
@@ -43,7 +43,7 @@ def answer_recall_at_tokens(passages: list[str], answers: list[str], budget: int
 
 def _norm_tokens(text: str) -> list[str]:
     """The words of SQuAD's normalisation (the short answers' own), citation markers dropped."""
-    return normalise(re.sub(r"\[\d+\]", " ", text)).split()
+    return normalise(strip_markers(text)).split()
 
 
 def exact_match(prediction: str, answers: list[str]) -> bool:
@@ -68,8 +68,9 @@ def token_f1(prediction: str, answers: list[str]) -> float:
     return best
 
 
-def citation_markers(text: str) -> list[int]:
-    return [int(m) for m in re.findall(r"\[(\d+)\]", text)]
+def cited_numbers(text: str) -> list[int]:
+    """Every passage number the markers of ``text`` cite, repeats included ("[2, 3]" cites two)."""
+    return [n for m in citation_markers(text) for n in m.numbers]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -105,7 +105,7 @@ def build(questions: list[dict], index_dir: Path, corpus: Path, out: Path, log=p
 
     def answer(q: dict):
         ans = rag.ask(q["question"], reference_day=q["date"])
-        return ans.answer, ans.abstained, ans.confidence, ans.retrieved, ans.parsed
+        return ans.answer, ans.abstained, ans.confidence, ans.retrieved, ans.trace.parsed
 
     _write_all(_todo(questions, out), out, answer, log)
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import html
 import importlib.util
 import os
-import queue
-import re
 import string
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from rag import (
     SkippedInput,
     Timeline,
     Upload,
+    citation_markers,
 )
 from rag.surfaces import render
 
@@ -55,7 +55,6 @@ Log = Callable[[str], None]
 
 
 _ENTITIES = {ord(c): f"&#{ord(c)};" for c in string.punctuation}
-_CITATION = re.compile(r"\[(\d+)\]")
 
 
 def escape_text(text: str) -> str:
@@ -70,13 +69,12 @@ def escape_text(text: str) -> str:
 def answer_markdown(text: str, n_citations: int | None = None) -> str:
     """The answer escaped, with each ``[n]`` (1 <= n <= ``n_citations``) a link that opens source n."""
     out, pos = [], 0
-    for m in _CITATION.finditer(text or ""):
-        n = int(m.group(1))
-        if n_citations is not None and not 1 <= n <= n_citations:
-            continue
-        out.append(escape_text(text[pos:m.start()]))
-        out.append(f"[[{n}]](#src-{n})")
-        pos = m.end()
+    for m in citation_markers(text):
+        links = [f"[[{n}]](#src-{n})" for n in m.numbers if n_citations is None or 1 <= n <= n_citations]
+        if links:
+            out.append(escape_text(text[pos:m.start]))
+            out.append("".join(links))
+            pos = m.end
     out.append(escape_text((text or "")[pos:]))
     return "".join(out)
 
@@ -224,28 +222,6 @@ class Reply:
     question: str = ""
 
 
-def stream_answer(rag: Rag, question: str, **kwargs) -> Iterator[str | Answer]:
-    """Yield the LLM's answer text as it grows, token by token, then the Answer."""
-    tokens: queue.Queue = queue.Queue()
-    result: dict = {}
-
-    def work() -> None:
-        try:
-            result["answer"] = rag.ask(question, on_token=tokens.put, **kwargs)
-        except Exception as e:  # noqa: BLE001 - re-raised in the caller's thread
-            result["error"] = e
-        tokens.put(None)
-
-    threading.Thread(target=work, name="rag-ask", daemon=True).start()
-    text = ""
-    while (tok := tokens.get()) is not None:
-        text += tok
-        yield text
-    if "error" in result:
-        raise result["error"]
-    yield result["answer"]
-
-
 def answer_message(answer: Answer) -> str:
     """The answer as chat Markdown: escaped text, [n] links, notes, timing."""
     n = len(answer.citations)
@@ -341,17 +317,17 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
         filters = parse_filters(since, until, source)
         kwargs = dict(k=int(k or rag.settings.k), filters=filters, conversation=conversation,
                       reference_day=(reference_day or "").strip(), llm=backend)
-        if backend == "none":
-            answer = rag.ask(message, **kwargs)
-        else:
+        if backend != "none":
             yield say("…")
-            answer = None
-            for part in stream_answer(rag, message, **kwargs):
-                if isinstance(part, str):
-                    yield say(answer_markdown(part) + " …")
-                else:
-                    answer = part
-        yield say(answer_message(answer), sources_html(rag, answer))
+        # Gradio runs each step on a worker thread and closes the generator when the page goes
+        # away, which closes the stream: the model stops.
+        written = ""
+        with closing(rag.ask_stream(message, **kwargs)) as events:
+            for event in events:
+                if event.kind == "token":
+                    written += event.text
+                    yield say(answer_markdown(written) + " …")
+        yield say(answer_message(event.answer), sources_html(rag, event.answer))
     except QuestionError as e:  # FilterError too: a bad date, a question too long
         yield say(f"Please fix this and ask again: {escape_text(str(e))}", box=message)
     except RagError as e:
