@@ -31,7 +31,7 @@ from rag.llm import available as llm_backends
 from rag.text.dates import FORMATS_HELP as DATE_FORMATS
 from rag.text.dates import parse_date
 from rag.text.markers import citation_markers
-from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput
+from rag.types import Answer, Chunk, Citation, Document, Evidence, Hit, SkippedInput, document_dict, search_dict
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -40,6 +40,6 @@ __all__ = [
     "Hit", "IndexState", "MissingExtraError", "QuestionError", "Rag", "RagError", "RagIndexError", "Settings",
     "SkippedInput", "UnknownModelError", "Upload", "UPLOAD_SUFFIXES", "MAX_UPLOAD_BYTES", "llm_backends", "Timeline", "TimelineEntry",
     "check_question", "parse_date", "DATE_FORMATS", "Startup", "START_POLICIES", "AskEvent",
-    "citation_markers",
+    "citation_markers", "search_dict", "document_dict",
 ]
 __version__ = "0.1.0"

@@ -389,7 +389,9 @@ def test_search(api: str, fake_rag: rag.Rag):
     r = httpx.post(f"{api}/v1/search", json={"query": QUESTION, "k": 3})
     results = r.json()["results"]
     assert r.status_code == 200 and len(results) == 3
-    assert set(results[0]) == {"doc_id", "title", "date", "source", "url", "start", "end", "text", "score", "page"}
+    # the MCP search tool's object: numbered passages, "page" only for a paged document (a PDF)
+    assert set(results[0]) == {"n", "doc_id", "title", "date", "source", "url", "start", "end", "text", "score"}
+    assert [x["n"] for x in results] == [1, 2, 3]
     assert [(x["doc_id"], x["start"]) for x in results] == [(h.chunk.doc_id, h.chunk.start)
                                                             for h in fake_rag.search(QUESTION, k=3)]
     doc = fake_rag.document(results[0]["doc_id"])

@@ -81,7 +81,7 @@ def _inside(module: str, package: str) -> bool:
 # The surfaces: each a way in for users, none importing another (the launcher starts the servers).
 SURFACES = ("rag.surfaces.cli", "rag.surfaces.http", "rag.surfaces.mcp", "rag.surfaces.ui")
 # What every surface shares besides the public API: the one text renderer and progress printer.
-SHARED = {"rag.surfaces.render", "rag.surfaces.progress", "rag.surfaces"}
+SHARED = {"rag.surfaces.render", "rag.surfaces.progress", "rag.surfaces.schema", "rag.surfaces"}
 
 
 def surface_of(module: str) -> str:

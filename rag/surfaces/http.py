@@ -46,7 +46,9 @@ from rag import (
     UnknownModelError,
     __version__,
     citation_markers,
+    document_dict,
     llm_backends,
+    search_dict,
 )
 
 try:
@@ -58,6 +60,8 @@ try:
     from pydantic import BaseModel, ConfigDict, Field
     from starlette.datastructures import Headers
     from starlette.exceptions import HTTPException
+
+    from rag.surfaces.schema import AskResult, DocumentResult, SearchResult, TimelineResult
 except ImportError as e:  # the 'serve' extra is not installed
     raise MissingExtraError(e.name or "fastapi", "serve") from None
 
@@ -353,11 +357,9 @@ def _tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-def passage(hit) -> dict:
-    """A search result: the passage, its article and score."""
-    c = hit.chunk
-    return {"doc_id": c.doc_id, "title": c.title, "date": c.date, "source": c.source, "url": c.url,
-            "start": c.start, "end": c.end, "text": c.text, "score": round(float(hit.score), 6), "page": c.page}
+def _shape(model: type) -> dict:
+    """A route's response model: the shared output schema, keys a result leaves out left out."""
+    return {"response_model": model, "response_model_exclude_unset": True}
 
 
 def citation_url(c) -> str:
@@ -541,16 +543,18 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
         return StreamingResponse(reply.stream(job, first, deadline, server.remember), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.post("/v1/search", summary="The passages that best match a query")
+    @app.post("/v1/search", summary="The passages that best match a query", **_shape(SearchResult))
     async def search(body: SearchRequest) -> dict:
-        """``{"results": [{doc_id, title, date, source, url, start, end, text, score, page}]}``, best first."""
+        """``{"results": [{n, doc_id, title, date, source, url, start, end, text, score, page}]}``, best first:
+        the MCP ``search`` tool's object."""
         server.require_index()
         filters = _filters(body)
         job = server.workers.start(lambda _: rag.search(body.query, k=body.k, filters=filters,
                                                         reference_day=body.reference_day or ""))
-        return {"results": [passage(h) for h in await job.result(server.deadline())]}
+        return search_dict(await job.result(server.deadline()))
 
-    @app.post("/v1/timeline", summary="The dated events about a person, organisation, place or topic, each cited")
+    @app.post("/v1/timeline", summary="The dated events about a person, organisation, place or topic, each cited",
+              **_shape(TimelineResult))
     async def timeline(body: TimelineRequest) -> dict:
         """Exactly the ``timeline --json`` object: ``{"query", "variants", "articles", "entries": [{"date",
         "precision", "basis", "stated", "text", "source": {doc_id, title, date, source, url, start, end, text},
@@ -566,7 +570,7 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
 
         return await server.workers.start(events).result(server.deadline())
 
-    @app.post("/v1/ask", summary="The answer as `python -m rag ask --json` prints it")
+    @app.post("/v1/ask", summary="The answer as `python -m rag ask --json` prints it", **_shape(AskResult))
     async def ask(body: AskRequest) -> dict:
         """Exactly the ``ask --json`` object: question, answer, abstained, citations, evidence, timings_ms, ..."""
         server.require_index()
@@ -577,10 +581,11 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
             reference_day=body.reference_day or ""))).result(server.deadline())
         return result.to_dict()
 
-    @app.get("/v1/documents/{doc_id:path}", summary="An indexed article, or a span of it")
+    @app.get("/v1/documents/{doc_id:path}", summary="An indexed article, or a span of it", **_shape(DocumentResult))
     def document(doc_id: str, start: int | None = Query(None, ge=0, description="first character of the span"),
                  end: int | None = Query(None, ge=0, description="character after the span")) -> dict:
-        """Metadata and ``text`` (the whole article, or ``text[start:end]`` with ``start``/``end``)."""
+        """Metadata and ``text`` (the whole article, or ``text[start:end]`` with ``start``/``end``): the
+        MCP ``get_document`` tool's object."""
         server.require_index()
         try:
             doc = rag.document(doc_id, start, end)
@@ -588,7 +593,7 @@ def create_app(rag: Rag, api_key: str = "", max_concurrent: int = 4, queue: int 
             raise ApiError(400, str(e), "invalid_span") from None
         if doc is None:
             raise ApiError(404, f"no indexed document has the id {doc_id!r}", "document_not_found")
-        return {k: v for k, v in doc.items() if k != "path"}
+        return document_dict(doc)
 
     @app.post("/v1/documents", summary="Add articles: upload files, index them")
     async def upload(files: list[UploadFile] = File(description=f"articles ({', '.join(UPLOAD_SUFFIXES)}), "

@@ -18,7 +18,8 @@ ABSTAINED_NOTE = "(The articles do not answer this; the closest passages follow.
 def _fill(text: str, width: int, indent: str = "", subsequent: str | None = None) -> str:
     if not width:
         return indent + text
-    return textwrap.fill(text, width, initial_indent=indent,
+    # Lines break between words only: "post-occupation" stays one word, as the article wrote it.
+    return textwrap.fill(text, width, initial_indent=indent, break_on_hyphens=False,
                          subsequent_indent=indent if subsequent is None else subsequent)
 
 
