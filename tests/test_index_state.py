@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import rag.api
 import rag.index.build
 from rag import CorpusError, Filters, Rag, RagError, RagIndexError
 from rag.index.layout import current_generation
@@ -191,3 +192,19 @@ def test_serve_start_with_no_index_says_it_is_building_until_done(fake_settings)
     assert startup.state == "missing" and not startup.usable
     startup.updating.join(timeout=60)
     assert not startup.building and not startup.error and startup.report.documents == 5
+
+
+def test_a_question_reads_which_index_is_current_once(fake_rag, monkeypatch):
+    """``index_reader`` re-read CURRENT up to four times per ``ask``; a question now pins one index."""
+    calls: list[Path] = []
+
+    def counting(index_path):
+        calls.append(index_path)
+        return current_generation(index_path)
+
+    monkeypatch.setattr(rag.api, "current_generation", counting)
+    fake_rag.ask(QUESTION, reference_day="2025-11-09", filters=Filters(sources=("Trends",)))
+    assert len(calls) == 1
+    calls.clear()
+    fake_rag.ask("How many US troops are in Afghanistan now?")  # a conflict question about "now"
+    assert len(calls) == 1
