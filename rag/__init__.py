@@ -4,8 +4,10 @@ Public API::
 
     from rag import Rag, Settings
     rag = Rag(Settings.from_env(corpus=("corpus",)))
-    rag.prepare()
+    rag.start()  # the one start-up: settings checked, the index built or updated when it must be
     answer = rag.ask("Who offered to mediate between Kabul and Islamabad?")
+    for event in rag.ask_stream(question, llm="openai"):  # tokens as written, then the Answer
+        ...
 """
 
 from __future__ import annotations
