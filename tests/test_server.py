@@ -91,12 +91,22 @@ class ScriptedLLM:
     def __init__(self, reply: str = "Iran offered to mediate [1].", gate: threading.Event | None = None) -> None:
         self.reply, self.gate = reply, gate
         self.entered = threading.Event()  # set when an answer reaches the model
+        self.pace = 0.0  # seconds between words
+        self.written = 0  # words yielded
+        self.closed = threading.Event()  # set when the answer's stream was closed before its end
 
     def stream(self, messages: list[dict], max_tokens: int, timeout: float) -> Iterator[str]:
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(WAIT_S)
-        yield from re.findall(r"\S+\s*", self.reply)
+        try:
+            for word in re.findall(r"\S+\s*", self.reply):
+                yield word
+                self.written += 1
+                time.sleep(self.pace)
+        except GeneratorExit:
+            self.closed.set()
+            raise
 
 
 @pytest.fixture
@@ -171,6 +181,19 @@ def test_llm_tokens_are_streamed_as_they_come(api: str, llm: ScriptedLLM):
     assert final["citations"][0]["n"] == 1
     assert chunks[-1].model_extra["x_rag"]["llm"] == "scripted"
     assert chunks[-1].usage.completion_tokens == 5  # the model's chunks, counted
+
+
+def test_a_client_that_hangs_up_stops_the_model(api: str, llm: ScriptedLLM):
+    """The request's worker iterates ``Rag.ask_stream``; when the client goes, the stream is closed
+    and the model stops generating (no callback raising inside the model's loop)."""
+    llm.reply = " ".join(f"word{i}" for i in range(300)) + " [1]."
+    llm.pace = 0.01
+    with httpx.stream("POST", f"{api}/v1/chat/completions", timeout=WAIT_S,
+                      json={"model": "rag:scripted", "messages": user(QUESTION), "stream": True}) as r:
+        lines = r.iter_lines()
+        assert sum(1 for line, _ in zip(lines, range(6)) if line.startswith("data: ")) >= 2
+    assert llm.closed.wait(WAIT_S), "the model kept generating for a client that had gone"
+    assert llm.written < 300
 
 
 def test_a_corrected_llm_answer_follows_the_stream_and_the_spans_point_into_it(api: str, llm: ScriptedLLM):

@@ -319,8 +319,8 @@ def respond(rag: Rag, message: str, history: list | None, conversation: Conversa
                       reference_day=(reference_day or "").strip(), llm=backend)
         if backend != "none":
             yield say("…")
-        # Gradio runs each step on a worker thread and closes the generator when the page goes
-        # away, which closes the stream: the model stops.
+        # Gradio runs each step on a worker thread; when it closes or drops this generator (the
+        # page went away), the stream is closed with it and the model stops.
         written = ""
         with closing(rag.ask_stream(message, **kwargs)) as events:
             for event in events:
