@@ -147,11 +147,12 @@ class Rag:
 
     def prepare(self, progress=None, log: Callable[[str], None] = lambda m: None,
                      on_issue: Callable[[SkippedInput, bool], None] | None = None,
-                     update_stale: bool = True) -> BuildReport | None:
+                     update_stale: bool = True, state: IndexState | None = None) -> BuildReport | None:
         """Make the index usable: build it when missing or built for other settings (waiting for
         another run that is building it); update a stale one unless ``update_stale`` is False,
-        in which case the live index keeps answering and ``log`` says how to update it."""
-        state = self.index_state()
+        in which case the live index keeps answering and ``log`` says how to update it.
+        ``state``: the ``index_state()`` just found, so the corpus is not looked over again."""
+        state = state or self.index_state()
         if state.state == "current":
             return None
         running = indexing_in_progress(self.settings.index_path)
@@ -197,33 +198,31 @@ class Rag:
         self.check()
         if self.settings.llm != NO_LLM:
             self.llm_backend(self.settings.llm)
-        state = self.index_state()
+        state = self.index_state()  # the one look over the corpus: prepare is given it
         startup = Startup(state.state, state.reason, state.usable)
         background = policy == "serve" or (policy == "background" and state.usable)
-        if state.state == "current" and not background:
-            return startup
         if not background:
-            startup.report = self.prepare(progress, log, on_issue, update_stale=policy == "update")
+            startup.report = self.prepare(progress, log, on_issue, update_stale=policy == "update", state=state)
             if startup.report is not None:
                 log(startup.report.summary())
             if policy != "background":
                 return startup
-            state = self.index_state()  # built now: the background thread only loads the models
-        if state.state == "stale":
+        elif state.state == "stale":
             log(f"The index is out of date ({state.reason}); answering from it while it is updated in the background.")
         elif not state.usable:
             startup.building = state.state
 
         def run() -> None:
-            try:
-                startup.report = self.prepare(None, log, on_issue, update_stale=True)
-                if startup.report is not None:
-                    log(startup.report.summary())
-            except Exception as e:  # noqa: BLE001 - logged; while nothing answers, the surface says it too
-                startup.error = str(e)
-                log(f"{'warning' if state.usable else 'Error'}: indexing failed: {e}")
-            finally:
-                startup.building = ""
+            if background:  # else the index was built above: the thread only loads the models
+                try:
+                    startup.report = self.prepare(None, log, on_issue, update_stale=True, state=state)
+                    if startup.report is not None:
+                        log(startup.report.summary())
+                except Exception as e:  # noqa: BLE001 - logged; while nothing answers, the surface says it too
+                    startup.error = str(e)
+                    log(f"{'warning' if state.usable else 'Error'}: indexing failed: {e}")
+                finally:
+                    startup.building = ""
             if not (startup.error and not state.usable):
                 try:
                     self.warm()  # the first question is answered sooner
@@ -347,8 +346,8 @@ class Rag:
         ``Answer.warnings`` says why. ``reference_day`` is the day a question about "now" refers
         to (see ``search``). ``ask_stream`` gives the model's answer as it is written.
         """
-        events = self.ask_stream(question, k, filters, conversation, retrieve_k, llm, reference_day)
-        return [e for e in events if e.kind == "answer"][0].answer
+        *_, last = self.ask_stream(question, k, filters, conversation, retrieve_k, llm, reference_day)
+        return last.answer
 
     def ask_stream(self, question: str, k: int | None = None, filters: Filters = Filters(),
                    conversation: Conversation | None = None, retrieve_k: int = 0, llm: str | None = None,

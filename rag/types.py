@@ -213,9 +213,6 @@ class SkippedInput:
         return f"{where}: {self.reason}"
 
 
-DOCUMENT_KEYS = ("doc_id", "title", "date", "source", "url", "text", "start", "end", "length")
-
-
 def search_dict(hits: list[Hit]) -> dict:
     """The search result object: ``{"results": [citation, ...]}``, passages numbered from 1, best first."""
     return {"results": [h.citation(n).to_dict() for n, h in enumerate(hits, 1)]}
@@ -224,4 +221,5 @@ def search_dict(hits: list[Hit]) -> dict:
 def document_dict(doc: dict) -> dict:
     """The document object of ``Rag.document``'s result: the article's metadata, ``text`` (the
     whole article or the span asked for), ``start``, ``end`` and ``length``."""
-    return {k: doc.get(k) or ("" if k not in ("start", "end", "length") else 0) for k in DOCUMENT_KEYS}
+    out = {k: doc.get(k) or "" for k in ("doc_id", "title", "date", "source", "url", "text")}
+    return {**out, "start": doc["start"], "end": doc["end"], "length": doc["length"]}

@@ -716,7 +716,7 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log: Call
     limits = {name: _env_number(f"RAG_SERVE_{name.upper()}", default)
               for name, default in (("max_concurrent", 4), ("queue", 64), ("timeout", 120.0))}
     rag = Rag(settings)
-    rag.index_state()  # a corpus that does not exist fails here, before the port is taken
+    # Rag.start (in create_app) checks the settings and the corpus before the port is taken
     app = create_app(rag, api_key=api_key, max_concurrent=int(limits["max_concurrent"]), queue=int(limits["queue"]),
                      answer_timeout=limits["timeout"], prepare_index=True, log=log)
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host

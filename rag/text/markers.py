@@ -25,11 +25,6 @@ def citation_markers(text: str) -> list[Marker]:
             for m in MARKER.finditer(text or "")]
 
 
-def cited(text: str) -> list[int]:
-    """The passage numbers ``text`` cites, in order of first citation."""
-    return list(dict.fromkeys(n for m in citation_markers(text) for n in m.numbers))
-
-
 def replace_markers(text: str, fix) -> str:
     """``text`` with each marker, and the spaces before it, replaced by ``fix(marker, spaces)``."""
     out, pos = [], 0
